@@ -1,0 +1,169 @@
+//! The command line: every subcommand's flags, with the help text users read.
+//!
+//! `--help`, the man pages and the shell completions are all generated from these types, so
+//! they cannot drift apart.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::source::SourceKind;
+
+const ABOUT: &str = "Record which programs (and websites) use the network, and when";
+
+const LONG_ABOUT: &str = "\
+Record which programs (and websites) use the network, and when.
+
+`netmon record` samples per-process byte counters (macOS: nettop; Linux: the kernel) and keeps \
+exact per-tick deltas in a local SQLite database, with hourly and daily rollups. The query \
+subcommands read that database.";
+
+const EXAMPLES: &str = "\
+Examples:
+  netmon record                     record until Ctrl-C, into the default database
+  netmon record --interval 2s --db ~/netmon.db
+
+Exit codes: 0 ok, 1 user error (bad input, nothing to read, source unavailable), 2 runtime failure.";
+
+#[derive(Debug, Parser)]
+#[command(name = "netmon", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
+#[command(propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The database file.
+    ///
+    /// Default: ~/Library/Application Support/netmon/netmon.db on macOS,
+    /// $XDG_DATA_HOME/netmon/netmon.db (or ~/.local/share/netmon/netmon.db) elsewhere.
+    #[arg(long, global = true, env = "NETMON_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// How much to log on stderr: error, warn, info, debug or trace.
+    ///
+    /// RUST_LOG, when set, takes precedence (for example RUST_LOG=netmon=debug).
+    #[arg(long, global = true, value_name = "LEVEL", default_value = "info")]
+    pub log_level: tracing::Level,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Record(RecordArgs),
+}
+
+/// Sample per-process network counters into the database until stopped.
+///
+/// Runs until Ctrl-C or SIGTERM, then commits the tick in progress and exits 0. Only one
+/// recorder may write to a database at a time.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon record
+  netmon record --interval 2s --keep-raw 14d")]
+pub struct RecordArgs {
+    /// Time between samples, e.g. 5s, 2s, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// Where the counters come from.
+    ///
+    /// auto picks nettop on macOS and the best kernel source this user may use on Linux.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub source: SourceKind,
+
+    /// Keep per-tick samples this long, e.g. 7d; 0 keeps them forever.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_keep)]
+    pub keep_raw: Keep,
+
+    /// Keep hourly totals this long, e.g. 90d; 0 keeps them forever. Daily totals are kept forever.
+    #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = parse_keep)]
+    pub keep_hourly: Keep,
+
+    /// Also count traffic that never leaves this machine (loopback).
+    ///
+    /// Off by default: it is not network use, and each local connection would be counted
+    /// twice, once under each end.
+    #[arg(long)]
+    pub include_loopback: bool,
+
+    /// Stop after this many ticks (for tests and benchmarks).
+    #[arg(long, hide = true, value_name = "N")]
+    pub ticks: Option<u64>,
+
+    /// Give up on one sample after this long (the source process is killed).
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "10s", value_parser = parse_interval)]
+    pub sample_timeout: Duration,
+
+    /// Bytes per second per counter above which a delta is logged as impossible and dropped.
+    #[arg(
+        long,
+        hide = true,
+        value_name = "BYTES",
+        default_value_t = 12_500_000_000
+    )]
+    pub max_rate: u64,
+}
+
+/// A positive duration such as `5s`, `100ms` or `2m`.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try 5s, 500ms or 2m)"))?;
+    if d < Duration::from_millis(10) {
+        return Err("must be at least 10ms".into());
+    }
+    Ok(d)
+}
+
+/// A retention window; `None` keeps forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep(pub Option<Duration>);
+
+/// A retention window such as `7d`; `0` means keep forever.
+pub fn parse_keep(s: &str) -> Result<Keep, String> {
+    if s.trim() == "0" {
+        return Ok(Keep(None));
+    }
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (try 7d, 90d, or 0 to keep forever)"))?;
+    if d < Duration::from_secs(3600) {
+        return Err("must be at least 1h (or 0 to keep forever)".into());
+    }
+    Ok(Keep(Some(d)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_and_bad_ones_say_what_to_type() {
+        assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
+        assert!(parse_interval("5x").expect_err("bad").contains("try 5s"));
+        assert!(parse_interval("0s").is_err());
+        assert_eq!(parse_keep("0"), Ok(Keep(None)));
+        assert_eq!(
+            parse_keep("7d"),
+            Ok(Keep(Some(Duration::from_secs(7 * 86400))))
+        );
+    }
+
+    #[test]
+    fn every_subcommand_parses_with_its_defaults() {
+        let cli = Cli::try_parse_from(["netmon", "record"]).expect("record");
+        let Command::Record(a) = cli.command;
+        assert_eq!(a.interval, Duration::from_secs(5));
+        assert_eq!(a.keep_raw, Keep(Some(Duration::from_secs(7 * 86400))));
+    }
+}

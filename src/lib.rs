@@ -1,0 +1,18 @@
+//! netmon as a library: the binary (`main.rs`) is a thin shell over these modules, and
+//! benchmarks and tests use the same write path the recorder does.
+//!
+//! - `source/`: where counters come from (nettop; Linux kernel sources), behind one trait.
+//! - `delta`: cumulative counters to exact deltas.
+//! - `procinfo/`: pid to executable to application.
+//! - `record/`: the sampling loop.
+//! - `store/`: SQLite schema (in `sql/`), writes, retention, the recorder lock.
+//! - `cli`, `exit`, `paths`: the command line, exit codes, default locations.
+
+pub mod cli;
+pub mod delta;
+pub mod exit;
+pub mod paths;
+pub mod procinfo;
+pub mod record;
+pub mod source;
+pub mod store;

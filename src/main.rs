@@ -1,0 +1,65 @@
+//! netmon: which programs and which websites used the network, and when.
+//!
+//! `main` only sets up the process (umask, logging), parses the command line and maps the
+//! outcome to an exit code (`exit.rs`); each subcommand lives in its own module.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use tracing_subscriber::EnvFilter;
+
+use netmon::cli::{Cli, Command};
+use netmon::exit::{self, Exit};
+use netmon::{paths, record};
+
+fn main() -> ExitCode {
+    // Everything netmon creates (database, token, lock) is private to the user.
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Exit::Ok,
+                _ => Exit::User,
+            }
+            .into();
+        }
+    };
+    init_logging(cli.global.log_level);
+    match run(cli) {
+        Ok(()) => Exit::Ok.into(),
+        Err(e) => {
+            let code = exit::classify(&e);
+            if code != Exit::Ok {
+                eprintln!("netmon: error: {e:#}");
+            }
+            code.into()
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let db = paths::db_path(cli.global.db.as_ref())?;
+    match cli.command {
+        Command::Record(a) => record::run(record::Options::from_args(db, a)?),
+    }
+}
+
+/// Logs go to stderr (stdout carries only results), plain when stderr is not a terminal.
+fn init_logging(level: tracing::Level) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("netmon={level}")));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,255 @@
+//! From counter deltas to per-process traffic: group by owner, resolve each process to its
+//! application once, and group its per-connection deltas by remote endpoint.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::delta::Delta;
+use crate::procinfo::{self, App, ProcInfo};
+use crate::source::{Owner, ProcessRef};
+use crate::store::write::{AppKind, ProcessRecord, ProcessTraffic, RemoteRecord};
+
+/// How long a resolved process is remembered after it was last seen with traffic.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+
+/// Bytes in, bytes out, and per-remote bytes of one process in one tick.
+type Accumulated = (u64, u64, HashMap<RemoteRecord, (u64, u64)>);
+
+/// Resolves processes to applications, once per process.
+pub struct Attributor {
+    lookup: Box<dyn FnMut(u32) -> Option<ProcInfo>>,
+    cache: HashMap<(u32, String, Option<u64>), (ProcessRecord, Instant)>,
+}
+
+impl Default for Attributor {
+    fn default() -> Self {
+        Self::new(Box::new(procinfo::lookup))
+    }
+}
+
+impl Attributor {
+    /// `lookup` asks the OS about a pid (replaced in tests).
+    pub fn new(lookup: Box<dyn FnMut(u32) -> Option<ProcInfo>>) -> Self {
+        Attributor {
+            lookup,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Group one tick's deltas into per-process traffic.
+    pub fn attribute(&mut self, deltas: &[Delta]) -> Vec<ProcessTraffic> {
+        let now = Instant::now();
+        let mut order: Vec<ProcessRecord> = Vec::new();
+        let mut by_process: HashMap<ProcessRecord, Accumulated> = HashMap::new();
+        for d in deltas {
+            let record = self.record_for(&d.owner, now);
+            let entry = by_process.entry(record.clone()).or_insert_with(|| {
+                order.push(record);
+                (0, 0, HashMap::new())
+            });
+            entry.0 += d.bytes_in;
+            entry.1 += d.bytes_out;
+            if let Some(r) = &d.remote {
+                let flow = entry
+                    .2
+                    .entry(RemoteRecord {
+                        proto: r.proto.as_str(),
+                        host: r.host.clone(),
+                        port: r.port.unwrap_or(0),
+                    })
+                    .or_default();
+                flow.0 += d.bytes_in;
+                flow.1 += d.bytes_out;
+            }
+        }
+        order
+            .into_iter()
+            .filter_map(|record| {
+                let (bytes_in, bytes_out, flows) = by_process.remove(&record)?;
+                let mut flows: Vec<_> = flows.into_iter().map(|(r, (i, o))| (r, i, o)).collect();
+                flows.sort_by(|a, b| {
+                    (&a.0.host, a.0.port, a.0.proto).cmp(&(&b.0.host, b.0.port, b.0.proto))
+                });
+                Some(ProcessTraffic {
+                    process: record,
+                    bytes_in,
+                    bytes_out,
+                    flows,
+                })
+            })
+            .collect()
+    }
+
+    /// Forget processes not seen for a while, so a reused pid is looked up afresh.
+    pub fn prune(&mut self) {
+        let now = Instant::now();
+        self.cache
+            .retain(|_, (_, seen)| now.duration_since(*seen) < FORGET_AFTER);
+    }
+
+    fn record_for(&mut self, owner: &Owner, now: Instant) -> ProcessRecord {
+        match owner {
+            Owner::Unattributed { reason } => ProcessRecord {
+                pid: None,
+                name: reason.clone(),
+                start_time: None,
+                exe: None,
+                uid: None,
+                app: App {
+                    name: format!("(unattributed: {reason})"),
+                    path: None,
+                },
+                kind: AppKind::Unattributed,
+            },
+            Owner::Process(p) => {
+                let key = (p.pid, p.name.clone(), p.start_time);
+                if let Some((record, seen)) = self.cache.get_mut(&key) {
+                    *seen = now;
+                    return record.clone();
+                }
+                let record = self.resolve(p);
+                self.cache.insert(key, (record.clone(), now));
+                record
+            }
+        }
+    }
+
+    fn resolve(&mut self, p: &ProcessRef) -> ProcessRecord {
+        // A source that read the executable itself is trusted; otherwise ask the OS once.
+        let info = if p.exe.is_some() {
+            None
+        } else {
+            (self.lookup)(p.pid)
+        };
+        let app = procinfo::app_for(p, info.as_ref());
+        let matched = app.path.is_some();
+        ProcessRecord {
+            pid: Some(p.pid),
+            name: p.name.clone(),
+            start_time: p.start_time.or(if matched {
+                info.as_ref().and_then(|i| i.start_time)
+            } else {
+                None
+            }),
+            exe: p.exe.as_ref().map(|e| e.display().to_string()).or_else(|| {
+                if matched {
+                    info.as_ref()
+                        .and_then(|i| i.exe.as_ref())
+                        .map(|e| e.display().to_string())
+                } else {
+                    None
+                }
+            }),
+            uid: p.uid.or(if matched {
+                info.as_ref().and_then(|i| i.uid)
+            } else {
+                None
+            }),
+            app,
+            kind: AppKind::Application,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::Cause;
+    use crate::source::{CounterKey, Proto, Remote};
+    use std::path::PathBuf;
+
+    fn delta(pid: u32, name: &str, remote: Option<(&str, u16)>, bin: u64, bout: u64) -> Delta {
+        Delta {
+            key: CounterKey(format!("{pid}/{name}/{remote:?}")),
+            owner: Owner::Process(ProcessRef::new(pid, name)),
+            remote: remote.map(|(h, p)| Remote {
+                proto: Proto::Tcp,
+                host: h.into(),
+                addr: h.parse().ok(),
+                port: Some(p),
+                loopback: false,
+            }),
+            bytes_in: bin,
+            bytes_out: bout,
+            cause: Cause::Growth,
+        }
+    }
+
+    #[test]
+    fn deltas_group_by_process_and_flows_by_remote() {
+        let mut a = Attributor::new(Box::new(|_| None));
+        let t = a.attribute(&[
+            delta(1, "curl", Some(("192.0.2.1", 443)), 10, 1),
+            delta(1, "curl", Some(("192.0.2.1", 443)), 5, 1),
+            delta(1, "curl", Some(("192.0.2.2", 443)), 1, 1),
+            delta(2, "ssh", None, 7, 7),
+        ]);
+        assert_eq!(t.len(), 2);
+        assert_eq!((t[0].bytes_in, t[0].bytes_out), (16, 3));
+        assert_eq!(t[0].flows.len(), 2);
+        assert_eq!((t[0].flows[0].1, t[0].flows[0].2), (15, 2));
+        assert_eq!(t[1].process.app.name, "ssh");
+    }
+
+    #[test]
+    fn each_process_is_looked_up_once() {
+        let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+        let c = calls.clone();
+        let mut a = Attributor::new(Box::new(move |_| {
+            c.set(c.get() + 1);
+            Some(ProcInfo {
+                exe: Some(PathBuf::from(
+                    "/Applications/Safari.app/Contents/MacOS/Safari",
+                )),
+                name: Some("Safari".into()),
+                ..ProcInfo::default()
+            })
+        }));
+        for _ in 0..3 {
+            let t = a.attribute(&[delta(9, "Safari", None, 1, 1)]);
+            assert_eq!(t[0].process.app.name, "Safari");
+            assert_eq!(
+                t[0].process.exe.as_deref(),
+                Some("/Applications/Safari.app/Contents/MacOS/Safari")
+            );
+        }
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn a_mismatched_pid_claims_no_path() {
+        let mut a = Attributor::new(Box::new(|_| {
+            Some(ProcInfo {
+                exe: Some(PathBuf::from("/usr/bin/ssh")),
+                name: Some("ssh".into()),
+                ..ProcInfo::default()
+            })
+        }));
+        let t = a.attribute(&[delta(9, "curl", None, 1, 1)]);
+        assert_eq!(
+            t[0].process.app,
+            App {
+                name: "curl".into(),
+                path: None
+            }
+        );
+        assert_eq!(t[0].process.exe, None);
+    }
+
+    #[test]
+    fn unattributed_bytes_get_their_own_labelled_row() {
+        let mut a = Attributor::new(Box::new(|_| None));
+        let d = Delta {
+            owner: Owner::Unattributed {
+                reason: "socket closed before it was seen".into(),
+            },
+            ..delta(0, "", None, 3, 4)
+        };
+        let t = a.attribute(&[d]);
+        assert_eq!(t[0].process.kind, AppKind::Unattributed);
+        assert_eq!(
+            t[0].process.app.name,
+            "(unattributed: socket closed before it was seen)"
+        );
+    }
+}

@@ -1,0 +1,501 @@
+//! `netmon record`: the synchronous sampling loop.
+//!
+//! Each tick: read a snapshot from the source, turn it into deltas (`crate::delta`), resolve
+//! processes to applications (`attribute`), and commit everything in one transaction
+//! (`crate::store::write`). Ticks are scheduled on the monotonic clock (`clock`); the wall
+//! clock only labels them. SIGINT, SIGTERM and SIGHUP stop the loop within one interval: a
+//! sample in progress is abandoned (its child killed), a commit in progress finishes, the run
+//! is closed, and the process exits 0. If a commit fails, the tick's deltas are kept and
+//! committed with the next tick, so a passing database error loses nothing.
+
+pub mod attribute;
+pub mod clock;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{SecondsFormat, Utc};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing::{debug, debug_span, error, info, warn};
+
+use crate::delta::{self, Engine, StateChanges};
+use crate::procinfo;
+use crate::source::{self, Cancel, CounterKey, SourceKind, SourceOptions};
+use crate::store::lock::RecorderLock;
+use crate::store::retention::{self, Policy};
+use crate::store::write::{ProcessTraffic, RunInfo, Tick, Writer};
+use crate::store::{self, Create};
+
+use clock::{Schedule, WallJump};
+
+/// Everything `record` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub db: PathBuf,
+    pub source: SourceKind,
+    pub interval: Duration,
+    pub sample_timeout: Duration,
+    pub retention: Policy,
+    pub include_loopback: bool,
+    pub max_rate: u64,
+    /// Stop after this many committed ticks.
+    pub max_ticks: Option<u64>,
+}
+
+impl Options {
+    /// Validate what was typed.
+    pub fn from_args(db: PathBuf, a: crate::cli::RecordArgs) -> anyhow::Result<Self> {
+        if let (Some(raw), Some(hourly)) = (a.keep_raw.0, a.keep_hourly.0)
+            && hourly < raw
+        {
+            return Err(crate::exit::user(format!(
+                "--keep-hourly ({}) must be at least --keep-raw ({}): hourly totals stand in \
+                 for the samples once those are deleted",
+                humantime::format_duration(hourly),
+                humantime::format_duration(raw)
+            )));
+        }
+        Ok(Options {
+            db,
+            source: a.source,
+            interval: a.interval,
+            sample_timeout: a.sample_timeout,
+            retention: Policy {
+                raw: a.keep_raw.0,
+                hourly: a.keep_hourly.0,
+            },
+            include_loopback: a.include_loopback,
+            max_rate: a.max_rate,
+            max_ticks: a.ticks,
+        })
+    }
+}
+
+/// How often the retention pass runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// How often an info-level summary is logged.
+const SUMMARY_EVERY: Duration = Duration::from_secs(300);
+/// The longest pause between attempts after repeated failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Why the loop ended.
+enum Stop {
+    Signal(i32),
+    TickLimit,
+}
+
+pub fn run(opts: Options) -> anyhow::Result<()> {
+    let started = Utc::now();
+    let _lock = RecorderLock::acquire(
+        &opts.db,
+        &started.to_rfc3339_opts(SecondsFormat::Secs, true),
+    )?;
+    let conn = store::open(&opts.db, Create::IfMissing)?;
+    let mut source = source::open(
+        opts.source,
+        &SourceOptions {
+            sample_timeout: opts.sample_timeout,
+        },
+    )?;
+    let kind = source.kind();
+    let mut writer = Writer::new(conn);
+    let boot = procinfo::boot_id();
+    let run_id = writer.begin_run(&RunInfo {
+        started_at_ms: started.timestamp_millis(),
+        source: kind.as_str().to_string(),
+        interval_ms: opts.interval.as_millis() as i64,
+        pid: std::process::id(),
+        hostname: procinfo::hostname(),
+        boot_id: Some(boot.clone()),
+        notes: source.blind_spots(),
+    })?;
+    let saved = writer.load_state(&boot, Utc::now().timestamp_millis())?;
+    let resumed = saved.len();
+    let mut engine = Engine::new(delta::Config {
+        max_rate: opts.max_rate,
+        ..delta::Config::default()
+    });
+    engine.resume(saved);
+
+    let cancel = Cancel::new();
+    let (sig_tx, sig_rx) = mpsc::channel::<i32>();
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
+    let signal_handle = signals.handle();
+    {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            for sig in signals.forever() {
+                cancel.cancel();
+                if sig_tx.send(sig).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    eprintln!(
+        "netmon record: source {}, database {}, every {}",
+        kind.as_str(),
+        opts.db.display(),
+        humantime::format_duration(opts.interval)
+    );
+    for note in source.blind_spots() {
+        eprintln!("netmon record: not counted: {note}");
+    }
+    if !opts.include_loopback {
+        debug!("loopback traffic is not counted (--include-loopback counts it)");
+    }
+    info!(run = run_id, resumed_counters = resumed, boot = %boot, "recording");
+
+    let mut rec = Recorder {
+        opts: &opts,
+        writer,
+        engine,
+        attributor: attribute::Attributor::default(),
+        run_id,
+        last_mono: None,
+        last_wall_ms: None,
+        failing: None,
+        pending: None,
+        ticks: 0,
+        summary: Summary::default(),
+    };
+    let mut schedule = Schedule::new(Instant::now(), opts.interval);
+    let mut last_retention: Option<Instant> = None;
+    let mut last_summary = Instant::now();
+
+    let stop = loop {
+        let due = schedule.due();
+        let now = Instant::now();
+        if due > now {
+            match sig_rx.recv_timeout(due - now) {
+                Ok(sig) => break Stop::Signal(sig),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {}
+            }
+        }
+        if let Ok(sig) = sig_rx.try_recv() {
+            break Stop::Signal(sig);
+        }
+        let span = debug_span!("tick", n = rec.ticks + 1).entered();
+        let result = source.sample(&cancel);
+        let sampled_at = Instant::now();
+        match result {
+            Ok(snapshot) => rec.tick(snapshot, sampled_at),
+            Err(source::Error::Cancelled) => {
+                drop(span);
+                break Stop::Signal(sig_rx.try_recv().unwrap_or(SIGTERM));
+            }
+            Err(e) if e.is_permanent() => {
+                rec.close_failing(Utc::now().timestamp_millis());
+                let _ = rec.writer.end_run(
+                    run_id,
+                    Utc::now().timestamp_millis(),
+                    &format!("error: {e}"),
+                );
+                return Err(e.into());
+            }
+            Err(e) => rec.failed(&e),
+        }
+        drop(span);
+
+        let now = Instant::now();
+        let skipped = schedule.advance(now);
+        if skipped > 0 {
+            debug!(skipped, "tick ran past later due times; they were skipped");
+        }
+        if let Some((n, _, _)) = &rec.failing {
+            let backoff = backoff(opts.interval, *n);
+            schedule.not_before(now + backoff);
+        }
+        if rec.ticks > 0 && last_retention.is_none_or(|t| now.duration_since(t) >= RETENTION_EVERY)
+        {
+            rec.retention();
+            last_retention = Some(now);
+        }
+        if now.duration_since(last_summary) >= SUMMARY_EVERY {
+            rec.log_summary();
+            last_summary = now;
+        }
+        if opts.max_ticks.is_some_and(|n| rec.ticks >= n) {
+            break Stop::TickLimit;
+        }
+    };
+
+    let stopped_ms = Utc::now().timestamp_millis();
+    rec.close_failing(stopped_ms);
+    if let Some((traffic, state)) = rec.pending.take() {
+        // One last try for deltas a failed commit left behind.
+        if let Err(e) = rec.commit(&traffic, &state, stopped_ms, Duration::ZERO) {
+            error!(error = %e, "could not commit the last tick's deltas");
+        }
+    }
+    let reason = match stop {
+        Stop::Signal(sig) => format!("signal {}", signal_name(sig)),
+        Stop::TickLimit => "tick limit".to_string(),
+    };
+    rec.writer.end_run(run_id, stopped_ms, &reason)?;
+    rec.log_summary();
+    signal_handle.close();
+    info!(run = run_id, reason = %reason, ticks = rec.ticks, "stopped");
+    Ok(())
+}
+
+/// Pause after `failures` consecutive failed ticks: none after the first, then doubling.
+fn backoff(interval: Duration, failures: u32) -> Duration {
+    if failures <= 1 {
+        return Duration::ZERO;
+    }
+    let factor = 1u32 << (failures - 1).min(16);
+    interval
+        .saturating_mul(factor)
+        .min(MAX_BACKOFF.max(interval))
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        SIGHUP => "SIGHUP",
+        _ => "other",
+    }
+}
+
+#[derive(Debug, Default)]
+struct Summary {
+    ticks: u64,
+    failed: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    sample_rows: u64,
+}
+
+struct Recorder<'a> {
+    opts: &'a Options,
+    writer: Writer,
+    engine: Engine,
+    attributor: attribute::Attributor,
+    run_id: i64,
+    last_mono: Option<Instant>,
+    last_wall_ms: Option<i64>,
+    /// Consecutive failures: count, wall time of the last good tick (or run start), last error.
+    failing: Option<(u32, i64, String)>,
+    /// Deltas whose commit failed, to be committed with the next tick.
+    pending: Option<(Vec<ProcessTraffic>, StateChanges)>,
+    ticks: u64,
+    summary: Summary,
+}
+
+impl Recorder<'_> {
+    fn tick(&mut self, mut snapshot: source::Snapshot, sampled_at: Instant) {
+        let took = self.last_mono.map(|m| sampled_at.duration_since(m));
+        let elapsed = took.unwrap_or(Duration::ZERO);
+        let wall_ms = Utc::now().timestamp_millis();
+        if !self.opts.include_loopback {
+            snapshot
+                .counters
+                .retain(|c| !c.remote.as_ref().is_some_and(|r| r.loopback));
+        }
+        let counters = snapshot.counters.len();
+        let outcome = self.engine.apply(&snapshot, elapsed);
+        let traffic = self.attributor.attribute(&outcome.deltas);
+
+        if let Some(prev) = self.last_wall_ms {
+            let tolerance = self.opts.interval.max(Duration::from_secs(2));
+            match clock::wall_jump(wall_ms - prev, elapsed, tolerance) {
+                WallJump::None => {}
+                WallJump::Forward(d) => {
+                    warn!(
+                        wall_ahead_ms = d.as_millis() as u64,
+                        "the wall clock moved ahead of the monotonic clock: \
+                        the machine slept or the clock was stepped; recorded as a gap"
+                    );
+                    let start = prev + elapsed.as_millis() as i64;
+                    if let Err(e) = self.writer.gap(
+                        self.run_id,
+                        start,
+                        start + d.as_millis() as i64,
+                        "machine asleep or clock stepped forward",
+                    ) {
+                        error!(error = %e, "could not record a gap");
+                    }
+                }
+                WallJump::Backward(d) => {
+                    warn!(
+                        behind_ms = d.as_millis() as u64,
+                        "the wall clock went back; \
+                        ticks keep their monotonic durations, labels follow the wall clock"
+                    );
+                }
+            }
+        }
+        self.close_failing(wall_ms);
+
+        let (mut traffic, mut state) = (traffic, outcome.state);
+        if let Some((old_traffic, old_state)) = self.pending.take() {
+            let mut merged = old_traffic;
+            merged.extend(traffic);
+            traffic = merged;
+            state = merge_state(old_state, state);
+        }
+        match self.commit(&traffic, &state, wall_ms, elapsed) {
+            Ok(stats) => {
+                self.ticks += 1;
+                self.summary.ticks += 1;
+                self.summary.bytes_in += stats.bytes_in;
+                self.summary.bytes_out += stats.bytes_out;
+                self.summary.sample_rows += stats.sample_rows as u64;
+                debug!(
+                    counters,
+                    processes = traffic.len(),
+                    bytes_in = stats.bytes_in,
+                    bytes_out = stats.bytes_out,
+                    rejected = outcome.rejected.len(),
+                    baselined = outcome.baselined,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "tick committed"
+                );
+            }
+            Err(e) => {
+                error!(error = %e, "committing the tick failed; its deltas will be committed with the next one");
+                self.pending = Some((traffic, state));
+            }
+        }
+        self.last_mono = Some(sampled_at);
+        self.last_wall_ms = Some(wall_ms);
+    }
+
+    fn commit(
+        &mut self,
+        traffic: &[ProcessTraffic],
+        state: &StateChanges,
+        wall_ms: i64,
+        elapsed: Duration,
+    ) -> Result<store::write::TickStats, store::Error> {
+        let at = chrono::DateTime::<Utc>::from_timestamp_millis(wall_ms).unwrap_or_else(Utc::now);
+        self.writer.commit_tick(&Tick {
+            run_id: self.run_id,
+            at_ms: wall_ms,
+            elapsed_ms: elapsed.as_millis() as i64,
+            day: clock::local_day_start(at),
+            traffic,
+            state,
+        })
+    }
+
+    fn failed(&mut self, e: &source::Error) {
+        self.summary.failed += 1;
+        let since = self
+            .failing
+            .as_ref()
+            .map(|f| f.1)
+            .or(self.last_wall_ms)
+            .unwrap_or_else(|| Utc::now().timestamp_millis());
+        let n = self.failing.as_ref().map_or(0, |f| f.0) + 1;
+        warn!(error = %e, consecutive = n, "tick failed");
+        self.failing = Some((n, since, e.to_string()));
+    }
+
+    /// A failure streak ended (or the run is stopping): record it as a gap.
+    fn close_failing(&mut self, until_ms: i64) {
+        if let Some((n, since, err)) = self.failing.take() {
+            let reason = format!("{n} tick(s) failed: {err}");
+            if let Err(e) = self.writer.gap(self.run_id, since, until_ms, &reason) {
+                error!(error = %e, "could not record a gap");
+            }
+        }
+    }
+
+    fn retention(&mut self) {
+        let now_ms = Utc::now().timestamp_millis();
+        let cut = retention::cutoffs(&self.opts.retention, now_ms, clock::local_day_floor);
+        if let Some(before) = cut.raw_before_ms {
+            // Cached process ids may point at rows this pass deletes.
+            self.writer.forget_processes_before(before);
+        }
+        self.attributor.prune();
+        let started = Instant::now();
+        match retention::apply(self.writer.conn_mut(), &cut) {
+            Ok(s) => info!(
+                ticks = s.ticks,
+                samples = s.samples,
+                hourly = s.hourly,
+                processes = s.processes,
+                pages_freed = s.pages_freed,
+                took_ms = started.elapsed().as_millis() as u64,
+                "retention pass"
+            ),
+            Err(e) => error!(error = %e, "retention pass failed; will retry in an hour"),
+        }
+    }
+
+    fn log_summary(&mut self) {
+        let s = std::mem::take(&mut self.summary);
+        info!(
+            ticks = s.ticks,
+            failed = s.failed,
+            bytes_in = s.bytes_in,
+            bytes_out = s.bytes_out,
+            sample_rows = s.sample_rows,
+            tracked_counters = self.engine.tracked(),
+            "summary"
+        );
+    }
+}
+
+/// Apply `later` on top of `earlier`, key by key, in order.
+fn merge_state(earlier: StateChanges, later: StateChanges) -> StateChanges {
+    let mut m: HashMap<CounterKey, Option<(u64, u64)>> = HashMap::new();
+    for s in [earlier, later] {
+        for (k, i, o) in s.upsert {
+            m.insert(k, Some((i, o)));
+        }
+        for k in s.remove {
+            m.insert(k, None);
+        }
+    }
+    let mut out = StateChanges::default();
+    for (k, v) in m {
+        match v {
+            Some((i, o)) => out.upsert.push((k, i, o)),
+            None => out.remove.push(k),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_after_the_second_failure_and_is_capped() {
+        let i = Duration::from_secs(5);
+        assert_eq!(backoff(i, 1), Duration::ZERO);
+        assert_eq!(backoff(i, 2), Duration::from_secs(10));
+        assert_eq!(backoff(i, 3), Duration::from_secs(20));
+        assert_eq!(backoff(i, 30), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn merged_state_keeps_the_latest_word_per_key() {
+        let k = |s: &str| CounterKey(s.into());
+        let a = StateChanges {
+            upsert: vec![(k("a"), 1, 1), (k("b"), 1, 1)],
+            remove: vec![k("c")],
+        };
+        let b = StateChanges {
+            upsert: vec![(k("a"), 2, 2), (k("c"), 3, 3)],
+            remove: vec![k("b")],
+        };
+        let mut m = merge_state(a, b);
+        m.upsert.sort();
+        assert_eq!(m.upsert, vec![(k("a"), 2, 2), (k("c"), 3, 3)]);
+        assert_eq!(m.remove, vec![k("b")]);
+    }
+}

@@ -1,0 +1,373 @@
+//! Pure parser for `nettop` CSV logging mode (`-L`), built against `shared/fixtures/nettop`.
+//!
+//! Facts it rests on (FORMAT.md in the fixtures folder, with its evidence labels):
+//! - A header names the columns in nettop's own order whatever `-J` asked for, with one
+//!   unnamed field for the process or connection identifier, and a trailing comma [V]. So
+//!   columns are found by header name, never by position.
+//! - Nothing is quoted. Names contain dots, spaces and parentheses, are cut to 15 characters and
+//!   may end in a space [V]; a comma in a name was never seen but would add a field [I]. So
+//!   the identifier is everything between the columns before it and the columns after it,
+//!   counted from the right, and the pid is the integer after the *last* dot.
+//! - Each process row is followed by its connection rows (without `-P`); a connection
+//!   identifier is `proto local<->remote`, IPv6 endpoints use `.` before the port [V].
+//! - The header repeats before every sample, with no end marker; a stream may start part-way
+//!   through, end in the middle of a row, arrive with CRLF, or carry stray control characters
+//!   before a header [V]/[Q].
+//!
+//! A line that does not fit is reported in [`Parsed::skipped`] with its number and an excerpt,
+//! and the parse goes on: one bad line never costs the rest of a sample.
+
+use std::fmt;
+
+/// The result of parsing nettop output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parsed {
+    /// One block per header line, in order.
+    pub blocks: Vec<Block>,
+    /// Lines that could not be used, with why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// One sample: the rows under one header.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Block {
+    /// Line number (1-based) of the header.
+    pub header_line: usize,
+    pub processes: Vec<ProcessRow>,
+}
+
+/// A per-process row (`name.pid`), with the connection rows listed under it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessRow {
+    pub name: String,
+    pub pid: u32,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connections: Vec<ConnectionRow>,
+    pub line: usize,
+}
+
+/// A per-connection row (`proto local<->remote`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionRow {
+    /// As printed: `tcp4`, `udp6`, `quic4`, …
+    pub proto: String,
+    /// The identifier exactly as printed, used to tell connections apart.
+    pub ident: String,
+    pub local: Endpoint,
+    pub remote: Endpoint,
+    pub interface: Option<String>,
+    pub state: Option<String>,
+    /// Empty on listeners and unbound sockets.
+    pub bytes_in: Option<u64>,
+    pub bytes_out: Option<u64>,
+    pub line: usize,
+}
+
+/// One end of a connection. `host` is `None` for the wildcard `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// A line the parser could not use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub line: usize,
+    pub reason: &'static str,
+    pub excerpt: String,
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}: {:?}", self.line, self.reason, self.excerpt)
+    }
+}
+
+/// Why no sample could be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("no header line was found (first line: {first_line:?})")]
+    NoHeader { first_line: String },
+    #[error("the header {header:?} has no bytes_in and bytes_out columns")]
+    MissingByteColumns { header: String },
+}
+
+/// Column positions of one header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Header {
+    fields: usize,
+    ident: usize,
+    interface: Option<usize>,
+    state: Option<usize>,
+    bytes_in: usize,
+    bytes_out: usize,
+}
+
+/// Longest excerpt of a bad line kept for the log.
+const EXCERPT_CHARS: usize = 80;
+
+/// Parse nettop `-L` output: any number of samples, any column set that includes
+/// `bytes_in` and `bytes_out`.
+pub fn parse(text: &str) -> Result<Parsed, ParseError> {
+    let mut parsed = Parsed::default();
+    let mut header: Option<Header> = None;
+    let mut unusable_header: Option<String> = None;
+    let ends_with_newline = text.ends_with('\n');
+    let lines: Vec<&str> = text.split('\n').collect();
+    let last = lines.len().saturating_sub(1);
+
+    for (idx, raw) in lines.iter().enumerate() {
+        let number = idx + 1;
+        let line = clean(raw);
+        if line.is_empty() {
+            continue;
+        }
+        if idx == last && !ends_with_newline {
+            // The stream stopped in the middle of this line (nettop killed, pipe closed).
+            skip(&mut parsed, number, "incomplete last line", line);
+            continue;
+        }
+        if let Some(fields) = header_fields(line) {
+            match Header::from_fields(&fields) {
+                Some(h) => {
+                    header = Some(h);
+                    parsed.blocks.push(Block {
+                        header_line: number,
+                        processes: Vec::new(),
+                    });
+                }
+                None => {
+                    header = None;
+                    unusable_header.get_or_insert_with(|| line.to_string());
+                    skip(&mut parsed, number, "header without byte columns", line);
+                }
+            }
+            continue;
+        }
+        let Some(h) = &header else {
+            skip(&mut parsed, number, "row before any usable header", line);
+            continue;
+        };
+        match parse_row(h, line, number) {
+            Ok(Row::Process(p)) => {
+                if let Some(block) = parsed.blocks.last_mut() {
+                    block.processes.push(p);
+                }
+            }
+            Ok(Row::Connection(c)) => {
+                let owner = parsed
+                    .blocks
+                    .last_mut()
+                    .and_then(|b| b.processes.last_mut());
+                match owner {
+                    Some(p) => p.connections.push(c),
+                    None => skip(
+                        &mut parsed,
+                        number,
+                        "connection row before any process",
+                        line,
+                    ),
+                }
+            }
+            Err(reason) => skip(&mut parsed, number, reason, line),
+        }
+    }
+
+    if parsed.blocks.is_empty() {
+        return Err(match unusable_header {
+            Some(header) => ParseError::MissingByteColumns { header },
+            None => ParseError::NoHeader {
+                first_line: excerpt(
+                    lines
+                        .iter()
+                        .map(|l| clean(l))
+                        .find(|l| !l.is_empty())
+                        .unwrap_or(""),
+                ),
+            },
+        });
+    }
+    Ok(parsed)
+}
+
+enum Row {
+    Process(ProcessRow),
+    Connection(ConnectionRow),
+}
+
+/// Strip what a PTY or `script` adds around a line: CR at the end, control characters at the start.
+fn clean(raw: &str) -> &str {
+    raw.trim_end_matches(['\r', '\n'])
+        .trim_start_matches(|c: char| c.is_control())
+}
+
+fn skip(parsed: &mut Parsed, line: usize, reason: &'static str, text: &str) {
+    parsed.skipped.push(Skipped {
+        line,
+        reason,
+        excerpt: excerpt(text),
+    });
+}
+
+fn excerpt(text: &str) -> String {
+    let mut out: String = text.chars().take(EXCERPT_CHARS).collect();
+    if text.chars().count() > EXCERPT_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// A header is a line of column names (letters, digits, `_`, `-`) with exactly one empty
+/// field (the identifier column) before the trailing empty field.
+fn header_fields(line: &str) -> Option<Vec<&str>> {
+    let fields: Vec<&str> = line.split(',').collect();
+    let (trailing, names) = fields.split_last()?;
+    if !trailing.is_empty() {
+        return None;
+    }
+    let empties = names.iter().filter(|f| f.is_empty()).count();
+    let named = names.iter().filter(|f| !f.is_empty());
+    let all_names = named.clone().all(|f| {
+        f.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && f.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+    });
+    if empties == 1 && all_names && named.count() >= 1 {
+        Some(fields)
+    } else {
+        None
+    }
+}
+
+impl Header {
+    fn from_fields(fields: &[&str]) -> Option<Header> {
+        let find = |name: &str| fields.iter().position(|f| *f == name);
+        Some(Header {
+            fields: fields.len(),
+            ident: fields.iter().position(|f| f.is_empty())?,
+            interface: find("interface"),
+            state: find("state"),
+            bytes_in: find("bytes_in")?,
+            bytes_out: find("bytes_out")?,
+        })
+    }
+}
+
+fn parse_row(h: &Header, line: &str, number: usize) -> Result<Row, &'static str> {
+    let raw: Vec<&str> = line.split(',').collect();
+    if raw.last() != Some(&"") {
+        return Err("row does not end with a comma");
+    }
+    if raw.len() < h.fields {
+        return Err("row has fewer fields than its header");
+    }
+    // Extra fields can only come from commas inside the identifier: give them back to it,
+    // counting the other columns from both ends.
+    let extra = raw.len() - h.fields;
+    let ident = raw[h.ident..=h.ident + extra].join(",");
+    let field = |col: usize| -> &str {
+        if col < h.ident {
+            raw[col]
+        } else if col == h.ident {
+            ""
+        } else {
+            raw[col + extra]
+        }
+    };
+    let opt = |col: Option<usize>| -> Option<String> {
+        col.map(field).filter(|s| !s.is_empty()).map(str::to_string)
+    };
+    let bytes_in = number_field(field(h.bytes_in))?;
+    let bytes_out = number_field(field(h.bytes_out))?;
+
+    if let Some((proto, local, remote)) = split_connection(&ident) {
+        return Ok(Row::Connection(ConnectionRow {
+            proto: proto.to_string(),
+            ident: ident.clone(),
+            local,
+            remote,
+            interface: opt(h.interface),
+            state: opt(h.state),
+            bytes_in,
+            bytes_out,
+            line: number,
+        }));
+    }
+    let (name, pid) =
+        split_process(&ident).ok_or("identifier is neither name.pid nor a connection")?;
+    Ok(Row::Process(ProcessRow {
+        name: name.to_string(),
+        pid,
+        // Process rows always carry numbers; an empty field is read as no traffic.
+        bytes_in: bytes_in.unwrap_or(0),
+        bytes_out: bytes_out.unwrap_or(0),
+        connections: Vec::new(),
+        line: number,
+    }))
+}
+
+/// An empty byte field is "no value" (listeners, unbound sockets); anything else must be an
+/// unsigned decimal integer.
+fn number_field(text: &str) -> Result<Option<u64>, &'static str> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("byte count is not an unsigned integer");
+    }
+    text.parse::<u64>()
+        .map(Some)
+        .map_err(|_| "byte count does not fit in 64 bits")
+}
+
+/// `name.pid`, split at the last dot. The name is kept exactly, trailing spaces included.
+pub fn split_process(ident: &str) -> Option<(&str, u32)> {
+    let (name, pid) = ident.rsplit_once('.')?;
+    if name.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((name, pid.parse().ok()?))
+}
+
+/// `proto local<->remote`, where proto is a lowercase word ending in 4 or 6 (`tcp4`, `quic6`).
+fn split_connection(ident: &str) -> Option<(&str, Endpoint, Endpoint)> {
+    let (proto, rest) = ident.split_once(' ')?;
+    let family_ok = proto.len() >= 2
+        && proto.ends_with(['4', '6'])
+        && proto[..proto.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase());
+    if !family_ok {
+        return None;
+    }
+    let (local, remote) = rest.split_once("<->")?;
+    Some((proto, parse_endpoint(local)?, parse_endpoint(remote)?))
+}
+
+/// `a.b.c.d:port`, `host:port`, `*:*`, IPv6 `addr.port` (`fe80::1%lo0.53`), `*.*`, `*.5353`.
+pub fn parse_endpoint(text: &str) -> Option<Endpoint> {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && is_port(p) => (h, p),
+        _ => text.rsplit_once('.').filter(|(_, p)| is_port(p))?,
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(Endpoint {
+        host: (host != "*").then(|| host.to_string()),
+        port: if port == "*" {
+            None
+        } else {
+            Some(port.parse().ok()?)
+        },
+    })
+}
+
+fn is_port(p: &str) -> bool {
+    p == "*" || (!p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! The SQLite store: schema and migrations (`open`), the recorder's write path (`write`), the
+//! single-writer lock (`lock`) and the retention pass (`retention`). The SQL schema itself
+//! lives in `sql/` at the top of the repository.
+
+pub mod lock;
+pub mod open;
+pub mod retention;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+
+pub use open::{Create, SCHEMA_VERSION, open, open_in_memory};
+
+/// Errors at the store boundary. Messages say what happened and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "database {} has schema {found}, newer than this netmon ({supported}): \
+         upgrade netmon or pass --db to use another database",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error(
+        "no database at {}: run `netmon record` first, or pass --db (or NETMON_DB) to point at one",
+        path.display()
+    )]
+    Missing { path: PathBuf },
+    #[error(
+        "another `netmon record` (pid {pid}{since}) is already writing to {}: \
+         stop it first, or pass --db to record into another database",
+        path.display()
+    )]
+    Locked {
+        path: PathBuf,
+        pid: String,
+        since: String,
+    },
+    #[error("cannot open database {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("upgrading database {} from schema {from} failed (nothing was changed): {source}", path.display())]
+    Migration {
+        path: PathBuf,
+        from: i64,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl Error {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+    fn open(path: &Path, source: rusqlite::Error) -> Self {
+        Error::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+    /// Errors the user can fix by choosing differently (exit code 1), not runtime failures.
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            Error::TooNew { .. } | Error::Missing { .. } | Error::Locked { .. }
+        )
+    }
+}
+
+/// Read a `meta` value.
+pub fn meta_get(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+}
+
+/// Write a `meta` value.
+pub fn meta_set(conn: &rusqlite::Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2) \
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )?;
+    Ok(())
+}

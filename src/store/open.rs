@@ -1,0 +1,232 @@
+//! Opening the database: file permissions, pragmas, and schema migrations by `user_version`.
+//!
+//! Migrations are the files in `sql/`, applied in order inside one IMMEDIATE transaction that
+//! ends by setting `user_version` (Mozilla application-services' `open_database`). A database
+//! whose version is newer than this binary knows is refused and left untouched.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::Error;
+
+/// The schema files, in order. Index + 1 is the `user_version` after applying each.
+pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../../sql/0001_init.sql"))];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a writer waits for another writer's transaction (record and serve share the file).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether a missing database may be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// `record` and `serve`: create the directory (0700) and the file (0600).
+    IfMissing,
+    /// Queries: a missing file is an error that says how to get one.
+    Never,
+}
+
+/// Open (and if needed create and migrate) the database at `path`.
+pub fn open(path: &Path, create: Create) -> Result<Connection, Error> {
+    if !path.exists() {
+        if create == Create::Never {
+            return Err(Error::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::io(dir, e))?;
+        }
+    }
+    let flags = match create {
+        Create::IfMissing => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        Create::Never => OpenFlags::SQLITE_OPEN_READ_WRITE,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::open(path, e))?;
+    // The file may predate a umask; the history of someone's network use is private.
+    if create == Create::IfMissing {
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o600));
+    }
+    prepare(&conn).map_err(|e| Error::open(path, e))?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Open an in-memory database with the current schema (tests, benchmarks).
+pub fn open_in_memory() -> Result<Connection, Error> {
+    let conn = Connection::open_in_memory()?;
+    prepare(&conn)?;
+    migrate(&conn, Path::new(":memory:"))?;
+    Ok(conn)
+}
+
+/// Pragmas run outside any transaction.
+fn prepare(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // auto_vacuum must be chosen before the first table exists: incremental lets the
+    // retention pass hand freed pages back to the file system.
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if tables == 0 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
+    // In-memory databases answer "memory"; files switch to WAL so queries and `serve` read
+    // and write beside a running recorder.
+    let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), Error> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // By hand rather than rusqlite's Transaction, which needs `&mut Connection`.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| -> rusqlite::Result<()> {
+        for (_, sql) in &MIGRATIONS[found as usize..] {
+            conn.execute_batch(sql)?;
+        }
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(Error::Migration {
+                path: path.to_path_buf(),
+                from: found,
+                source: e,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(conn: &Connection) -> Vec<(String, String)> {
+        let mut st = conn
+            .prepare("SELECT name, coalesce(sql, '') FROM sqlite_master ORDER BY name")
+            .expect("prepare");
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn a_new_database_gets_every_migration_and_the_current_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/netmon.db");
+        let conn = open(&path, Create::IfMissing).expect("open");
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("v");
+        assert_eq!(v, SCHEMA_VERSION);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+        let av: i64 = conn
+            .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+            .expect("av");
+        assert_eq!(av, 2, "incremental auto_vacuum");
+        let dir_mode = fs::metadata(path.parent().expect("parent"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        let file_mode = fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(file_mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn every_old_version_upgrades_to_the_same_schema_as_a_new_database() {
+        let fresh = open_in_memory().expect("fresh");
+        for start in 0..SCHEMA_VERSION {
+            let conn = Connection::open_in_memory().expect("mem");
+            for (_, sql) in &MIGRATIONS[..start as usize] {
+                conn.execute_batch(sql).expect("old migration");
+            }
+            conn.pragma_update(None, "user_version", start)
+                .expect("set v");
+            migrate(&conn, Path::new(":memory:")).expect("upgrade");
+            assert_eq!(schema(&conn), schema(&fresh), "upgrade from {start}");
+        }
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("netmon.db");
+        {
+            let conn = Connection::open(&path).expect("raw");
+            conn.execute_batch("CREATE TABLE future(x); PRAGMA user_version = 99;")
+                .expect("future");
+        }
+        let err = open(&path, Create::IfMissing).expect_err("too new");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("schema 99") && msg.contains(&format!("({SCHEMA_VERSION})")),
+            "{msg}"
+        );
+        let conn = Connection::open(&path).expect("raw");
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("v");
+        assert_eq!(v, 99);
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_database_as_it_was() {
+        let conn = Connection::open_in_memory().expect("mem");
+        // A table the first migration will try to create makes it fail part-way.
+        conn.execute_batch("CREATE TABLE ticks(x); INSERT INTO ticks VALUES (1);")
+            .expect("setup");
+        let err = migrate(&conn, Path::new(":memory:")).expect_err("fails");
+        assert!(matches!(err, Error::Migration { from: 0, .. }));
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("v");
+        assert_eq!(v, 0);
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("n");
+        assert_eq!(n, 0, "no table of the failed migration survives");
+    }
+
+    #[test]
+    fn a_missing_database_for_a_query_says_how_to_get_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = open(&dir.path().join("none.db"), Create::Never).expect_err("missing");
+        assert!(err.to_string().contains("netmon record"), "{err}");
+    }
+}

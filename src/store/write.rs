@@ -1,0 +1,429 @@
+//! The recorder's write path: runs, gaps, and one transaction per tick.
+//!
+//! A tick's transaction holds everything the tick learned: the tick row, its non-zero
+//! per-process and per-connection deltas, the hourly and daily rollups (upserted, so they are
+//! never behind), the counter state a restart resumes from, and the run's last-tick time (so a
+//! crash is bounded to the last committed tick). Either all of it lands or none of it does.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Error, meta_get, meta_set};
+use crate::delta::{Saved, StateChanges};
+use crate::procinfo::App;
+
+/// What kind of row an application is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppKind {
+    Application = 0,
+    /// Bytes the source saw but could not tie to a process; the app name says why.
+    Unattributed = 1,
+}
+
+/// A process as stored: its identity and the application it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProcessRecord {
+    pub pid: Option<u32>,
+    pub name: String,
+    pub start_time: Option<u64>,
+    pub exe: Option<String>,
+    pub uid: Option<u32>,
+    pub app: App,
+    pub kind: AppKind,
+}
+
+/// A remote endpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RemoteRecord {
+    pub proto: &'static str,
+    pub host: String,
+    pub port: u16,
+}
+
+/// One process's traffic in one tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessTraffic {
+    pub process: ProcessRecord,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub flows: Vec<(RemoteRecord, u64, u64)>,
+}
+
+/// Everything one tick writes.
+#[derive(Debug, Clone)]
+pub struct Tick<'a> {
+    pub run_id: i64,
+    /// Wall clock (epoch ms) when the source was read.
+    pub at_ms: i64,
+    /// Monotonic time the tick covers.
+    pub elapsed_ms: i64,
+    /// Epoch second of the local midnight that starts the day of `at_ms`.
+    pub day: i64,
+    pub traffic: &'a [ProcessTraffic],
+    pub state: &'a StateChanges,
+}
+
+/// What one committed tick wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickStats {
+    pub tick_id: i64,
+    pub sample_rows: usize,
+    pub flow_rows: usize,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// Facts about a run, written when it starts.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub started_at_ms: i64,
+    pub source: String,
+    pub interval_ms: i64,
+    pub pid: u32,
+    pub hostname: Option<String>,
+    pub boot_id: Option<String>,
+    /// What the source cannot see, one sentence each (shown by `status`).
+    pub notes: Vec<String>,
+}
+
+/// Refresh a process's `last_at` at most this often (ms): enough for retention to find
+/// processes that have been silent for days, without a write per process per tick.
+const LAST_AT_GRANULARITY_MS: i64 = 60_000;
+
+struct CachedProcess {
+    id: i64,
+    app_id: i64,
+    last_at_written: i64,
+}
+
+/// The recorder's connection and its id caches.
+pub struct Writer {
+    conn: Connection,
+    apps: HashMap<(String, String), i64>,
+    processes: HashMap<ProcessRecord, CachedProcess>,
+    remotes: HashMap<RemoteRecord, i64>,
+}
+
+impl Writer {
+    pub fn new(conn: Connection) -> Self {
+        Writer {
+            conn,
+            apps: HashMap::new(),
+            processes: HashMap::new(),
+            remotes: HashMap::new(),
+        }
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Record the start of a run; close any earlier run that crashed, and note the time
+    /// nobody was recording as a gap.
+    pub fn begin_run(&mut self, info: &RunInfo) -> Result<i64, Error> {
+        let tx = self.conn.transaction()?;
+        // Runs that never stopped crashed (the lock says none is running now).
+        let crashed: Vec<(i64, i64)> = {
+            let mut st = tx.prepare(
+                "SELECT id, coalesce(last_tick_at, started_at) FROM runs WHERE stopped_at IS NULL",
+            )?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        for (id, end) in &crashed {
+            tx.execute(
+                "UPDATE runs SET stopped_at = ?2, stop_reason = 'crashed' WHERE id = ?1",
+                params![id, end],
+            )?;
+        }
+        let previous: Option<(i64, Option<String>)> = tx
+            .query_row(
+                "SELECT coalesce(last_tick_at, stopped_at, started_at), stop_reason FROM runs \
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        tx.execute(
+            "INSERT INTO runs(started_at, source, interval_ms, pid, hostname, boot_id, version, notes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                info.started_at_ms,
+                info.source,
+                info.interval_ms,
+                info.pid,
+                info.hostname,
+                info.boot_id,
+                env!("CARGO_PKG_VERSION"),
+                (!info.notes.is_empty()).then(|| info.notes.join("\n")),
+            ],
+        )?;
+        let run_id = tx.last_insert_rowid();
+        if let Some((end, reason)) = previous.filter(|(end, _)| *end < info.started_at_ms) {
+            let why = if reason.as_deref() == Some("crashed") {
+                "recorder crashed"
+            } else {
+                "recorder not running"
+            };
+            tx.execute(
+                "INSERT INTO gaps(run_id, start_at, end_at, reason) VALUES (?1, ?2, ?3, ?4)",
+                params![run_id, end, info.started_at_ms, why],
+            )?;
+        }
+        tx.commit()?;
+        Ok(run_id)
+    }
+
+    /// Record a stretch of a run in which counting was incomplete.
+    pub fn gap(
+        &mut self,
+        run_id: i64,
+        start_ms: i64,
+        end_ms: i64,
+        reason: &str,
+    ) -> Result<(), Error> {
+        if end_ms <= start_ms {
+            return Ok(());
+        }
+        self.conn.execute(
+            "INSERT INTO gaps(run_id, start_at, end_at, reason) VALUES (?1, ?2, ?3, ?4)",
+            params![run_id, start_ms, end_ms, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Record a clean stop.
+    pub fn end_run(&mut self, run_id: i64, stopped_at_ms: i64, reason: &str) -> Result<(), Error> {
+        self.conn.execute(
+            "UPDATE runs SET stopped_at = ?2, stop_reason = ?3 WHERE id = ?1",
+            params![run_id, stopped_at_ms, reason],
+        )?;
+        Ok(())
+    }
+
+    /// The counter state saved for `boot_id`, with each value's age at `now_ms`. State saved
+    /// under another boot is discarded: a reboot restarted every counter.
+    pub fn load_state(&mut self, boot_id: &str, now_ms: i64) -> Result<Vec<Saved>, Error> {
+        let tx = self.conn.transaction()?;
+        let saved_boot = meta_get(&tx, "state_boot_id")?;
+        if saved_boot.as_deref() != Some(boot_id) {
+            tx.execute("DELETE FROM counter_state", [])?;
+            meta_set(&tx, "state_boot_id", boot_id)?;
+            tx.commit()?;
+            return Ok(Vec::new());
+        }
+        let rows = {
+            let mut st =
+                tx.prepare("SELECT key, bytes_in, bytes_out, saved_at FROM counter_state")?;
+            st.query_map([], |r| {
+                let saved_at: i64 = r.get(3)?;
+                Ok(Saved {
+                    key: crate::source::CounterKey(r.get(0)?),
+                    bytes_in: r.get::<_, i64>(1)? as u64,
+                    bytes_out: r.get::<_, i64>(2)? as u64,
+                    age: std::time::Duration::from_millis(
+                        now_ms.saturating_sub(saved_at).max(0) as u64
+                    ),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+        };
+        tx.commit()?;
+        Ok(rows)
+    }
+
+    /// Write one tick in one transaction.
+    pub fn commit_tick(&mut self, tick: &Tick<'_>) -> Result<TickStats, Error> {
+        // Resolve ids outside the hot statements; new ones are inserted inside the transaction.
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached("INSERT INTO ticks(run_id, at, elapsed_ms) VALUES (?1, ?2, ?3)")?
+            .execute(params![tick.run_id, tick.at_ms, tick.elapsed_ms])?;
+        let tick_id = tx.last_insert_rowid();
+        let mut stats = TickStats {
+            tick_id,
+            ..TickStats::default()
+        };
+        let mut per_app: HashMap<i64, (u64, u64)> = HashMap::new();
+        for t in tick.traffic {
+            if t.bytes_in == 0 && t.bytes_out == 0 {
+                continue;
+            }
+            let (process_id, app_id) = process_id(
+                &tx,
+                &mut self.apps,
+                &mut self.processes,
+                &t.process,
+                tick.at_ms,
+            )?;
+            tx.prepare_cached(
+                "INSERT INTO samples(tick_id, process_id, bytes_in, bytes_out) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT(tick_id, process_id) DO UPDATE SET \
+                 bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
+            )?
+            .execute(params![tick_id, process_id, t.bytes_in as i64, t.bytes_out as i64])?;
+            stats.sample_rows += 1;
+            stats.bytes_in += t.bytes_in;
+            stats.bytes_out += t.bytes_out;
+            let a = per_app.entry(app_id).or_default();
+            a.0 += t.bytes_in;
+            a.1 += t.bytes_out;
+            for (remote, bin, bout) in &t.flows {
+                if *bin == 0 && *bout == 0 {
+                    continue;
+                }
+                let remote_id = remote_id(&tx, &mut self.remotes, remote)?;
+                tx.prepare_cached(
+                    "INSERT INTO flow_samples(tick_id, process_id, remote_id, bytes_in, bytes_out) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(tick_id, process_id, remote_id) DO UPDATE SET \
+                     bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
+                )?
+                .execute(params![tick_id, process_id, remote_id, *bin as i64, *bout as i64])?;
+                stats.flow_rows += 1;
+            }
+        }
+        let hour = tick.at_ms.div_euclid(3_600_000) * 3600;
+        for (app_id, (bin, bout)) in &per_app {
+            for (sql, bucket) in [(UPSERT_HOURLY, hour), (UPSERT_DAILY, tick.day)] {
+                tx.prepare_cached(sql)?.execute(params![
+                    bucket,
+                    app_id,
+                    *bin as i64,
+                    *bout as i64,
+                    tick.at_ms
+                ])?;
+            }
+        }
+        for (key, bin, bout) in &tick.state.upsert {
+            tx.prepare_cached(
+                "INSERT INTO counter_state(key, bytes_in, bytes_out, saved_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT(key) DO UPDATE SET bytes_in = excluded.bytes_in, \
+                 bytes_out = excluded.bytes_out, saved_at = excluded.saved_at",
+            )?
+            .execute(params![key.0, *bin as i64, *bout as i64, tick.at_ms])?;
+        }
+        for key in &tick.state.remove {
+            tx.prepare_cached("DELETE FROM counter_state WHERE key = ?1")?
+                .execute([&key.0])?;
+        }
+        tx.prepare_cached(
+            "UPDATE runs SET last_tick_at = ?2, first_tick_at = coalesce(first_tick_at, ?2) WHERE id = ?1",
+        )?
+        .execute(params![tick.run_id, tick.at_ms])?;
+        tx.commit()?;
+        Ok(stats)
+    }
+
+    /// Drop cached ids of processes not seen since `before_ms` (retention may delete them).
+    pub fn forget_processes_before(&mut self, before_ms: i64) {
+        self.processes.retain(|_, p| p.last_at_written >= before_ms);
+    }
+}
+
+const UPSERT_HOURLY: &str = "INSERT INTO hourly(hour, app_id, bytes_in, bytes_out, first_at, last_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(hour, app_id) DO UPDATE SET \
+     bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
+     first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
+
+const UPSERT_DAILY: &str = "INSERT INTO daily(day, app_id, bytes_in, bytes_out, first_at, last_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(day, app_id) DO UPDATE SET \
+     bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
+     first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
+
+fn app_id(
+    conn: &Connection,
+    cache: &mut HashMap<(String, String), i64>,
+    app: &App,
+    kind: AppKind,
+) -> rusqlite::Result<i64> {
+    let key = (app.name.clone(), app.path.clone().unwrap_or_default());
+    if let Some(id) = cache.get(&key) {
+        return Ok(*id);
+    }
+    let id = conn
+        .prepare_cached("SELECT id FROM apps WHERE name = ?1 AND path = ?2")?
+        .query_row(params![key.0, key.1], |r| r.get(0))
+        .optional()?;
+    let id = match id {
+        Some(id) => id,
+        None => {
+            conn.prepare_cached("INSERT INTO apps(name, path, kind) VALUES (?1, ?2, ?3)")?
+                .execute(params![key.0, key.1, kind as i64])?;
+            conn.last_insert_rowid()
+        }
+    };
+    cache.insert(key, id);
+    Ok(id)
+}
+
+fn process_id(
+    conn: &Connection,
+    apps: &mut HashMap<(String, String), i64>,
+    cache: &mut HashMap<ProcessRecord, CachedProcess>,
+    p: &ProcessRecord,
+    at_ms: i64,
+) -> rusqlite::Result<(i64, i64)> {
+    if let Some(c) = cache.get_mut(p) {
+        if at_ms - c.last_at_written >= LAST_AT_GRANULARITY_MS {
+            conn.prepare_cached("UPDATE processes SET last_at = ?2 WHERE id = ?1")?
+                .execute(params![c.id, at_ms])?;
+            c.last_at_written = at_ms;
+        }
+        return Ok((c.id, c.app_id));
+    }
+    let app_id = app_id(conn, apps, &p.app, p.kind)?;
+    conn.prepare_cached(
+        "INSERT INTO processes(app_id, pid, name, exe, uid, start_time, first_at, last_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+    )?
+    .execute(params![
+        app_id,
+        p.pid,
+        p.name,
+        p.exe,
+        p.uid,
+        p.start_time.map(|s| s as i64),
+        at_ms
+    ])?;
+    let id = conn.last_insert_rowid();
+    cache.insert(
+        p.clone(),
+        CachedProcess {
+            id,
+            app_id,
+            last_at_written: at_ms,
+        },
+    );
+    Ok((id, app_id))
+}
+
+fn remote_id(
+    conn: &Connection,
+    cache: &mut HashMap<RemoteRecord, i64>,
+    r: &RemoteRecord,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = cache.get(r) {
+        return Ok(*id);
+    }
+    let id = conn
+        .prepare_cached("SELECT id FROM remotes WHERE host = ?1 AND port = ?2 AND proto = ?3")?
+        .query_row(params![r.host, r.port, r.proto], |row| row.get(0))
+        .optional()?;
+    let id = match id {
+        Some(id) => id,
+        None => {
+            conn.prepare_cached("INSERT INTO remotes(proto, host, port) VALUES (?1, ?2, ?3)")?
+                .execute(params![r.proto, r.host, r.port])?;
+            conn.last_insert_rowid()
+        }
+    };
+    cache.insert(r.clone(), id);
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests;

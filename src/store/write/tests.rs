@@ -1,0 +1,332 @@
+use super::*;
+use crate::source::CounterKey;
+use crate::store::open::open_in_memory;
+use crate::store::retention;
+
+fn writer() -> Writer {
+    Writer::new(open_in_memory().expect("db"))
+}
+
+fn run(w: &mut Writer, at: i64) -> i64 {
+    w.begin_run(&RunInfo {
+        started_at_ms: at,
+        source: "nettop".into(),
+        interval_ms: 5000,
+        pid: 1,
+        hostname: None,
+        boot_id: Some("boot-a".into()),
+        notes: vec![],
+    })
+    .expect("run")
+}
+
+fn proc(pid: u32, name: &str, app: &str) -> ProcessRecord {
+    ProcessRecord {
+        pid: Some(pid),
+        name: name.into(),
+        start_time: None,
+        exe: None,
+        uid: None,
+        app: App {
+            name: app.into(),
+            path: Some(format!("/Applications/{app}.app")),
+        },
+        kind: AppKind::Application,
+    }
+}
+
+fn traffic(p: ProcessRecord, bin: u64, bout: u64) -> ProcessTraffic {
+    ProcessTraffic {
+        process: p,
+        bytes_in: bin,
+        bytes_out: bout,
+        flows: vec![],
+    }
+}
+
+fn tick(
+    w: &mut Writer,
+    run_id: i64,
+    at: i64,
+    t: &[ProcessTraffic],
+    state: &StateChanges,
+) -> TickStats {
+    w.commit_tick(&Tick {
+        run_id,
+        at_ms: at,
+        elapsed_ms: 5000,
+        day: at.div_euclid(86_400_000) * 86_400,
+        traffic: t,
+        state,
+    })
+    .expect("tick")
+}
+
+fn one(w: &Writer, sql: &str) -> i64 {
+    w.conn().query_row(sql, [], |r| r.get(0)).expect(sql)
+}
+
+const H: i64 = 3_600_000;
+const T0: i64 = 1_763_942_400_000; // 2025-11-24T00:00:00Z
+
+#[test]
+fn a_tick_writes_samples_rollups_state_and_the_runs_last_tick() {
+    let mut w = writer();
+    let r = run(&mut w, T0);
+    let helper1 = proc(10, "Google Chrome H", "Google Chrome");
+    let helper2 = proc(11, "Google Chrome H", "Google Chrome");
+    let state = StateChanges {
+        upsert: vec![(CounterKey("k".into()), 5, 6)],
+        remove: vec![],
+    };
+    let s = tick(
+        &mut w,
+        r,
+        T0 + 1000,
+        &[
+            traffic(helper1.clone(), 100, 10),
+            traffic(helper2, 50, 5),
+            traffic(proc(12, "curl", "curl"), 0, 0),
+        ],
+        &state,
+    );
+    assert_eq!(s.sample_rows, 2, "zero rows are not stored");
+    assert_eq!((s.bytes_in, s.bytes_out), (150, 15));
+    tick(
+        &mut w,
+        r,
+        T0 + 6000,
+        &[traffic(helper1, 1, 1)],
+        &StateChanges::default(),
+    );
+    assert_eq!(
+        one(&w, "SELECT count(*) FROM apps"),
+        1,
+        "helpers are one application"
+    );
+    assert_eq!(one(&w, "SELECT count(*) FROM processes"), 2);
+    assert_eq!(one(&w, "SELECT sum(bytes_in) FROM samples"), 151);
+    assert_eq!(one(&w, "SELECT bytes_in FROM hourly"), 151);
+    assert_eq!(one(&w, "SELECT bytes_out FROM daily"), 16);
+    assert_eq!(one(&w, "SELECT first_at FROM hourly"), T0 + 1000);
+    assert_eq!(one(&w, "SELECT last_at FROM daily"), T0 + 6000);
+    assert_eq!(
+        one(&w, "SELECT bytes_out FROM counter_state WHERE key = 'k'"),
+        6
+    );
+    assert_eq!(
+        one(&w, &format!("SELECT last_tick_at FROM runs WHERE id = {r}")),
+        T0 + 6000
+    );
+    assert_eq!(
+        one(
+            &w,
+            &format!("SELECT first_tick_at FROM runs WHERE id = {r}")
+        ),
+        T0 + 1000
+    );
+    assert_eq!(one(&w, "SELECT count(*) FROM ticks"), 2);
+}
+
+#[test]
+fn flows_are_stored_per_remote() {
+    let mut w = writer();
+    let r = run(&mut w, T0);
+    let remote = |h: &str| RemoteRecord {
+        proto: "tcp",
+        host: h.into(),
+        port: 443,
+    };
+    let t = ProcessTraffic {
+        process: proc(1, "Safari", "Safari"),
+        bytes_in: 30,
+        bytes_out: 3,
+        flows: vec![(remote("192.0.2.1"), 20, 2), (remote("2001:db8::1"), 10, 1)],
+    };
+    let s = tick(
+        &mut w,
+        r,
+        T0,
+        std::slice::from_ref(&t),
+        &StateChanges::default(),
+    );
+    tick(&mut w, r, T0 + 5000, &[t], &StateChanges::default());
+    assert_eq!(s.flow_rows, 2);
+    assert_eq!(one(&w, "SELECT count(*) FROM remotes"), 2);
+    assert_eq!(one(&w, "SELECT sum(bytes_in) FROM flow_samples"), 60);
+}
+
+#[test]
+fn a_run_that_never_stopped_is_marked_crashed_and_the_downtime_is_a_gap() {
+    let mut w = writer();
+    let r1 = run(&mut w, T0);
+    tick(&mut w, r1, T0 + 5000, &[], &StateChanges::default());
+    // No end_run: the process was killed.
+    let r2 = run(&mut w, T0 + 60_000);
+    assert_eq!(
+        w.conn()
+            .query_row(
+                &format!("SELECT stop_reason, stopped_at FROM runs WHERE id = {r1}"),
+                [],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            )
+            .expect("r1"),
+        ("crashed".to_string(), T0 + 5000)
+    );
+    let gap: (i64, i64, String) = w
+        .conn()
+        .query_row(
+            &format!("SELECT start_at, end_at, reason FROM gaps WHERE run_id = {r2}"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("gap");
+    assert_eq!(
+        gap,
+        (T0 + 5000, T0 + 60_000, "recorder crashed".to_string())
+    );
+    w.end_run(r2, T0 + 70_000, "signal SIGTERM").expect("end");
+    let r3 = run(&mut w, T0 + 80_000);
+    let reason: String = w
+        .conn()
+        .query_row(
+            &format!("SELECT reason FROM gaps WHERE run_id = {r3}"),
+            [],
+            |r| r.get(0),
+        )
+        .expect("gap");
+    assert_eq!(reason, "recorder not running");
+}
+
+#[test]
+fn state_is_resumed_on_the_same_boot_and_discarded_after_a_reboot() {
+    let mut w = writer();
+    let r = run(&mut w, T0);
+    assert!(w.load_state("boot-a", T0).expect("load").is_empty());
+    let state = StateChanges {
+        upsert: vec![
+            (CounterKey("a".into()), 7, 8),
+            (CounterKey("b".into()), 1, 1),
+        ],
+        remove: vec![],
+    };
+    tick(&mut w, r, T0 + 1000, &[], &state);
+    tick(
+        &mut w,
+        r,
+        T0 + 2000,
+        &[],
+        &StateChanges {
+            upsert: vec![],
+            remove: vec![CounterKey("b".into())],
+        },
+    );
+    let saved = w.load_state("boot-a", T0 + 31_000).expect("load");
+    assert_eq!(saved.len(), 1);
+    assert_eq!((saved[0].bytes_in, saved[0].bytes_out), (7, 8));
+    assert_eq!(saved[0].age, std::time::Duration::from_secs(30));
+    assert!(
+        w.load_state("boot-b", T0 + 40_000)
+            .expect("load")
+            .is_empty(),
+        "a new boot restarted every counter"
+    );
+    assert_eq!(one(&w, "SELECT count(*) FROM counter_state"), 0);
+}
+
+#[test]
+fn retention_keeps_rollups_deletes_old_raw_rows_and_records_the_boundaries() {
+    let mut w = writer();
+    let r = run(&mut w, T0);
+    let p = proc(1, "curl", "curl");
+    // Ten days of one tick an hour.
+    for h in 0..240 {
+        tick(
+            &mut w,
+            r,
+            T0 + h * H + 1,
+            &[traffic(p.clone(), 10, 1)],
+            &StateChanges::default(),
+        );
+    }
+    let now = T0 + 240 * H;
+    let policy = retention::Policy {
+        raw: Some(std::time::Duration::from_secs(7 * 86_400)),
+        hourly: Some(std::time::Duration::from_secs(8 * 86_400)),
+    };
+    let cut = retention::cutoffs(&policy, now, |s| s.div_euclid(86_400) * 86_400);
+    let stats = retention::apply(w.conn_mut(), &cut).expect("retention");
+    assert_eq!(
+        stats.ticks, 72,
+        "three days of hourly ticks are past the 7-day window"
+    );
+    assert_eq!(stats.samples, 72);
+    assert_eq!(one(&w, "SELECT min(at) FROM ticks"), T0 + 72 * H + 1);
+    assert_eq!(
+        one(&w, "SELECT sum(bytes_in) FROM daily"),
+        2400,
+        "daily totals are never deleted"
+    );
+    assert_eq!(
+        one(&w, "SELECT count(*) FROM hourly"),
+        192,
+        "hours before the 8-day midnight are gone"
+    );
+    let raw_from: i64 = crate::store::meta_get(w.conn(), "raw_from_ms")
+        .expect("meta")
+        .expect("set")
+        .parse()
+        .expect("int");
+    assert_eq!(raw_from, T0 + 72 * H);
+    // Raw + hourly + daily still add up to the whole history when stitched at the boundaries.
+    let hourly_from: i64 = crate::store::meta_get(w.conn(), "hourly_from")
+        .expect("meta")
+        .expect("set")
+        .parse()
+        .expect("int");
+    let raw: i64 = one(&w, "SELECT sum(bytes_in) FROM samples");
+    let mid: i64 = w
+        .conn()
+        .query_row(
+            "SELECT coalesce(sum(bytes_in), 0) FROM hourly WHERE hour >= ?1 AND hour < ?2",
+            [hourly_from, raw_from / 1000],
+            |r| r.get(0),
+        )
+        .expect("mid");
+    let old: i64 = w
+        .conn()
+        .query_row(
+            "SELECT coalesce(sum(bytes_in), 0) FROM daily WHERE day < ?1",
+            [hourly_from],
+            |r| r.get(0),
+        )
+        .expect("old");
+    assert_eq!(raw + mid + old, 2400);
+}
+
+#[test]
+fn retention_shrinks_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("n.db");
+    let mut w =
+        Writer::new(crate::store::open(&path, crate::store::Create::IfMissing).expect("open"));
+    let r = run(&mut w, T0);
+    let traffic: Vec<_> = (0..200)
+        .map(|i| traffic(proc(i, &format!("p{i}"), &format!("a{i}")), 1 + i as u64, 1))
+        .collect();
+    for t in 0..200 {
+        tick(&mut w, r, T0 + t * 5000, &traffic, &StateChanges::default());
+    }
+    w.conn()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("ckpt");
+    let pages = |w: &Writer| one(w, "PRAGMA page_count");
+    let before = pages(&w);
+    let cut = retention::Cutoffs {
+        raw_before_ms: Some(T0 + 1_000 * H),
+        hourly_before: None,
+    };
+    retention::apply(w.conn_mut(), &cut).expect("retention");
+    let after = pages(&w);
+    assert!(after < before / 2, "pages {before} -> {after}");
+}

@@ -1,0 +1,5 @@
+//! One integration-test binary that drives the real `netmon`, one module per area.
+
+mod util;
+
+mod record;
