@@ -3,6 +3,7 @@
 //! `--help`, the man pages and the shell completions are all generated from these types, so
 //! they cannot drift apart.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -56,6 +57,7 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Record(RecordArgs),
+    Serve(ServeArgs),
 }
 
 /// Sample per-process network counters into the database until stopped.
@@ -111,6 +113,45 @@ pub struct RecordArgs {
     pub max_rate: u64,
 }
 
+/// Receive reports from the netmon browser extension on a local HTTP port.
+///
+/// Listens on 127.0.0.1:7500 until Ctrl-C or SIGTERM and stores what the extension reports
+/// (each browser's active-tab host, and which server address each host was served from) in
+/// the database `netmon record` writes, so the recorder can split a browser's traffic across
+/// websites (`netmon domains`). Every request needs the access token, created on first run in
+/// a file next to the database (readable only by you).
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon serve                      listen on 127.0.0.1:7500 until Ctrl-C
+  netmon serve --print-token        show the token to paste into the extension's options")]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    ///
+    /// Must be a loopback address (127.0.0.1, [::1]) unless --allow-remote is given. Port 0
+    /// picks a free port (printed at start).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7500")]
+    pub listen: SocketAddr,
+
+    /// Allow --listen on an address other machines can reach.
+    ///
+    /// The extension runs on this machine and never needs it; the token would cross the
+    /// network unencrypted.
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Print the access token (creating it if needed) and exit.
+    ///
+    /// The token lives in <database>.token; delete that file to make a new one.
+    #[arg(long)]
+    pub print_token: bool,
+
+    /// How long a client may take to send a request body, or stay silent, before it is
+    /// dropped.
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
+    pub client_timeout: Duration,
+}
+
 /// A positive duration such as `5s`, `100ms` or `2m`.
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try 5s, 500ms or 2m)"))?;
@@ -162,8 +203,16 @@ mod tests {
     #[test]
     fn every_subcommand_parses_with_its_defaults() {
         let cli = Cli::try_parse_from(["netmon", "record"]).expect("record");
-        let Command::Record(a) = cli.command;
+        let Command::Record(a) = cli.command else {
+            panic!("record parsed as another command");
+        };
         assert_eq!(a.interval, Duration::from_secs(5));
         assert_eq!(a.keep_raw, Keep(Some(Duration::from_secs(7 * 86400))));
+        let cli = Cli::try_parse_from(["netmon", "serve"]).expect("serve");
+        let Command::Serve(a) = cli.command else {
+            panic!("serve parsed as another command");
+        };
+        assert_eq!(a.listen, "127.0.0.1:7500".parse().expect("addr"));
+        assert!(!a.allow_remote && !a.print_token);
     }
 }

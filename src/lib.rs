@@ -6,6 +6,8 @@
 //! - `procinfo/`: pid to executable to application.
 //! - `record/`: the sampling loop.
 //! - `store/`: SQLite schema (in `sql/`), writes, retention, the recorder lock.
+//! - `web/`: websites: the extension's reports, browser bytes per host, domains.
+//! - `serve/`: the localhost ingest server for the browser extension.
 //! - `cli`, `exit`, `paths`: the command line, exit codes, default locations.
 
 pub mod cli;
@@ -14,5 +16,7 @@ pub mod exit;
 pub mod paths;
 pub mod procinfo;
 pub mod record;
+pub mod serve;
 pub mod source;
 pub mod store;
+pub mod web;

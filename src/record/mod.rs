@@ -1,7 +1,8 @@
 //! `netmon record`: the synchronous sampling loop.
 //!
 //! Each tick: read a snapshot from the source, turn it into deltas (`crate::delta`), resolve
-//! processes to applications (`attribute`), and commit everything in one transaction
+//! processes to applications (`attribute`), split browser applications' bytes across the
+//! hosts they served (`crate::web::attribute`), and commit everything in one transaction
 //! (`crate::store::write`). Ticks are scheduled on the monotonic clock (`clock`); the wall
 //! clock only labels them. SIGINT, SIGTERM and SIGHUP stop the loop within one interval: a
 //! sample in progress is abandoned (its child killed), a commit in progress finishes, the run
@@ -29,6 +30,7 @@ use crate::store::lock::RecorderLock;
 use crate::store::retention::{self, Policy};
 use crate::store::write::{ProcessTraffic, RunInfo, Tick, Writer};
 use crate::store::{self, Create};
+use crate::web::{self, attribute::HostTraffic};
 
 use clock::{Schedule, WallJump};
 
@@ -157,6 +159,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         writer,
         engine,
         attributor: attribute::Attributor::default(),
+        web: web::attribute::Attributor::default(),
         run_id,
         last_mono: None,
         last_wall_ms: None,
@@ -229,9 +232,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
 
     let stopped_ms = Utc::now().timestamp_millis();
     rec.close_failing(stopped_ms);
-    if let Some((traffic, state)) = rec.pending.take() {
+    if let Some((traffic, web, state)) = rec.pending.take() {
         // One last try for deltas a failed commit left behind.
-        if let Err(e) = rec.commit(&traffic, &state, stopped_ms, Duration::ZERO) {
+        if let Err(e) = rec.commit(&traffic, &web, &state, stopped_ms, Duration::ZERO) {
             error!(error = %e, "could not commit the last tick's deltas");
         }
     }
@@ -280,13 +283,15 @@ struct Recorder<'a> {
     writer: Writer,
     engine: Engine,
     attributor: attribute::Attributor,
+    /// Splits browser applications' bytes across hosts.
+    web: web::attribute::Attributor,
     run_id: i64,
     last_mono: Option<Instant>,
     last_wall_ms: Option<i64>,
     /// Consecutive failures: count, wall time of the last good tick (or run start), last error.
     failing: Option<(u32, i64, String)>,
     /// Deltas whose commit failed, to be committed with the next tick.
-    pending: Option<(Vec<ProcessTraffic>, StateChanges)>,
+    pending: Option<(Vec<ProcessTraffic>, Vec<HostTraffic>, StateChanges)>,
     ticks: u64,
     summary: Summary,
 }
@@ -304,6 +309,14 @@ impl Recorder<'_> {
         let counters = snapshot.counters.len();
         let outcome = self.engine.apply(&snapshot, elapsed);
         let traffic = self.attributor.attribute(&outcome.deltas);
+        let window = (self.last_wall_ms.unwrap_or(wall_ms), wall_ms);
+        let web = match self.web.attribute(self.writer.conn(), &traffic, window) {
+            Ok(web) => web,
+            Err(e) => {
+                warn!(error = %e, "splitting browser traffic across hosts failed; this tick's browser bytes have no hosts");
+                Vec::new()
+            }
+        };
 
         if let Some(prev) = self.last_wall_ms {
             let tolerance = self.opts.interval.max(Duration::from_secs(2));
@@ -336,14 +349,17 @@ impl Recorder<'_> {
         }
         self.close_failing(wall_ms);
 
-        let (mut traffic, mut state) = (traffic, outcome.state);
-        if let Some((old_traffic, old_state)) = self.pending.take() {
+        let (mut traffic, mut web, mut state) = (traffic, web, outcome.state);
+        if let Some((old_traffic, old_web, old_state)) = self.pending.take() {
             let mut merged = old_traffic;
             merged.extend(traffic);
             traffic = merged;
+            let mut merged = old_web;
+            merged.extend(web);
+            web = merged;
             state = merge_state(old_state, state);
         }
-        match self.commit(&traffic, &state, wall_ms, elapsed) {
+        match self.commit(&traffic, &web, &state, wall_ms, elapsed) {
             Ok(stats) => {
                 self.ticks += 1;
                 self.summary.ticks += 1;
@@ -363,7 +379,7 @@ impl Recorder<'_> {
             }
             Err(e) => {
                 error!(error = %e, "committing the tick failed; its deltas will be committed with the next one");
-                self.pending = Some((traffic, state));
+                self.pending = Some((traffic, web, state));
             }
         }
         self.last_mono = Some(sampled_at);
@@ -373,6 +389,7 @@ impl Recorder<'_> {
     fn commit(
         &mut self,
         traffic: &[ProcessTraffic],
+        web: &[HostTraffic],
         state: &StateChanges,
         wall_ms: i64,
         elapsed: Duration,
@@ -384,6 +401,7 @@ impl Recorder<'_> {
             elapsed_ms: elapsed.as_millis() as i64,
             day: clock::local_day_start(at),
             traffic,
+            web,
             state,
         })
     }

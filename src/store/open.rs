@@ -14,7 +14,10 @@ use rusqlite::{Connection, OpenFlags};
 use super::Error;
 
 /// The schema files, in order. Index + 1 is the `user_version` after applying each.
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../../sql/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../../sql/0001_init.sql")),
+    ("0002_web", include_str!("../../sql/0002_web.sql")),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

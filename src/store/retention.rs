@@ -1,7 +1,9 @@
 //! The retention pass, run by the recorder about once an hour (vnstat's `db_removeoldentries`).
 //!
 //! Raw ticks and samples older than the raw window and hourly rollups older than the hourly
-//! window are deleted; daily rollups, runs and gaps are kept. Cut-offs are aligned (raw to a
+//! window are deleted; daily rollups, runs and gaps are kept. Websites follow the same rules:
+//! per-tick host samples, active-tab intervals and address observations go with the raw
+//! window, per-host hourly totals with the hourly window, per-host daily totals stay. Cut-offs are aligned (raw to a
 //! UTC hour, hourly to a local midnight) and recorded in `meta` (`raw_from_ms`, `hourly_from`),
 //! so queries can stitch raw, hourly and daily data without counting any byte twice or
 //! missing one. Freed pages are handed back to the file system (incremental auto-vacuum), so
@@ -44,7 +46,11 @@ pub struct Stats {
     pub ticks: usize,
     pub samples: usize,
     pub flow_samples: usize,
+    pub web_samples: usize,
     pub hourly: usize,
+    pub web_hourly: usize,
+    /// Active-tab intervals and address observations.
+    pub web_activity: usize,
     pub processes: usize,
     pub pages_freed: i64,
 }
@@ -84,7 +90,13 @@ pub fn apply(conn: &mut Connection, c: &Cutoffs) -> Result<Stats, Error> {
             &format!("DELETE FROM flow_samples WHERE tick_id IN ({doomed})"),
             [before],
         )?;
+        stats.web_samples = tx.execute(
+            &format!("DELETE FROM web_samples WHERE tick_id IN ({doomed})"),
+            [before],
+        )?;
         stats.ticks = tx.execute("DELETE FROM ticks WHERE at < ?1", [before])?;
+        stats.web_activity = tx.execute("DELETE FROM web_activity WHERE end_at < ?1", [before])?
+            + tx.execute("DELETE FROM web_addresses WHERE last_at < ?1", [before])?;
         stats.processes = tx.execute(
             "DELETE FROM processes WHERE last_at < ?1",
             params![before - PROCESS_SLACK_MS],
@@ -96,6 +108,7 @@ pub fn apply(conn: &mut Connection, c: &Cutoffs) -> Result<Stats, Error> {
     }
     if let Some(before) = c.hourly_before {
         stats.hourly = tx.execute("DELETE FROM hourly WHERE hour < ?1", [before])?;
+        stats.web_hourly = tx.execute("DELETE FROM web_hourly WHERE hour < ?1", [before])?;
         let old: i64 = meta_get(&tx, "hourly_from")?
             .and_then(|v| v.parse().ok())
             .unwrap_or(i64::MIN);

@@ -12,6 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Error, meta_get, meta_set};
 use crate::delta::{Saved, StateChanges};
 use crate::procinfo::App;
+use crate::web::attribute::HostTraffic;
 
 /// What kind of row an application is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,6 +62,8 @@ pub struct Tick<'a> {
     /// Epoch second of the local midnight that starts the day of `at_ms`.
     pub day: i64,
     pub traffic: &'a [ProcessTraffic],
+    /// Browser traffic split across hosts (`crate::web::attribute`).
+    pub web: &'a [HostTraffic],
     pub state: &'a StateChanges,
 }
 
@@ -70,6 +73,7 @@ pub struct TickStats {
     pub tick_id: i64,
     pub sample_rows: usize,
     pub flow_rows: usize,
+    pub web_rows: usize,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -103,6 +107,7 @@ pub struct Writer {
     apps: HashMap<(String, String), i64>,
     processes: HashMap<ProcessRecord, CachedProcess>,
     remotes: HashMap<RemoteRecord, i64>,
+    web_hosts: HashMap<String, i64>,
 }
 
 impl Writer {
@@ -112,6 +117,7 @@ impl Writer {
             apps: HashMap::new(),
             processes: HashMap::new(),
             remotes: HashMap::new(),
+            web_hosts: HashMap::new(),
         }
     }
 
@@ -239,6 +245,19 @@ impl Writer {
 
     /// Write one tick in one transaction.
     pub fn commit_tick(&mut self, tick: &Tick<'_>) -> Result<TickStats, Error> {
+        let result = self.try_commit_tick(tick);
+        if result.is_err() {
+            // Ids inserted by the rolled-back transaction are gone: forget every cached id
+            // rather than write rows that point at nothing.
+            self.apps.clear();
+            self.processes.clear();
+            self.remotes.clear();
+            self.web_hosts.clear();
+        }
+        result
+    }
+
+    fn try_commit_tick(&mut self, tick: &Tick<'_>) -> Result<TickStats, Error> {
         // Resolve ids outside the hot statements; new ones are inserted inside the transaction.
         let tx = self.conn.transaction()?;
         tx.prepare_cached("INSERT INTO ticks(run_id, at, elapsed_ms) VALUES (?1, ?2, ?3)")?
@@ -298,6 +317,46 @@ impl Writer {
                 ])?;
             }
         }
+        let mut per_host: HashMap<(i64, i64, i64), (u64, u64)> = HashMap::new();
+        for w in tick.web {
+            if w.bytes_in == 0 && w.bytes_out == 0 {
+                continue;
+            }
+            let app_id = app_id(&tx, &mut self.apps, &w.app, AppKind::Application)?;
+            let host_id = web_host_id(&tx, &mut self.web_hosts, &w.host)?;
+            let method = w.method as i64;
+            tx.prepare_cached(
+                "INSERT INTO web_samples(tick_id, app_id, host_id, method, bytes_in, bytes_out) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(tick_id, app_id, host_id, method) \
+                 DO UPDATE SET bytes_in = bytes_in + excluded.bytes_in, \
+                 bytes_out = bytes_out + excluded.bytes_out",
+            )?
+            .execute(params![
+                tick_id,
+                app_id,
+                host_id,
+                method,
+                w.bytes_in as i64,
+                w.bytes_out as i64
+            ])?;
+            stats.web_rows += 1;
+            let e = per_host.entry((app_id, host_id, method)).or_default();
+            e.0 += w.bytes_in;
+            e.1 += w.bytes_out;
+        }
+        for ((app_id, host_id, method), (bin, bout)) in &per_host {
+            for (sql, bucket) in [(UPSERT_WEB_HOURLY, hour), (UPSERT_WEB_DAILY, tick.day)] {
+                tx.prepare_cached(sql)?.execute(params![
+                    bucket,
+                    app_id,
+                    host_id,
+                    method,
+                    *bin as i64,
+                    *bout as i64,
+                    tick.at_ms
+                ])?;
+            }
+        }
         for (key, bin, bout) in &tick.state.upsert {
             tx.prepare_cached(
                 "INSERT INTO counter_state(key, bytes_in, bytes_out, saved_at) VALUES (?1, ?2, ?3, ?4) \
@@ -333,6 +392,35 @@ const UPSERT_DAILY: &str = "INSERT INTO daily(day, app_id, bytes_in, bytes_out, 
      VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(day, app_id) DO UPDATE SET \
      bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
      first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
+
+const UPSERT_WEB_HOURLY: &str = "INSERT INTO web_hourly(hour, app_id, host_id, method, \
+     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+     ON CONFLICT(hour, app_id, host_id, method) DO UPDATE SET \
+     bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
+     first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
+
+const UPSERT_WEB_DAILY: &str = "INSERT INTO web_daily(day, app_id, host_id, method, \
+     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+     ON CONFLICT(day, app_id, host_id, method) DO UPDATE SET \
+     bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
+     first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
+
+fn web_host_id(
+    conn: &Connection,
+    cache: &mut HashMap<String, i64>,
+    host: &str,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = cache.get(host) {
+        return Ok(*id);
+    }
+    conn.prepare_cached("INSERT INTO web_hosts(name) VALUES (?1) ON CONFLICT(name) DO NOTHING")?
+        .execute([host])?;
+    let id = conn
+        .prepare_cached("SELECT id FROM web_hosts WHERE name = ?1")?
+        .query_row([host], |r| r.get(0))?;
+    cache.insert(host.to_string(), id);
+    Ok(id)
+}
 
 fn app_id(
     conn: &Connection,

@@ -57,6 +57,7 @@ fn tick(
         elapsed_ms: 5000,
         day: at.div_euclid(86_400_000) * 86_400,
         traffic: t,
+        web: &[],
         state,
     })
     .expect("tick")

@@ -1,0 +1,459 @@
+//! Per tick, a browser application's bytes split across the hosts it served.
+//!
+//! 1. By connection: a connection's remote address that the browser reported serving a host
+//!    (an observation no older than [`OBSERVATION_TTL_MS`]; the newest wins when several hosts
+//!    share an address) gives that connection's bytes to that host.
+//! 2. By active tab: whatever is left (connections with no observation, and sources without
+//!    per-connection rows) is split by the share of the tick each host was the browser's
+//!    active tab. The newest interval, unless a heartbeat closed it, is taken to run on for up
+//!    to the pulse ([`PULSE_MS`]) after its last heartbeat, since the next heartbeat has not
+//!    come yet.
+//! 3. The share of the tick with no active tab stays with the browser under host `''`
+//!    (method `none`), so a browser's hosts always add up to its bytes.
+//!
+//! Splits are exact: integer bytes by largest remainder, never a byte made up or lost.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::Method;
+use super::ingest::{PULSE_MS, canonical_ip};
+use super::names;
+use crate::procinfo::App;
+use crate::store::write::{AppKind, ProcessTraffic};
+
+/// How long an address↔host observation is used to match connections after it was last seen.
+pub const OBSERVATION_TTL_MS: i64 = 24 * 3_600_000;
+
+/// One browser application's bytes to one host by one method, in one tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostTraffic {
+    pub app: App,
+    /// `''` for bytes no host could be given.
+    pub host: String,
+    pub method: Method,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// A stretch of time a host was the active tab (`''`: none was).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub host: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// One host's part of a split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub host: String,
+    pub method: Method,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// Split one browser application's bytes for one tick.
+///
+/// `total` is everything the application moved; `flows` its per-connection bytes with the
+/// host their address was observed serving, if any; `spans` its active-tab intervals near the
+/// tick `window` (start, end in epoch ms).
+pub fn split(
+    total: (u64, u64),
+    flows: &[(Option<&str>, u64, u64)],
+    spans: &[Span],
+    window: (i64, i64),
+) -> Vec<Part> {
+    let mut parts: Vec<Part> = Vec::new();
+    let mut by_conn: Vec<(&str, u64, u64)> = Vec::new();
+    for (host, bin, bout) in flows {
+        if let Some(h) = host {
+            match by_conn.iter_mut().find(|(x, _, _)| x == h) {
+                Some(e) => {
+                    e.1 += bin;
+                    e.2 += bout;
+                }
+                None => by_conn.push((h, *bin, *bout)),
+            }
+        }
+    }
+    let (mut conn_in, mut conn_out) = (0u64, 0u64);
+    for (host, bin, bout) in by_conn {
+        conn_in += bin;
+        conn_out += bout;
+        parts.push(Part {
+            host: host.to_string(),
+            method: Method::Connection,
+            bytes_in: bin,
+            bytes_out: bout,
+        });
+    }
+    // A source's process total is at least the sum of its connections; if one ever said
+    // less, the connections are what was measured.
+    let rest = (
+        total.0.saturating_sub(conn_in),
+        total.1.saturating_sub(conn_out),
+    );
+    if rest == (0, 0) {
+        return parts;
+    }
+    let (start, end) = (window.0.min(window.1), window.1);
+    let mut hosts: Vec<(&str, u64)> = Vec::new();
+    fn add<'a>(hosts: &mut Vec<(&'a str, u64)>, host: &'a str, w: u64) {
+        if w == 0 || host.is_empty() {
+            return;
+        }
+        match hosts.iter_mut().find(|(h, _)| *h == host) {
+            Some(e) => e.1 += w,
+            None => hosts.push((host, w)),
+        }
+    }
+    let length = (end - start) as u64;
+    if length == 0 {
+        // No duration to share: the host active at that instant takes it all.
+        if let Some(s) = spans
+            .iter()
+            .find(|s| s.start_ms <= end && end <= s.end_ms && !s.host.is_empty())
+        {
+            add(&mut hosts, &s.host, 1);
+        }
+    } else {
+        for s in spans {
+            let overlap = s.end_ms.min(end) - s.start_ms.max(start);
+            if overlap > 0 {
+                add(&mut hosts, &s.host, overlap as u64);
+            }
+        }
+    }
+    let covered: u64 = hosts.iter().map(|(_, w)| w).sum();
+    let denominator = if length == 0 { 1 } else { length };
+    // Spans of two browsers that share an application may overlap: then they share the
+    // whole tick in proportion, and nothing is left uncovered.
+    let uncovered = denominator.saturating_sub(covered);
+    let mut weights: Vec<u64> = hosts.iter().map(|(_, w)| *w).collect();
+    weights.push(uncovered);
+    let ins = split_exact(rest.0, &weights);
+    let outs = split_exact(rest.1, &weights);
+    for (i, (host, _)) in hosts.iter().enumerate() {
+        if ins[i] > 0 || outs[i] > 0 {
+            parts.push(Part {
+                host: host.to_string(),
+                method: Method::ActiveTab,
+                bytes_in: ins[i],
+                bytes_out: outs[i],
+            });
+        }
+    }
+    let last = weights.len() - 1;
+    if ins[last] > 0 || outs[last] > 0 {
+        parts.push(Part {
+            host: String::new(),
+            method: Method::None,
+            bytes_in: ins[last],
+            bytes_out: outs[last],
+        });
+    }
+    parts
+}
+
+/// Split `total` in proportion to `weights`, exactly (largest remainder; ties to the first).
+/// All-zero weights give everything to the last one.
+pub fn split_exact(total: u64, weights: &[u64]) -> Vec<u64> {
+    let mut out = vec![0u64; weights.len()];
+    let sum: u128 = weights.iter().map(|w| *w as u128).sum();
+    if weights.is_empty() {
+        return out;
+    }
+    if sum == 0 {
+        let last = out.len() - 1;
+        out[last] = total;
+        return out;
+    }
+    let mut given: u64 = 0;
+    let mut remainders: Vec<(u128, usize)> = Vec::with_capacity(weights.len());
+    for (i, w) in weights.iter().enumerate() {
+        let exact = total as u128 * *w as u128;
+        out[i] = (exact / sum) as u64;
+        given += out[i];
+        remainders.push((exact % sum, i));
+    }
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, i) in remainders.into_iter().take((total - given) as usize) {
+        out[i] += 1;
+    }
+    out
+}
+
+/// The recorder's side: which applications are browsers, and their spans and observations.
+#[derive(Debug, Default)]
+pub struct Attributor {
+    /// Canonical browser key → browser ids, refreshed every tick (the table is tiny).
+    browsers: HashMap<String, Vec<i64>>,
+}
+
+impl Attributor {
+    /// Split this tick's browser traffic across hosts. `window` is the wall-clock span the
+    /// tick's deltas cover (previous tick, this tick), in epoch ms.
+    pub fn attribute(
+        &mut self,
+        conn: &Connection,
+        traffic: &[ProcessTraffic],
+        window: (i64, i64),
+    ) -> rusqlite::Result<Vec<HostTraffic>> {
+        if traffic.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.refresh(conn)?;
+        if self.browsers.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Each browser application's processes, in first-seen order.
+        let mut apps: Vec<(&App, Vec<i64>, Vec<&ProcessTraffic>)> = Vec::new();
+        for t in traffic {
+            if t.process.kind != AppKind::Application {
+                continue;
+            }
+            if let Some(e) = apps.iter_mut().find(|(a, _, _)| **a == t.process.app) {
+                e.2.push(t);
+                continue;
+            }
+            if let Some(ids) = self.browsers.get(&names::canonical(&t.process.app.name)) {
+                apps.push((&t.process.app, ids.clone(), vec![t]));
+            }
+        }
+        let mut out = Vec::new();
+        let mut hosts_of: HashMap<String, Option<String>> = HashMap::new();
+        for (app, ids, procs) in apps {
+            let mut total = (0u64, 0u64);
+            let mut flows: Vec<(String, u64, u64)> = Vec::new();
+            for p in &procs {
+                total.0 += p.bytes_in;
+                total.1 += p.bytes_out;
+                for (remote, bin, bout) in &p.flows {
+                    flows.push((remote.host.clone(), *bin, *bout));
+                }
+            }
+            for (addr, _, _) in &flows {
+                if !hosts_of.contains_key(addr) {
+                    let host = observed_host(conn, addr, window.1)?;
+                    hosts_of.insert(addr.clone(), host);
+                }
+            }
+            let matched: Vec<(Option<&str>, u64, u64)> = flows
+                .iter()
+                .map(|(addr, bin, bout)| {
+                    (hosts_of.get(addr).and_then(|h| h.as_deref()), *bin, *bout)
+                })
+                .collect();
+            let spans = spans(conn, &ids, window)?;
+            for part in split(total, &matched, &spans, window) {
+                out.push(HostTraffic {
+                    app: app.clone(),
+                    host: part.host,
+                    method: part.method,
+                    bytes_in: part.bytes_in,
+                    bytes_out: part.bytes_out,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn refresh(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        self.browsers.clear();
+        let mut st = conn.prepare_cached("SELECT id, name FROM web_browsers")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (id, name) = row?;
+            let key = names::canonical(&name);
+            if !key.is_empty() {
+                self.browsers.entry(key).or_default().push(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The host most recently observed served from `addr`, if any observation is fresh enough.
+fn observed_host(conn: &Connection, addr: &str, now_ms: i64) -> rusqlite::Result<Option<String>> {
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        return Ok(None);
+    };
+    conn.prepare_cached(
+        "SELECT host FROM web_addresses WHERE ip = ?1 AND last_at >= ?2 \
+         ORDER BY last_at DESC LIMIT 1",
+    )?
+    .query_row(
+        params![canonical_ip(ip), now_ms - OBSERVATION_TTL_MS],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// The browsers' active-tab spans near `window`, the newest one extended by the pulse.
+fn spans(conn: &Connection, browsers: &[i64], window: (i64, i64)) -> rusqlite::Result<Vec<Span>> {
+    let mut out = Vec::new();
+    for id in browsers {
+        let newest: Option<(i64, String, i64, i64)> = conn
+            .prepare_cached(
+                "SELECT id, host, start_at, end_at FROM web_activity WHERE browser_id = ?1 \
+                 ORDER BY start_at DESC LIMIT 1",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        let mut st = conn.prepare_cached(
+            "SELECT id, host, start_at, end_at FROM web_activity WHERE browser_id = ?1 \
+             AND end_at >= ?2 AND start_at <= ?3 ORDER BY start_at",
+        )?;
+        let rows = st.query_map(params![id, window.0 - PULSE_MS, window.1], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (row_id, host, start_ms, mut end_ms) = row?;
+            if newest.as_ref().is_some_and(|n| n.0 == row_id) && !host.is_empty() {
+                end_ms = end_ms.max(window.1.min(end_ms.saturating_add(PULSE_MS)));
+            }
+            out.push(Span {
+                host,
+                start_ms,
+                end_ms,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(h: &str, s: i64, e: i64) -> Span {
+        Span {
+            host: h.into(),
+            start_ms: s,
+            end_ms: e,
+        }
+    }
+
+    fn part(h: &str, m: Method, i: u64, o: u64) -> Part {
+        Part {
+            host: h.into(),
+            method: m,
+            bytes_in: i,
+            bytes_out: o,
+        }
+    }
+
+    #[test]
+    fn matched_connections_go_to_their_host_and_the_rest_by_active_tab() {
+        let parts = split(
+            (1000, 100),
+            &[
+                (Some("a.com"), 600, 60),
+                (Some("a.com"), 100, 10),
+                (Some("b.com"), 200, 20),
+                (None, 100, 10),
+            ],
+            &[span("c.com", 0, 5000)],
+            (0, 5000),
+        );
+        assert_eq!(
+            parts,
+            vec![
+                part("a.com", Method::Connection, 700, 70),
+                part("b.com", Method::Connection, 200, 20),
+                part("c.com", Method::ActiveTab, 100, 10),
+            ]
+        );
+    }
+
+    #[test]
+    fn time_share_follows_the_tab_and_leaves_idle_time_unattributed() {
+        // a.com for 2 s, b.com for 1 s, nothing for 2 s of a 5 s tick.
+        let parts = split(
+            (1001, 10),
+            &[],
+            &[
+                span("a.com", -3000, 2000),
+                span("b.com", 2000, 3000),
+                span("", 3000, 9000),
+            ],
+            (0, 5000),
+        );
+        assert_eq!(
+            parts,
+            vec![
+                part("a.com", Method::ActiveTab, 401, 4),
+                part("b.com", Method::ActiveTab, 200, 2),
+                part("", Method::None, 400, 4),
+            ]
+        );
+        let sum_in: u64 = parts.iter().map(|p| p.bytes_in).sum();
+        assert_eq!(sum_in, 1001, "every byte is placed exactly once");
+    }
+
+    #[test]
+    fn a_zero_length_tick_goes_to_the_host_active_at_that_instant() {
+        let parts = split((10, 1), &[], &[span("a.com", 0, 100)], (50, 50));
+        assert_eq!(parts, vec![part("a.com", Method::ActiveTab, 10, 1)]);
+        let parts = split((10, 1), &[], &[], (50, 50));
+        assert_eq!(parts, vec![part("", Method::None, 10, 1)]);
+    }
+
+    #[test]
+    fn overlapping_spans_share_the_tick_in_proportion() {
+        let parts = split(
+            (90, 0),
+            &[],
+            &[span("a.com", 0, 100), span("b.com", 0, 50)],
+            (0, 100),
+        );
+        assert_eq!(
+            parts,
+            vec![
+                part("a.com", Method::ActiveTab, 60, 0),
+                part("b.com", Method::ActiveTab, 30, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn exact_split_never_loses_or_invents_a_byte() {
+        assert_eq!(split_exact(10, &[1, 1, 1]), vec![4, 3, 3]);
+        assert_eq!(split_exact(0, &[1, 2]), vec![0, 0]);
+        assert_eq!(split_exact(7, &[0, 0]), vec![0, 7]);
+        assert_eq!(
+            split_exact(u64::MAX, &[u64::MAX, 1]).iter().sum::<u64>(),
+            u64::MAX
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn splits_always_add_up(
+            total_in in 0u64..1_000_000_000,
+            total_out in 0u64..1_000_000,
+            flows in proptest::collection::vec((proptest::option::of(0usize..3), 0u64..1000, 0u64..1000), 0..6),
+            spans in proptest::collection::vec((0usize..4, -5000i64..10000, 0i64..6000), 0..6),
+            window in (0i64..5000, 0i64..6000),
+        ) {
+            let hosts = ["a.com", "b.com", "c.com", ""];
+            let flows: Vec<(Option<&str>, u64, u64)> =
+                flows.iter().map(|(h, i, o)| (h.map(|h| hosts[h]), *i, *o)).collect();
+            let conn: (u64, u64) = flows.iter().fold((0, 0), |a, f| (a.0 + f.1, a.1 + f.2));
+            let total = (total_in + conn.0, total_out + conn.1);
+            let spans: Vec<Span> =
+                spans.iter().map(|(h, s, l)| span(hosts[*h], *s, s + l)).collect();
+            let parts = split(total, &flows, &spans, (window.0, window.0 + window.1));
+            let sum = parts.iter().fold((0, 0), |a, p| (a.0 + p.bytes_in, a.1 + p.bytes_out));
+            proptest::prop_assert_eq!(sum, total);
+        }
+    }
+}
