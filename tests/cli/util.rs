@@ -141,3 +141,182 @@ pub fn finish(mut child: Child, timeout: Duration) -> (Option<i32>, String) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A running `netmon serve` on an ephemeral loopback port, its stderr collected as it comes
+/// (so a chatty server never blocks on a full pipe).
+pub struct Serve {
+    pub child: Child,
+    pub addr: std::net::SocketAddr,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Serve {
+    /// Start `netmon serve --listen 127.0.0.1:0` with these extra args and wait until it
+    /// listens.
+    pub fn start(env: &Env, args: &[&str]) -> Serve {
+        use std::io::BufRead;
+        let listen: &[&str] = if args.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
+        let mut child = env
+            .std_netmon()
+            .arg("serve")
+            .args(listen)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let err = child.stderr.take().expect("stderr");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                let mut s = sink.lock().expect("stderr lock");
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let mut addr = None;
+        let ok = wait_until(Duration::from_secs(20), || {
+            let s = stderr.lock().expect("stderr lock");
+            addr = s
+                .lines()
+                .find_map(|l| l.split("listening on http://").nth(1))
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|a| a.parse().ok());
+            addr.is_some() || child.try_wait().is_ok_and(|s| s.is_some())
+        });
+        let text = stderr.lock().expect("stderr lock").clone();
+        assert!(
+            ok && addr.is_some(),
+            "netmon serve did not start listening: {text}"
+        );
+        Serve {
+            child,
+            addr: addr.expect("address"),
+            stderr,
+        }
+    }
+
+    /// Everything the server wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr lock").clone()
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns its stderr.
+    pub fn stop(mut self) -> String {
+        signal(&self.child, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("netmon serve did not stop: {}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The reader thread finishes at EOF, right after the exit.
+        wait_until(Duration::from_secs(2), || self.stderr().contains("stopped"));
+        assert_eq!(status.code(), Some(0), "{}", self.stderr());
+        self.stderr()
+    }
+}
+
+/// An HTTP response as a test sees it.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpReply {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+    /// A response header's value (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// Send one raw request (which should say `Connection: close`) and read the reply to EOF.
+pub fn http_raw(addr: std::net::SocketAddr, raw: &[u8]) -> HttpReply {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(raw).expect("send");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read reply");
+    parse_reply(&out)
+}
+
+/// Parse a whole HTTP/1.1 response (Content-Length or chunked body).
+pub fn parse_reply(out: &[u8]) -> HttpReply {
+    let text = String::from_utf8_lossy(out).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {head}"));
+    HttpReply {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// A request with the usual headers: Host 127.0.0.1, the token (when given), a JSON body.
+pub fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> HttpReply {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    http_raw(
+        addr,
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            addr.port(),
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
+/// The token `netmon serve --print-token` prints for this environment's database.
+pub fn serve_token(env: &Env) -> String {
+    let out = env
+        .netmon()
+        .args(["serve", "--print-token"])
+        .output()
+        .expect("print-token");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
+}
