@@ -4,3 +4,4 @@ mod util;
 
 mod record;
 mod serve;
+mod web;
