@@ -98,6 +98,7 @@ fn store_bytes_per_row(dir: &Path) {
             elapsed_ms: 5000,
             day: at.div_euclid(86_400_000) * 86_400,
             traffic: &traffic,
+            web: &[],
             state: &state,
         })
         .expect("tick");
