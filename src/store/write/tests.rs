@@ -331,3 +331,91 @@ fn retention_shrinks_the_file() {
     let after = pages(&w);
     assert!(after < before / 2, "pages {before} -> {after}");
 }
+
+#[test]
+fn web_rows_follow_the_same_rollups_and_retention_as_apps() {
+    use crate::web::Method;
+    use crate::web::attribute::HostTraffic;
+    use crate::web::ingest::{self, Heartbeat, Observation};
+    let mut w = writer();
+    let r = run(&mut w, T0);
+    let p = proc(1, "firefox", "Firefox");
+    let web = |host: &str, method, i| HostTraffic {
+        app: p.app.clone(),
+        host: host.into(),
+        method,
+        bytes_in: i,
+        bytes_out: 1,
+    };
+    // Ten days of one tick an hour, each with a heartbeat and an observation.
+    for h in 0..240 {
+        let at = T0 + h * H + 1;
+        w.commit_tick(&Tick {
+            run_id: r,
+            at_ms: at,
+            elapsed_ms: 5000,
+            day: at.div_euclid(86_400_000) * 86_400,
+            traffic: &[traffic(p.clone(), 10, 2)],
+            web: &[
+                web("a.example", Method::Connection, 6),
+                web("b.example", Method::ActiveTab, 3),
+                web("", Method::None, 1),
+            ],
+            state: &StateChanges::default(),
+        })
+        .expect("tick");
+        ingest::record_heartbeats(
+            w.conn_mut(),
+            &[Heartbeat {
+                browser: "Firefox".into(),
+                host: Some(format!("h{h}.example")),
+                time_ms: at,
+                duration_ms: 1000,
+                private: false,
+            }],
+            at,
+        )
+        .expect("heartbeat");
+        ingest::record_observations(
+            w.conn_mut(),
+            &[Observation {
+                browser: "Firefox".into(),
+                host: format!("h{h}.example"),
+                ip: "192.0.2.1".parse().expect("ip"),
+                time_ms: at,
+            }],
+            at,
+        )
+        .expect("observation");
+    }
+    assert_eq!(one(&w, "SELECT count(*) FROM web_hosts"), 3);
+    assert_eq!(one(&w, "SELECT sum(bytes_in) FROM web_samples"), 2400);
+    assert_eq!(one(&w, "SELECT sum(bytes_in) FROM web_hourly"), 2400);
+    assert_eq!(one(&w, "SELECT sum(bytes_in) FROM web_daily"), 2400);
+    assert_eq!(
+        one(&w, "SELECT sum(bytes_in) FROM web_daily WHERE method = 1"),
+        1440
+    );
+    let policy = retention::Policy {
+        raw: Some(std::time::Duration::from_secs(7 * 86_400)),
+        hourly: Some(std::time::Duration::from_secs(8 * 86_400)),
+    };
+    let now = T0 + 240 * H;
+    let cut = retention::cutoffs(&policy, now, |s| s.div_euclid(86_400) * 86_400);
+    let stats = retention::apply(w.conn_mut(), &cut).expect("retention");
+    assert_eq!(
+        stats.web_samples,
+        72 * 3,
+        "three rows a tick for three days"
+    );
+    assert_eq!(
+        one(&w, "SELECT sum(bytes_in) FROM web_samples"),
+        (240 - 72) * 10
+    );
+    assert_eq!(stats.web_hourly, 48 * 3, "two days of hourly rows");
+    assert_eq!(one(&w, "SELECT sum(bytes_in) FROM web_daily"), 2400);
+    // Stays and address reports go with the raw window (the 1-s stays end before it).
+    assert_eq!(stats.web_activity, 72 + 72, "{stats:?}");
+    assert_eq!(one(&w, "SELECT count(*) FROM web_activity"), 240 - 72);
+    assert_eq!(one(&w, "SELECT count(*) FROM web_addresses"), 240 - 72);
+}
