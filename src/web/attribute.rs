@@ -281,15 +281,21 @@ fn observed_host(conn: &Connection, addr: &str, now_ms: i64) -> rusqlite::Result
     let Ok(ip) = addr.parse::<IpAddr>() else {
         return Ok(None);
     };
-    conn.prepare_cached(
-        "SELECT host FROM web_addresses WHERE ip = ?1 AND last_at >= ?2 \
-         ORDER BY last_at DESC LIMIT 1",
-    )?
-    .query_row(
-        params![canonical_ip(ip), now_ms - OBSERVATION_TTL_MS],
-        |r| r.get(0),
-    )
-    .optional()
+    // The freshness test is done here, not in SQL: SQLite re-prepares a statement whose
+    // non-index terms compare against a bound value each time that value changes, and the
+    // cut-off changes every tick (the re-prepare cost more than everything else in a tick).
+    let mut st = conn.prepare_cached("SELECT host, last_at FROM web_addresses WHERE ip = ?1")?;
+    let rows = st.query_map([canonical_ip(ip)], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    let mut best: Option<(String, i64)> = None;
+    for row in rows {
+        let (host, last_at) = row?;
+        if last_at >= now_ms - OBSERVATION_TTL_MS && best.as_ref().is_none_or(|b| last_at > b.1) {
+            best = Some((host, last_at));
+        }
+    }
+    Ok(best.map(|b| b.0))
 }
 
 /// The browsers' active-tab spans near `window`, the newest one extended by the pulse.
@@ -303,11 +309,18 @@ fn spans(conn: &Connection, browsers: &[i64], window: (i64, i64)) -> rusqlite::R
             )?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
+        // Intervals of one browser never overlap, so the only one that starts before the
+        // window and reaches into it is the last to start before it: two index range scans
+        // instead of a walk over the browser's whole history.
+        let lo = window.0 - PULSE_MS;
         let mut st = conn.prepare_cached(
-            "SELECT id, host, start_at, end_at FROM web_activity WHERE browser_id = ?1 \
-             AND end_at >= ?2 AND start_at <= ?3 ORDER BY start_at",
+            "SELECT * FROM (SELECT id, host, start_at, end_at FROM web_activity \
+             WHERE browser_id = ?1 AND start_at < ?2 ORDER BY start_at DESC LIMIT 1) \
+             UNION ALL \
+             SELECT id, host, start_at, end_at FROM web_activity \
+             WHERE browser_id = ?1 AND start_at >= ?2 AND start_at <= ?3",
         )?;
-        let rows = st.query_map(params![id, window.0 - PULSE_MS, window.1], |r| {
+        let rows = st.query_map(params![id, lo, window.1], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
