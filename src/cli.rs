@@ -59,6 +59,7 @@ pub struct Global {
 pub enum Command {
     Record(RecordArgs),
     Apps(AppsArgs),
+    Domains(DomainsArgs),
     Serve(ServeArgs),
 }
 
@@ -154,6 +155,49 @@ pub struct AppsArgs {
     /// glob when it holds * or ?.
     #[arg(long, value_name = "PATTERN")]
     pub app: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Browser traffic per website: received, sent, and how it was attributed.
+///
+/// Covers the last 24 hours unless --since, --from or --until say otherwise. Needs the browser
+/// extension reporting to `netmon serve` while `netmon record` runs. Hosts roll up to their
+/// registrable domain (Public Suffix List: www.bbc.co.uk is bbc.co.uk) unless --no-rollup.
+/// "Connection" is the share matched by the connection's server address, the rest was split
+/// by the time the site was the active tab; "(no active tab)" is browser traffic with no site.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon domains --since 7d --app firefox
+  netmon domains --since 24h --hosts --json | jq '.[] | {domain, bytes_total}'")]
+pub struct DomainsArgs {
+    #[command(flatten)]
+    pub range: RangeArgs,
+
+    /// One row per host (www.bbc.co.uk, static.bbc.co.uk) instead of per registrable domain.
+    #[arg(long, conflicts_with = "hosts")]
+    pub no_rollup: bool,
+
+    /// List each domain's hosts under it (nested "hosts" in JSON; following rows in CSV).
+    #[arg(long)]
+    pub hosts: bool,
+
+    /// Only browsers whose application name contains PATTERN (case-insensitive), or matches
+    /// it as a glob when it holds * or ?.
+    #[arg(long, value_name = "PATTERN")]
+    pub app: Option<String>,
+
+    /// Order of the rows: total, in, out (largest first) or name.
+    #[arg(long, value_enum, default_value = "total")]
+    pub sort: crate::query::apps::Sort,
+
+    /// Show at most N rows; 0 shows all.
+    ///
+    /// Default: 20 in a table; JSON and CSV list every row.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
 
     #[command(flatten)]
     pub output: OutputArgs,

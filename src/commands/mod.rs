@@ -2,6 +2,7 @@
 //! `output`. One file per subcommand.
 
 pub mod apps;
+pub mod domains;
 
 use std::io::Write;
 

@@ -15,6 +15,7 @@ use super::Style;
 use super::units;
 use crate::query::apps::Apps;
 use crate::query::coverage::Coverage;
+use crate::query::domains::{DomainUsage, Domains, SiteKind};
 use crate::query::{Kind, Range};
 
 /// Escape what must not reach a terminal raw: control characters (an escape sequence in a
@@ -204,6 +205,113 @@ pub fn apps(a: &Apps, style: &Style) -> String {
         bytes(style, m.bytes_in + m.bytes_out)
     );
     let _ = writeln!(out, "{}", range_footer(&a.range, &a.requested, &a.coverage));
+    out
+}
+
+/// What to tell someone whose `domains` answer is empty.
+pub fn no_domains_hint(d: &Domains) -> String {
+    if d.browsers_reporting.is_empty() {
+        "no website traffic: no browser has reported yet. Start `netmon serve`, load the \
+         browser extension and paste the token from `netmon serve --print-token` into its \
+         options; `netmon record` must be running too"
+            .to_string()
+    } else {
+        format!(
+            "no website traffic in this range ({} of it was recorded); browsers reporting: {}",
+            units::percent(d.coverage.fraction()),
+            d.browsers_reporting.join(", ")
+        )
+    }
+}
+
+/// `netmon domains` as a table.
+pub fn domains(d: &Domains, style: &Style) -> String {
+    let per_host = d.rows.iter().any(|r| r.host.is_some());
+    let mut t = new_table(
+        style,
+        &[
+            if per_host { "Host" } else { "Domain" },
+            "Received",
+            "Sent",
+            "Total",
+            "Share",
+            "Connection",
+            "Browsers",
+            "Last seen",
+        ],
+        &[1, 2, 3, 4, 5],
+    );
+    let mut add = |r: &DomainUsage, indent: bool| {
+        let name = match (&r.host, indent) {
+            (Some(h), true) => format!("  {}", sanitize(h)),
+            (Some(h), false) => sanitize(h).into_owned(),
+            (None, _) => sanitize(&r.domain).into_owned(),
+        };
+        let name_cell = if r.kind == SiteKind::Unattributed && style.color {
+            Cell::new(name).add_attribute(Attribute::Italic)
+        } else {
+            Cell::new(name)
+        };
+        let by_connection = if r.kind == SiteKind::Unattributed {
+            "–".to_string()
+        } else {
+            units::percent(r.connection_share)
+        };
+        t.add_row(vec![
+            name_cell,
+            Cell::new(bytes(style, r.bytes_in)),
+            Cell::new(bytes(style, r.bytes_out)),
+            Cell::new(bytes(style, r.bytes_total)),
+            Cell::new(units::percent(r.share)),
+            Cell::new(by_connection),
+            Cell::new(sanitize(&r.apps)),
+            Cell::new(local_minute(r.last_seen)),
+        ]);
+    };
+    for r in &d.rows {
+        add(r, false);
+        let hosts = r.hosts.as_deref().unwrap_or_default();
+        // A domain whose only host is itself needs no line under it.
+        if let [only] = hosts
+            && only.host.as_deref() == Some(r.domain.as_str())
+        {
+            continue;
+        }
+        for h in hosts {
+            add(h, true);
+        }
+    }
+    let mut out = if d.rows.is_empty() {
+        format!("{}.\n", no_domains_hint(d))
+    } else {
+        render(&t)
+    };
+    if d.matched_rows > d.rows.len() {
+        let _ = writeln!(
+            out,
+            "… {} more (--limit 0 lists all)",
+            d.matched_rows - d.rows.len()
+        );
+    }
+    let m = &d.by_method;
+    let total = m.total();
+    let pct = |n: u64| {
+        units::percent(if total == 0 {
+            0.0
+        } else {
+            n as f64 / total as f64
+        })
+    };
+    let _ = writeln!(
+        out,
+        "browsers: received {} · sent {} · by connection {} · by active tab {} · no site {}",
+        bytes(style, d.bytes_in),
+        bytes(style, d.bytes_out),
+        pct(m.connection),
+        pct(m.active_tab),
+        pct(m.none)
+    );
+    let _ = writeln!(out, "{}", range_footer(&d.range, &d.requested, &d.coverage));
     out
 }
 

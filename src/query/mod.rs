@@ -5,11 +5,12 @@
 //! - `plan`: which table (raw ticks, hourly, daily) answers which part of a range, using the
 //!   retention boundaries in `meta`, so totals agree across tables.
 //! - `scan`: the SQL over those tables. `coverage`: recorded time from `runs` and `gaps`.
-//! - `apps`, `timeline`, `top`: the answers, as plain `Serialize` structs with integer bytes
+//! - `apps`, `timeline`, `top`, `domains`: the answers, as plain `Serialize` structs with integer bytes
 //!   and `DateTime<Utc>`.
 
 pub mod apps;
 pub mod coverage;
+pub mod domains;
 pub mod plan;
 pub mod range;
 pub mod scan;
