@@ -199,9 +199,10 @@ for (const host of Object.keys(HOSTS)) {
   });
 }
 
-test('netmon domains --json lists both hosts with their own bytes, attributed by connection', async () => {
+test('netmon domains --json lists both hosts with their own bytes, attributed by connection', async (t) => {
   await stop(record, 'netmon record');
   const rows = domains();
+  t.diagnostic(netmon(['domains', '--since', '1h', '--bytes']));
   const byDomain = Object.fromEntries(rows.map((r) => [r.domain, r]));
   for (const host of Object.keys(HOSTS)) {
     const r = byDomain[host];
