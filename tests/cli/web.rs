@@ -368,27 +368,25 @@ fn a_closed_pipe_is_not_an_error() {
     }
 }
 
-/// Per-host rows go through the same raw/hourly/daily tables and retention as applications,
-/// and `domains` stitches them the same way: totals over ranges that cross the retention
-/// boundaries equal the ticks' bytes exactly.
-#[test]
-fn domain_totals_stitch_across_raw_hourly_and_daily_tables() {
+const MIN: i64 = 60_000;
+const HOUR: i64 = 60 * MIN;
+const DAY: i64 = 24 * HOUR;
+/// 2024-04-01T00:00Z.
+const D0: i64 = 1_711_929_600_000;
+
+/// Twelve days of 20-minute ticks from D0, each giving Firefox's bytes to one of three hosts
+/// (two under a.example) or to no site, written through the store's own write path; then a
+/// retention pass leaves daily totals before day 5, hourly totals from there and raw ticks
+/// from day 9, 05:00. Returns (tick time, host, in, out) of every row, and the run's end.
+fn web_history(env: &Env) -> (Vec<(i64, &'static str, u64, u64)>, i64) {
     use netmon::store::retention::Cutoffs;
     use netmon::synth::{Flow, Synth, WebFlow};
     use netmon::web::Method;
-    const MIN: i64 = 60_000;
-    const HOUR: i64 = 60 * MIN;
-    const DAY: i64 = 24 * HOUR;
-    const D0: i64 = 1_711_929_600_000; // 2024-04-01T00:00Z
-    const HOURLY_FROM: i64 = D0 + 5 * DAY;
-    const RAW_FROM: i64 = D0 + 9 * DAY + 5 * HOUR;
     let hosts = ["www.a.example", "cdn.a.example", "b.example", ""];
-    let env = Env::new();
     let mut synth = Synth::create(&env.db, Synth::utc_days).expect("synth");
     synth.begin_run(D0, 20 * MIN).expect("run");
     synth.tick(D0, 0, &[]).expect("baseline");
-    // (at, host, method, in, out) of every web row written.
-    let mut written: Vec<(i64, &str, u64, u64)> = Vec::new();
+    let mut written = Vec::new();
     let mut at = D0 + 20 * MIN;
     let mut k = 0u64;
     while at < D0 + 12 * DAY {
@@ -419,8 +417,19 @@ fn domain_totals_stitch_across_raw_hourly_and_daily_tables() {
             hourly_before: Some(HOURLY_FROM / 1000),
         })
         .expect("retention");
-    drop(synth);
+    (written, at)
+}
 
+const HOURLY_FROM: i64 = D0 + 5 * DAY;
+const RAW_FROM: i64 = D0 + 9 * DAY + 5 * HOUR;
+
+/// Per-host rows go through the same raw/hourly/daily tables and retention as applications,
+/// and `domains` stitches them the same way: totals over ranges that cross the retention
+/// boundaries equal the ticks' bytes exactly.
+#[test]
+fn domain_totals_stitch_across_raw_hourly_and_daily_tables() {
+    let env = Env::new();
+    let (written, at) = web_history(&env);
     let expected = |a: i64, b: i64| -> BTreeMap<String, (u64, u64)> {
         let mut m = BTreeMap::new();
         for (t, host, i, o) in &written {
@@ -508,4 +517,29 @@ fn without_a_browser_reporting_domains_says_what_to_set_up() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains("cannot be used with"));
+}
+
+#[test]
+fn domains_table() {
+    let env = Env::new();
+    web_history(&env);
+    let table = |args: &[&str]| {
+        let out = env
+            .netmon()
+            .args(["domains", "--from", "2024-04-11", "--until", "2024-04-11"])
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    insta::assert_snapshot!("domains_table_hosts", table(&["--hosts"]));
+    insta::assert_snapshot!(
+        "domains_table_no_rollup_bytes",
+        table(&["--no-rollup", "--bytes"])
+    );
 }
