@@ -289,8 +289,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub print_token: bool,
 
-    /// How long a client may take to send a request body, or stay silent, before it is
-    /// dropped.
+    /// How long a client may take to send a whole request (head and body) before it gets 408.
     #[arg(long, hide = true, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
     pub client_timeout: Duration,
 }

@@ -256,14 +256,18 @@ impl HttpReply {
 
 /// Send one raw request (which should say `Connection: close`) and read the reply to EOF.
 pub fn http_raw(addr: std::net::SocketAddr, raw: &[u8]) -> HttpReply {
+    try_http_raw(addr, raw).unwrap_or_else(|e| panic!("{addr}: {e}"))
+}
+
+/// The same, with the I/O error instead of a panic.
+pub fn try_http_raw(addr: std::net::SocketAddr, raw: &[u8]) -> std::io::Result<HttpReply> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    s.write_all(raw).expect("send");
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(raw)?;
     let mut out = Vec::new();
-    s.read_to_end(&mut out).expect("read reply");
-    parse_reply(&out)
+    s.read_to_end(&mut out)?;
+    Ok(parse_reply(&out))
 }
 
 /// Parse a whole HTTP/1.1 response (Content-Length or chunked body).
