@@ -58,6 +58,7 @@ pub struct Global {
 pub enum Command {
     Record(RecordArgs),
     Apps(AppsArgs),
+    Timeline(TimelineArgs),
 }
 
 /// The time range of a query (shared by every query subcommand).
@@ -84,6 +85,17 @@ pub struct RangeArgs {
     /// Without --from the range starts where recording began.
     #[arg(long, value_name = "WHEN", value_parser = crate::query::range::parse_when)]
     pub until: Option<crate::query::range::When>,
+
+    /// Answer as if it were this instant (RFC 3339), for reproducible reports and tests.
+    #[arg(long, hide = true, value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `--now`: an RFC 3339 instant.
+fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{e} (use RFC 3339, e.g. 2024-05-01T12:00:00Z)"))
 }
 
 impl RangeArgs {
@@ -152,6 +164,42 @@ pub struct AppsArgs {
     /// glob when it holds * or ?.
     #[arg(long, value_name = "PATTERN")]
     pub app: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Traffic per time bucket, in total or per application, with how much of each was recorded.
+///
+/// Covers the last 24 hours unless --since, --from or --until say otherwise. In a table each
+/// row carries a bar proportional to its total; buckets nobody recorded say so instead of
+/// showing zero. Sizes are decimal (1 MB = 1000 kB) unless --bytes.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon timeline --since 7d --bucket 1h
+  netmon timeline --since 30d --bucket 1d --app firefox --json")]
+pub struct TimelineArgs {
+    #[command(flatten)]
+    pub range: RangeArgs,
+
+    /// Bucket length: a duration dividing a day (5m, 15m, 1h, 6h) or whole days (1d, 7d).
+    ///
+    /// Default auto: 5m up to 6 hours, 1h up to 3 days, 1d up to 90 days, 7d beyond. Buckets
+    /// start at local midnight (7d on Mondays); where only hourly or daily totals are kept,
+    /// shorter buckets are merged to whole hours or days.
+    #[arg(long, value_name = "DURATION", default_value = "auto",
+          value_parser = crate::query::timeline::parse_bucket)]
+    pub bucket: crate::query::timeline::BucketArg,
+
+    /// Only applications whose name contains PATTERN (case-insensitive), or matches it as a
+    /// glob when it holds * or ?.
+    #[arg(long, value_name = "PATTERN")]
+    pub app: Option<String>,
+
+    /// One row per bucket and application (only those with traffic) instead of totals.
+    #[arg(long)]
+    pub per_app: bool,
 
     #[command(flatten)]
     pub output: OutputArgs,

@@ -15,6 +15,7 @@ use super::Style;
 use super::units;
 use crate::query::apps::Apps;
 use crate::query::coverage::Coverage;
+use crate::query::timeline::Timeline;
 use crate::query::{Kind, Range};
 
 /// Escape what must not reach a terminal raw: control characters (an escape sequence in a
@@ -207,9 +208,123 @@ pub fn apps(a: &Apps, style: &Style) -> String {
     out
 }
 
+/// Widest bar, in characters.
+const BAR_WIDTH: usize = 40;
+
+/// A bar of `value / max` of `width` characters: block characters with eighths on a
+/// terminal, `#` otherwise.
+pub fn bar(value: u64, max: u64, width: usize, unicode: bool) -> String {
+    if max == 0 || value == 0 {
+        return String::new();
+    }
+    let eighths = ((value as u128 * width as u128 * 8 + max as u128 / 2) / max as u128) as usize;
+    if !unicode {
+        // At least one mark for any traffic, so small is not confused with none.
+        return "#".repeat((eighths / 8).max(1));
+    }
+    const PART: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
+    let mut s = "█".repeat(eighths / 8);
+    s.push_str(PART[eighths % 8]);
+    if s.is_empty() {
+        s.push('▏');
+    }
+    s
+}
+
+/// `netmon timeline` as a table, a proportional bar on every row.
+pub fn timeline(t: &Timeline, style: &Style) -> String {
+    let per_app = t.buckets.iter().any(|b| b.app.is_some());
+    let mut headers = vec!["Start"];
+    if per_app {
+        headers.push("App");
+    }
+    headers.extend(["Received", "Sent", "Total", "Recorded", ""]);
+    let first_num = if per_app { 2 } else { 1 };
+    let right: Vec<usize> = (first_num..first_num + 4).collect();
+    let mut table = new_table(style, &headers, &right);
+    let daily = t.bucket_ms % 86_400_000 == 0;
+    let max = t.buckets.iter().map(|b| b.bytes_total).max().unwrap_or(0);
+    let fixed_width: usize = if per_app { 70 } else { 55 };
+    let bar_width = style
+        .width
+        .map(|w| {
+            (w as usize)
+                .saturating_sub(fixed_width)
+                .clamp(10, BAR_WIDTH)
+        })
+        .unwrap_or(BAR_WIDTH);
+    for b in &t.buckets {
+        let start = if daily {
+            b.start
+                .with_timezone(&Local)
+                .format("%Y-%m-%d %a")
+                .to_string()
+        } else {
+            local_minute(b.start)
+        };
+        let unrecorded = b.recorded_ms == 0 && b.bytes_total == 0;
+        let num = |n: u64| {
+            if unrecorded {
+                "–".to_string()
+            } else {
+                bytes(style, n)
+            }
+        };
+        let mut row = vec![Cell::new(start)];
+        if let Some(app) = &b.app {
+            row.push(Cell::new(sanitize(app)));
+        }
+        row.extend([
+            Cell::new(num(b.bytes_in)),
+            Cell::new(num(b.bytes_out)),
+            Cell::new(num(b.bytes_total)),
+            Cell::new(units::percent(b.coverage)),
+            Cell::new(if unrecorded {
+                "not recorded".to_string()
+            } else {
+                bar(b.bytes_total, max, bar_width, style.terminal)
+            }),
+        ]);
+        table.add_row(row);
+    }
+    let mut out = render(&table);
+    let (bin, bout) = t
+        .buckets
+        .iter()
+        .fold((0u64, 0u64), |(i, o), b| (i + b.bytes_in, o + b.bytes_out));
+    let _ = writeln!(
+        out,
+        "{} bucket{} of {} · received {} · sent {} · total {}",
+        t.buckets.len(),
+        if t.buckets.len() == 1 { "" } else { "s" },
+        units::duration_ms(t.bucket_ms),
+        bytes(style, bin),
+        bytes(style, bout),
+        bytes(style, bin + bout)
+    );
+    if t.merged {
+        out.push_str(
+            "some rows span several buckets: only hourly or daily totals are kept that far back\n",
+        );
+    }
+    let _ = writeln!(out, "{}", range_footer(&t.range, &t.requested, &t.coverage));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bars_are_proportional_and_never_hide_small_traffic() {
+        assert_eq!(bar(10, 10, 4, false), "####");
+        assert_eq!(bar(5, 10, 4, false), "##");
+        assert_eq!(bar(1, 1000, 4, false), "#");
+        assert_eq!(bar(0, 1000, 4, false), "");
+        assert_eq!(bar(10, 10, 2, true), "██");
+        assert_eq!(bar(9, 16, 2, true), "█▏");
+        assert_eq!(bar(1, 10_000, 2, true), "▏");
+    }
 
     #[test]
     fn control_bidi_and_zero_width_characters_are_escaped() {

@@ -5,3 +5,4 @@ mod util;
 
 mod apps;
 mod record;
+mod timeline;
