@@ -59,6 +59,7 @@ pub enum Command {
     Record(RecordArgs),
     Apps(AppsArgs),
     Timeline(TimelineArgs),
+    Top(TopArgs),
 }
 
 /// The time range of a query (shared by every query subcommand).
@@ -256,6 +257,43 @@ pub struct RecordArgs {
         default_value_t = 12_500_000_000
     )]
     pub max_rate: u64,
+}
+
+/// What is using the network right now: per-application rates from the last ticks of a
+/// running `netmon record`, refreshed in place.
+///
+/// In a terminal the screen refreshes every --refresh until q or Ctrl-C (the terminal is
+/// restored); with --once, or when stdout is not a terminal, one snapshot is printed. Rates
+/// are bytes over the ticks' measured duration, averaged over --window, in decimal units per
+/// second (1 MB/s = 1,000,000 bytes/s). When no recorder is writing, top says so instead of
+/// showing old rates.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon top
+  netmon top --oneline          one line for a SwiftBar/xbar menu-bar plugin")]
+pub struct TopArgs {
+    /// Print one snapshot and exit.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Print one line for menu-bar tools (SwiftBar, xbar): current rates and today's total.
+    ///
+    /// Format: "↓ 1.20 MB/s ↑ 34.0 kB/s · 3.40 GB today"; when nothing is recording,
+    /// "netmon: not recording · 3.40 GB today | color=gray".
+    #[arg(long, conflicts_with_all = ["once", "json", "ndjson", "csv"])]
+    pub oneline: bool,
+
+    /// Average rates over the ticks of this window, e.g. 15s, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_interval)]
+    pub window: Duration,
+
+    /// Redraw this often in a terminal, e.g. 1s, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    pub refresh: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// A positive duration such as `5s`, `100ms` or `2m`.

@@ -50,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Record(a) => record::run(record::Options::from_args(db, a)?),
         Command::Apps(a) => commands::apps::run(&db, &a),
         Command::Timeline(a) => commands::timeline::run(&db, &a),
+        Command::Top(a) => commands::top::run(&db, &a),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod timeline;
+pub mod top;
 
 use chrono::{DateTime, Local, Utc};
 

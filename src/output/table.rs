@@ -16,6 +16,7 @@ use super::units;
 use crate::query::apps::Apps;
 use crate::query::coverage::Coverage;
 use crate::query::timeline::Timeline;
+use crate::query::top::Top;
 use crate::query::{Kind, Range};
 
 /// Escape what must not reach a terminal raw: control characters (an escape sequence in a
@@ -309,6 +310,78 @@ pub fn timeline(t: &Timeline, style: &Style) -> String {
     }
     let _ = writeln!(out, "{}", range_footer(&t.range, &t.requested, &t.coverage));
     out
+}
+
+/// `netmon top` as a table (the screen's body, and `--once`), at most `rows` applications.
+pub fn top(t: &Top, style: &Style, rows: Option<usize>) -> String {
+    let mut out = String::new();
+    if !t.live {
+        let _ = writeln!(out, "{}", t.status);
+        let _ = writeln!(
+            out,
+            "today: received {} · sent {}",
+            bytes(style, t.today_in),
+            bytes(style, t.today_out)
+        );
+        return out;
+    }
+    let mut table = new_table(
+        style,
+        &["App", "Down/s", "Up/s", "Today down", "Today up"],
+        &[1, 2, 3, 4],
+    );
+    let rate = |r: f64| {
+        if style.exact {
+            format!("{}", r.round() as u64)
+        } else {
+            units::rate(r)
+        }
+    };
+    let shown = rows.unwrap_or(usize::MAX).min(t.apps.len());
+    for r in &t.apps[..shown] {
+        table.add_row(vec![
+            Cell::new(sanitize(&r.app)),
+            Cell::new(rate(r.rate_in)),
+            Cell::new(rate(r.rate_out)),
+            Cell::new(bytes(style, r.today_in)),
+            Cell::new(bytes(style, r.today_out)),
+        ]);
+    }
+    if t.apps.is_empty() {
+        out.push_str("No traffic in the last ticks.\n");
+    } else {
+        out.push_str(&render(&table));
+    }
+    if shown < t.apps.len() {
+        let _ = writeln!(out, "… {} more", t.apps.len() - shown);
+    }
+    let _ = writeln!(
+        out,
+        "total ↓ {} ↑ {} · today ↓ {} ↑ {}",
+        rate(t.rate_in.unwrap_or(0.0)),
+        rate(t.rate_out.unwrap_or(0.0)),
+        bytes(style, t.today_in),
+        bytes(style, t.today_out)
+    );
+    let _ = writeln!(
+        out,
+        "{} · rates over {} of ticks",
+        t.status,
+        units::duration_ms(t.window_ms)
+    );
+    out
+}
+
+/// The one line a SwiftBar/xbar plugin prints: the menu-bar title. Text after `|` would be
+/// read as parameters, so names never appear in it; `color=gray` marks a stale state.
+pub fn oneline(t: &Top) -> String {
+    let today = units::bytes(t.today_in + t.today_out);
+    match (t.live, t.rate_in, t.rate_out) {
+        (true, Some(i), Some(o)) => {
+            format!("↓ {} ↑ {} · {today} today", units::rate(i), units::rate(o))
+        }
+        _ => format!("netmon: not recording · {today} today | color=gray"),
+    }
 }
 
 #[cfg(test)]

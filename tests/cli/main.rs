@@ -6,3 +6,4 @@ mod util;
 mod apps;
 mod record;
 mod timeline;
+mod top;
