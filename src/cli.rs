@@ -60,6 +60,8 @@ pub enum Command {
     Apps(AppsArgs),
     Timeline(TimelineArgs),
     Top(TopArgs),
+    #[command(hide = true)]
+    GenerateHistory(GenerateArgs),
 }
 
 /// The time range of a query (shared by every query subcommand).
@@ -294,6 +296,30 @@ pub struct TopArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Fill a new database with a deterministic synthetic history (for benchmarks).
+///
+/// Writes through the recorder's own write path and retention: 300 applications, about 40
+/// processes alive at a time, 5-second ticks inside the raw window, a daily rhythm, nights
+/// asleep, a new run each week.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Days of history, ending now (or at --end).
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Distinct applications.
+    #[arg(long, default_value_t = 300)]
+    pub apps: usize,
+    /// Processes alive at a time.
+    #[arg(long, default_value_t = 40)]
+    pub active: usize,
+    /// Seed of the generator: the same seed and end give the same history.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The end of the history (RFC 3339); default now.
+    #[arg(long, value_parser = parse_now)]
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A positive duration such as `5s`, `100ms` or `2m`.

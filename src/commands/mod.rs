@@ -2,6 +2,7 @@
 //! `output`. One file per subcommand.
 
 pub mod apps;
+pub mod generate;
 pub mod timeline;
 pub mod top;
 
