@@ -163,10 +163,9 @@ fn sizes(db: &Path) {
         rows
     );
     println!(
-        "bytes per raw sample row: {:.1} (samples table {:.1} MB){}; ticks + index: {:.1} MB",
+        "bytes per raw sample row: {:.1} (samples table {:.1} MB); ticks + index: {:.1} MB",
         samples_bytes as f64 / rows.max(1) as f64,
         samples_bytes as f64 / 1e6,
-        "",
         ticks_bytes as f64 / 1e6
     );
     for t in ["hourly", "daily", "processes", "flow_samples"] {
@@ -243,15 +242,7 @@ fn stop(child: &mut Child) {
 /// The best SQL we know for each answer, with the boundaries computed here as literals: what
 /// a hand-written query on the same file costs, including the sqlite3 shell's start-up.
 fn best_sql(db: &Path, now_ms: i64) -> [String; 4] {
-    let conn = rusqlite::Connection::open(db).expect("open");
-    let meta = |k: &str| -> Option<i64> {
-        conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| {
-            r.get::<_, String>(0)
-        })
-        .ok()
-        .and_then(|v| v.parse().ok())
-    };
-    let hourly_from = meta("hourly_from").unwrap_or(0) * 1000;
+    let _ = db;
     let hour = now_ms - now_ms.rem_euclid(3_600_000);
     let local = chrono::DateTime::<Utc>::from_timestamp_millis(now_ms)
         .expect("now")
@@ -287,7 +278,6 @@ fn best_sql(db: &Path, now_ms: i64) -> [String; 4] {
             raw(hour, now_ms)
         )
     };
-    let _ = hourly_from;
     let apps_year = by_name(&year_day);
     let h30 = now_ms - 30 * 86_400_000;
     let timeline = format!(
