@@ -58,7 +58,7 @@ fn main() {
     let steps = tmp.path().join("steps");
     let mut recorder = start_recorder(&bin, &db, &steps);
     let now_ms = Utc::now().timestamp_millis();
-    let sql = best_sql(&db, now_ms);
+    let sql = best_sql(now_ms);
 
     println!();
     println!(
@@ -241,8 +241,7 @@ fn stop(child: &mut Child) {
 
 /// The best SQL we know for each answer, with the boundaries computed here as literals: what
 /// a hand-written query on the same file costs, including the sqlite3 shell's start-up.
-fn best_sql(db: &Path, now_ms: i64) -> [String; 4] {
-    let _ = db;
+fn best_sql(now_ms: i64) -> [String; 4] {
     let hour = now_ms - now_ms.rem_euclid(3_600_000);
     let local = chrono::DateTime::<Utc>::from_timestamp_millis(now_ms)
         .expect("now")

@@ -150,9 +150,6 @@ Examples:
   netmon apps --since 7d --limit 10
   netmon apps --from yesterday --until yesterday --json | jq '.[] | {app, bytes_total}'")]
 pub struct AppsArgs {
-    #[command(flatten)]
-    pub range: RangeArgs,
-
     /// Order of the rows: total, in, out (largest first) or name.
     #[arg(long, value_enum, default_value = "total")]
     pub sort: crate::query::apps::Sort,
@@ -169,6 +166,9 @@ pub struct AppsArgs {
     pub app: Option<String>,
 
     #[command(flatten)]
+    pub range: RangeArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -183,9 +183,6 @@ Examples:
   netmon timeline --since 7d --bucket 1h
   netmon timeline --since 30d --bucket 1d --app firefox --json")]
 pub struct TimelineArgs {
-    #[command(flatten)]
-    pub range: RangeArgs,
-
     /// Bucket length: a duration dividing a day (5m, 15m, 1h, 6h) or whole days (1d, 7d).
     ///
     /// Default auto: 5m up to 6 hours, 1h up to 3 days, 1d up to 90 days, 7d beyond. Buckets
@@ -203,6 +200,9 @@ pub struct TimelineArgs {
     /// One row per bucket and application (only those with traffic) instead of totals.
     #[arg(long)]
     pub per_app: bool,
+
+    #[command(flatten)]
+    pub range: RangeArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Local, Utc};
 use comfy_table::presets::NOTHING;
 use comfy_table::{
-    Attribute, Cell, CellAlignment, ContentArrangement, LineStyle, Table, TableStyle,
+    Attribute, Cell, CellAlignment, ColumnConstraint, ContentArrangement, LineStyle, Table,
+    TableStyle, Width,
 };
 
 use super::Style;
@@ -95,6 +96,19 @@ pub fn new_table(style: &Style, headers: &[&str], right: &[usize]) -> Table {
     t
 }
 
+/// Keep every column but `wrap` at its content width: numbers and times never break over
+/// lines; a narrow terminal wraps the names instead.
+pub fn keep_whole(t: &mut Table, wrap: usize) {
+    for (i, col) in t.column_iter_mut().enumerate() {
+        if i != wrap {
+            col.set_constraint(ColumnConstraint::ContentWidth);
+        } else {
+            // Names stay readable: below this, the line is left wider than the terminal.
+            col.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(16)));
+        }
+    }
+}
+
 /// The table as text, without the trailing blanks of padded last columns.
 pub fn render(t: &Table) -> String {
     let mut out = String::new();
@@ -178,6 +192,7 @@ pub fn apps(a: &Apps, style: &Style) -> String {
             Cell::new(local_minute(r.last_seen)),
         ]);
     }
+    keep_whole(&mut t, 0);
     let mut out = if a.apps.is_empty() {
         String::from("No traffic in this range.\n")
     } else {
@@ -245,14 +260,40 @@ pub fn timeline(t: &Timeline, style: &Style) -> String {
     let mut table = new_table(style, &headers, &right);
     let daily = t.bucket_ms % 86_400_000 == 0;
     let max = t.buckets.iter().map(|b| b.bytes_total).max().unwrap_or(0);
-    let fixed_width: usize = if per_app { 70 } else { 55 };
+    let start_of = |b: &crate::query::timeline::Bucket| {
+        if daily {
+            b.start
+                .with_timezone(&Local)
+                .format("%Y-%m-%d %a")
+                .to_string()
+        } else {
+            local_minute(b.start)
+        }
+    };
+    // The bar takes what the other columns leave (each column is padded by one space a side).
+    let others: usize = t
+        .buckets
+        .iter()
+        .map(|b| {
+            let name = b
+                .app
+                .as_deref()
+                .map_or(0, |a| sanitize(a).chars().count() + 2);
+            start_of(b).chars().count()
+                + name
+                + [b.bytes_in, b.bytes_out, b.bytes_total]
+                    .iter()
+                    .map(|n| bytes(style, *n).chars().count().max(8) + 2)
+                    .sum::<usize>()
+                + 2
+                + 8
+                + 2
+        })
+        .max()
+        .unwrap_or(0);
     let bar_width = style
         .width
-        .map(|w| {
-            (w as usize)
-                .saturating_sub(fixed_width)
-                .clamp(10, BAR_WIDTH)
-        })
+        .map(|w| (w as usize).saturating_sub(others).clamp(10, BAR_WIDTH))
         .unwrap_or(BAR_WIDTH);
     for b in &t.buckets {
         let start = if daily {
@@ -288,6 +329,7 @@ pub fn timeline(t: &Timeline, style: &Style) -> String {
         ]);
         table.add_row(row);
     }
+    keep_whole(&mut table, if per_app { 1 } else { usize::MAX });
     let mut out = render(&table);
     let (bin, bout) = t
         .buckets
@@ -347,6 +389,7 @@ pub fn top(t: &Top, style: &Style, rows: Option<usize>) -> String {
             Cell::new(bytes(style, r.today_out)),
         ]);
     }
+    keep_whole(&mut table, 0);
     if t.apps.is_empty() {
         out.push_str("No traffic in the last ticks.\n");
     } else {

@@ -4,6 +4,7 @@ mod history;
 mod util;
 
 mod apps;
+mod help;
 mod record;
 mod timeline;
 mod top;
