@@ -4,6 +4,9 @@ mod history;
 mod util;
 
 mod apps;
+mod help;
 mod record;
 mod serve;
+mod timeline;
+mod top;
 mod web;
