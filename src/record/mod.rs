@@ -404,6 +404,7 @@ impl Recorder<'_> {
                 debug!(
                     counters,
                     processes = traffic.len(),
+                    host_rows = stats.web_rows,
                     bytes_in = stats.bytes_in,
                     bytes_out = stats.bytes_out,
                     rejected = outcome.rejected.len(),
