@@ -6,13 +6,19 @@
 //! - `procinfo/`: pid to executable to application.
 //! - `record/`: the sampling loop.
 //! - `store/`: SQLite schema (in `sql/`), writes, retention, the recorder lock.
+//! - `status`: `netmon status`, what is true about a database and its recorder.
+//! - `service/`: `netmon service`, the recorder under launchd or systemd.
 //! - `cli`, `exit`, `paths`: the command line, exit codes, default locations.
+//! - `docs`: completions, man pages and service examples generated from the code.
 
 pub mod cli;
 pub mod delta;
+pub mod docs;
 pub mod exit;
 pub mod paths;
 pub mod procinfo;
 pub mod record;
+pub mod service;
 pub mod source;
+pub mod status;
 pub mod store;

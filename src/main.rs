@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use netmon::cli::{Cli, Command};
 use netmon::exit::{self, Exit};
-use netmon::{paths, record};
+use netmon::{docs, paths, record, service, status};
 
 fn main() -> ExitCode {
     // Everything netmon creates (database, token, lock) is private to the user.
@@ -45,9 +45,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let db = paths::db_path(cli.global.db.as_ref())?;
+    let given_db = cli.global.db.as_ref();
     match cli.command {
-        Command::Record(a) => record::run(record::Options::from_args(db, a)?),
+        Command::Record(a) => record::run(record::Options::from_args(paths::db_path(given_db)?, a)?),
+        Command::Status(a) => status::run(&paths::db_path(given_db)?, a),
+        Command::Service(a) => service::run(a.command, given_db),
+        Command::Completions(a) => docs::print_completion(a.shell),
     }
 }
 

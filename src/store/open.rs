@@ -64,6 +64,26 @@ pub fn open(path: &Path, create: Create) -> Result<Connection, Error> {
     Ok(conn)
 }
 
+/// Give the recorder's group read access to the database, its WAL files and its lock (0640),
+/// for a recorder that runs as another user than the one who reads (the system service). The
+/// directory is the caller's business (systemd's StateDirectoryMode).
+pub fn share_with_group(db: &Path, lock: &Path) -> Result<(), Error> {
+    let mut paths = vec![db.to_path_buf(), lock.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        paths.push(p.into());
+    }
+    for p in paths {
+        match fs::set_permissions(&p, fs::Permissions::from_mode(0o640)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+    }
+    Ok(())
+}
+
 /// Open an in-memory database with the current schema (tests, benchmarks).
 pub fn open_in_memory() -> Result<Connection, Error> {
     let conn = Connection::open_in_memory()?;
