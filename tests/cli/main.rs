@@ -2,4 +2,7 @@
 
 mod util;
 
+mod docs;
 mod record;
+mod service;
+mod status;

@@ -1,0 +1,73 @@
+//! The committed completions/, man/, launchd/ and systemd/ files are what the code generates
+//! now, and the generated service definitions are valid.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const REGENERATE: &str = "cargo run --example gen-docs";
+
+#[test]
+fn generated_files_are_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = netmon::docs::generated();
+    let mut stale = Vec::new();
+    for (rel, contents) in &files {
+        match std::fs::read(root.join(rel)) {
+            Ok(on_disk) if on_disk == *contents => {}
+            Ok(_) => stale.push(format!("{} differs", rel.display())),
+            Err(e) => stale.push(format!("{} is missing ({e})", rel.display())),
+        }
+    }
+    let wanted: BTreeSet<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    for dir in ["completions", "man", "launchd", "systemd/user", "systemd/system"] {
+        for entry in std::fs::read_dir(root.join(dir)).expect("generated dir") {
+            let path = entry.expect("entry").path();
+            let rel = path.strip_prefix(root).expect("under root").to_path_buf();
+            if path.is_file() && !wanted.contains(&rel) {
+                stale.push(format!("{} is no longer generated", rel.display()));
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "generated files are out of date; run `{REGENERATE}` and commit:\n  {}",
+        stale.join("\n  ")
+    );
+}
+
+#[test]
+fn every_visible_subcommand_has_a_man_page_and_completions_name_it() {
+    use clap::CommandFactory;
+    let files = netmon::docs::generated();
+    let names: Vec<String> = files
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    let bash = files
+        .iter()
+        .find(|(p, _)| p.ends_with("netmon.bash"))
+        .map(|(_, c)| String::from_utf8_lossy(c).into_owned())
+        .expect("bash completions");
+    let cmd = netmon::cli::Cli::command();
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let page = format!("man/netmon-{}.1", sub.get_name());
+        assert!(names.contains(&page), "no {page} in {names:?}");
+        assert!(bash.contains(sub.get_name()), "bash completion lacks {}", sub.get_name());
+    }
+}
+
+#[test]
+fn the_committed_launch_agents_parse_as_property_lists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let db = "/Users/you/Library/Application Support/netmon/netmon.db";
+    crate::service::check_plist(
+        &root.join("launchd/io.netmon.record.plist"),
+        "io.netmon.record",
+        &["record", "--db", db],
+    );
+    crate::service::check_plist(
+        &root.join("launchd/io.netmon.serve.plist"),
+        "io.netmon.serve",
+        &["serve", "--db", db],
+    );
+}
