@@ -6,3 +6,4 @@ mod docs;
 mod record;
 mod service;
 mod status;
+mod systemd_user;
