@@ -11,7 +11,13 @@ fn main() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let files = netmon::docs::generated();
     let wanted: BTreeSet<_> = files.iter().map(|(p, _)| root.join(p)).collect();
-    for dir in ["completions", "man", "launchd", "systemd/user", "systemd/system"] {
+    for dir in [
+        "completions",
+        "man",
+        "launchd",
+        "systemd/user",
+        "systemd/system",
+    ] {
         let dir = root.join(dir);
         std::fs::create_dir_all(&dir)?;
         for entry in std::fs::read_dir(&dir)? {

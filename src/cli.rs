@@ -336,11 +336,12 @@ mod tests {
         assert_eq!(a.keep_raw, Keep(Some(Duration::from_secs(7 * 86400))));
         assert!(!a.share_with_group);
         let cli = Cli::try_parse_from(["netmon", "status"]).expect("status");
-        assert!(matches!(cli.command, Command::Status(StatusArgs { json: false, .. })));
-        let cli = Cli::try_parse_from([
-            "netmon", "service", "install", "--", "--interval", "10s",
-        ])
-        .expect("service install");
+        assert!(matches!(
+            cli.command,
+            Command::Status(StatusArgs { json: false, .. })
+        ));
+        let cli = Cli::try_parse_from(["netmon", "service", "install", "--", "--interval", "10s"])
+            .expect("service install");
         let Command::Service(ServiceArgs {
             command: ServiceCommand::Install(i),
         }) = cli.command

@@ -94,7 +94,10 @@ pub fn service_examples() -> Vec<(PathBuf, Vec<u8>)> {
     };
     for w in service::install_plan(&linux, &both).writes {
         let name = w.path.file_name().map(PathBuf::from).unwrap_or_default();
-        out.push((PathBuf::from("systemd/user").join(name), w.contents.into_bytes()));
+        out.push((
+            PathBuf::from("systemd/user").join(name),
+            w.contents.into_bytes(),
+        ));
     }
     let system = Context {
         system: true,
@@ -107,7 +110,10 @@ pub fn service_examples() -> Vec<(PathBuf, Vec<u8>)> {
     };
     for w in service::install_plan(&system, &req).writes {
         let name = w.path.file_name().map(PathBuf::from).unwrap_or_default();
-        out.push((PathBuf::from("systemd/system").join(name), w.contents.into_bytes()));
+        out.push((
+            PathBuf::from("systemd/system").join(name),
+            w.contents.into_bytes(),
+        ));
     }
     debug_assert!(out.len() == 2 * Component::ALL.len() + 1);
     out

@@ -47,7 +47,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let given_db = cli.global.db.as_ref();
     match cli.command {
-        Command::Record(a) => record::run(record::Options::from_args(paths::db_path(given_db)?, a)?),
+        Command::Record(a) => {
+            record::run(record::Options::from_args(paths::db_path(given_db)?, a)?)
+        }
         Command::Status(a) => status::run(&paths::db_path(given_db)?, a),
         Command::Service(a) => service::run(a.command, given_db),
         Command::Completions(a) => docs::print_completion(a.shell),

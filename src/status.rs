@@ -172,11 +172,16 @@ impl Default for Options {
 /// (an unreadable lock file is a problem in the report, not an error).
 pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
     let mut problems = Vec::new();
-    let meta = fs::metadata(db).ok();
+    let (meta, meta_err) = match fs::metadata(db) {
+        Ok(m) => (Some(m), None),
+        Err(e) => (None, Some(e)),
+    };
     let database = Database {
         path: db.to_path_buf(),
         exists: meta.is_some(),
-        size_bytes: file_size(db) + file_size(&suffixed(db, "-wal")) + file_size(&suffixed(db, "-shm")),
+        size_bytes: file_size(db)
+            + file_size(&suffixed(db, "-wal"))
+            + file_size(&suffixed(db, "-shm")),
         free_bytes: None,
         schema: None,
         schema_supported: store::SCHEMA_VERSION,
@@ -208,10 +213,11 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
         problems: Vec::new(),
     };
 
+    let mut lock_problem = None;
     let holder = match lock::holder(db) {
         Ok(h) => h,
         Err(e) => {
-            problems.push(Problem {
+            lock_problem = Some(Problem {
                 code: "lock_unreadable",
                 message: format!(
                     "cannot tell whether a recorder is running: {e}; \
@@ -245,6 +251,16 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
             Ok(conn) => read_database(&conn, &mut status, &mut problems),
             Err(e) => problems.push(unreadable(db, m, &e)),
         }
+    } else if let Some(e) = meta_err.filter(|e| e.kind() == std::io::ErrorKind::PermissionDenied) {
+        problems.push(Problem {
+            code: "permissions",
+            message: format!(
+                "cannot see {} ({e}): its directory is closed to you; run netmon as the user \
+                 the recorder runs as, or (for the system service) reinstall it with \
+                 --reader YOUR_USER",
+                db.display()
+            ),
+        });
     } else if holder.is_none() {
         problems.push(Problem {
             code: "no_database",
@@ -256,6 +272,12 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
         });
     }
 
+    // Said once: a closed directory also hides the lock.
+    if let Some(p) = lock_problem
+        && !problems.iter().any(|p| p.code == "permissions")
+    {
+        problems.push(p);
+    }
     classify(&mut status, holder.is_some(), opts, now, &mut problems);
 
     let recorded_with_nettop = status.recorder.source.as_deref() == Some("nettop");
@@ -313,9 +335,7 @@ fn classify(
         status.recorder.interval_ms = Some(r.interval_ms);
     }
     if locked {
-        let interval = Duration::from_millis(
-            current.map_or(0, |r| r.interval_ms.max(0) as u64),
-        );
+        let interval = Duration::from_millis(current.map_or(0, |r| r.interval_ms.max(0) as u64));
         let last_activity = current
             .and_then(|r| r.last_sample_at.or(r.started_at))
             .or(status.recorder.since);
@@ -509,12 +529,10 @@ fn read_database(conn: &Connection, status: &mut Status, problems: &mut Vec<Prob
             raw_keep_s: raw.flatten(),
             hourly_keep_s: hourly.flatten(),
             raw_oldest_at: ms(conn.query_row("SELECT min(at) FROM ticks", [], |r| r.get(0))?),
-            hourly_oldest_at: secs(conn.query_row("SELECT min(hour) FROM hourly", [], |r| {
-                r.get(0)
-            })?),
-            daily_oldest_at: secs(conn.query_row("SELECT min(day) FROM daily", [], |r| {
-                r.get(0)
-            })?),
+            hourly_oldest_at: secs(
+                conn.query_row("SELECT min(hour) FROM hourly", [], |r| r.get(0))?,
+            ),
+            daily_oldest_at: secs(conn.query_row("SELECT min(day) FROM daily", [], |r| r.get(0))?),
         });
         Ok(())
     })();
@@ -628,7 +646,12 @@ pub fn render(s: &Status, now: DateTime<Utc>, w: &mut dyn Write) -> std::io::Res
         if let Some(m) = &d.mode {
             facts.push(format!("mode {m}"));
         }
-        writeln!(w, "Database:     {} ({})", d.path.display(), facts.join(", "))?;
+        writeln!(
+            w,
+            "Database:     {} ({})",
+            d.path.display(),
+            facts.join(", ")
+        )?;
     } else {
         writeln!(w, "Database:     {} (does not exist)", d.path.display())?;
     }
@@ -745,7 +768,10 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(200)), "3m 20s");
         assert_eq!(human_duration(Duration::from_secs(7_500)), "2h 5m");
         assert_eq!(human_duration(Duration::from_secs(7_200)), "2h");
-        assert_eq!(human_duration(Duration::from_secs(4 * 86_400 + 3 * 3_600 + 7)), "4d 3h");
+        assert_eq!(
+            human_duration(Duration::from_secs(4 * 86_400 + 3 * 3_600 + 7)),
+            "4d 3h"
+        );
         assert_eq!(human_duration(Duration::from_millis(200)), "0.2s");
         assert_eq!(human_duration(Duration::ZERO), "0s");
     }

@@ -106,7 +106,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     )?;
     let conn = store::open(&opts.db, Create::IfMissing)?;
     if opts.share_with_group {
-        store::open::share_with_group(&opts.db, lock.path())?;
+        store::open::share_with_group(&conn, &opts.db, lock.path())?;
     }
     // `netmon status` shows the retention this recorder applies.
     for (key, keep) in [

@@ -109,10 +109,7 @@ pub fn probe(uid: u32, c: Component) -> Vec<String> {
 /// by an earlier `launchctl disable`, then load: RunAtLoad starts it now.
 pub fn install_steps(uid: u32, c: Component, plist: &Path) -> (Vec<Step>, Vec<Step>) {
     let t = target(uid, c);
-    let before = vec![Step::if_loaded(
-        launchctl(&["bootout", &t]),
-        probe(uid, c),
-    )];
+    let before = vec![Step::if_loaded(launchctl(&["bootout", &t]), probe(uid, c))];
     let after = vec![
         Step::always(launchctl(&["enable", &t])),
         Step::always(launchctl(&[
@@ -188,7 +185,10 @@ mod tests {
         assert_eq!(
             facts,
             [
-                ("path", "/Users/me/Library/LaunchAgents/io.netmon.record.plist"),
+                (
+                    "path",
+                    "/Users/me/Library/LaunchAgents/io.netmon.record.plist"
+                ),
                 ("state", "running"),
                 ("pid", "4242"),
                 ("runs", "3"),

@@ -216,14 +216,12 @@ pub fn install_plan(ctx: &Context, req: &InstallRequest) -> Plan {
     // systemctl reloads once for all units.
     dedup_steps(&mut plan.after);
     match ctx.manager {
-        ServiceManager::Launchd => plan.notes.push(format!(
-            "logs: {}",
-            launchd::log_dir(&ctx.home).display()
-        )),
+        ServiceManager::Launchd => plan
+            .notes
+            .push(format!("logs: {}", launchd::log_dir(&ctx.home).display())),
         ServiceManager::Systemd if ctx.system => {
-            plan.notes.push(
-                "logs: journalctl -u netmon-record".to_string(),
-            );
+            plan.notes
+                .push("logs: journalctl -u netmon-record".to_string());
             plan.notes.push(format!(
                 "read it as {}: netmon --db {} status (or export NETMON_DB={})",
                 req.reader_group.as_deref().unwrap_or("the reader"),
@@ -372,7 +370,8 @@ fn not_started(argv: &[String], e: std::io::Error) -> anyhow::Error {
         user(format!(
             "{prog} was not found on PATH: {}",
             match prog {
-                "systemctl" => "this system does not run systemd; run `netmon record` from your \
+                "systemctl" =>
+                    "this system does not run systemd; run `netmon record` from your \
                                 init system or a terminal multiplexer instead",
                 "launchctl" => "launchctl ships with macOS (/bin/launchctl): check PATH",
                 _ => "check PATH",
@@ -491,7 +490,9 @@ fn home() -> anyhow::Result<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
-        .ok_or_else(|| user("HOME is not set: the service definition goes under your home directory"))
+        .ok_or_else(|| {
+            user("HOME is not set: the service definition goes under your home directory")
+        })
 }
 
 fn context(target: &ServiceTarget, db: Option<&PathBuf>) -> anyhow::Result<Context> {
@@ -513,7 +514,9 @@ fn context(target: &ServiceTarget, db: Option<&PathBuf>) -> anyhow::Result<Conte
         manager,
         system: target.system,
         home: if target.system {
-            std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default()
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default()
         } else {
             home()?
         },
@@ -543,7 +546,11 @@ fn install(a: ServiceInstallArgs, db: Option<&PathBuf>, out: &mut dyn Write) -> 
         let reader = a
             .reader
             .clone()
-            .or_else(|| std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty() && u != "root"))
+            .or_else(|| {
+                std::env::var("SUDO_USER")
+                    .ok()
+                    .filter(|u| !u.is_empty() && u != "root")
+            })
             .ok_or_else(|| {
                 user(
                     "say which user may read the system recorder's database: \
@@ -557,10 +564,14 @@ fn install(a: ServiceInstallArgs, db: Option<&PathBuf>, out: &mut dyn Write) -> 
     if ctx.system && !a.dry_run && a.target.root.is_none() {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
-            return Err(user("--system writes /etc/systemd/system: run it with sudo"));
+            return Err(user(
+                "--system writes /etc/systemd/system: run it with sudo",
+            ));
         }
     }
-    if ctx.exe.starts_with(std::env::temp_dir()) || ctx.exe.components().any(|c| c.as_os_str() == "target") {
+    if ctx.exe.starts_with(std::env::temp_dir())
+        || ctx.exe.components().any(|c| c.as_os_str() == "target")
+    {
         writeln!(
             out,
             "note: the service will run {}, a build output; install netmon first \
@@ -581,11 +592,15 @@ fn install(a: ServiceInstallArgs, db: Option<&PathBuf>, out: &mut dyn Write) -> 
         return Ok(());
     }
     apply(&plan, &mut SystemRunner, out)?;
-    writeln!(out, "installed: netmon record runs now and at every {}", match (ctx.manager, ctx.system) {
-        (ServiceManager::Launchd, _) => "login",
-        (ServiceManager::Systemd, true) => "boot",
-        (ServiceManager::Systemd, false) => "login",
-    })?;
+    writeln!(
+        out,
+        "installed: netmon record runs now and at every {}",
+        match (ctx.manager, ctx.system) {
+            (ServiceManager::Launchd, _) => "login",
+            (ServiceManager::Systemd, true) => "boot",
+            (ServiceManager::Systemd, false) => "login",
+        }
+    )?;
     writeln!(out, "database: {}", ctx.db.display())?;
     for n in &plan.notes {
         writeln!(out, "{n}")?;
@@ -601,7 +616,11 @@ fn install(a: ServiceInstallArgs, db: Option<&PathBuf>, out: &mut dyn Write) -> 
     Ok(())
 }
 
-fn uninstall(a: ServiceUninstallArgs, db: Option<&PathBuf>, out: &mut dyn Write) -> anyhow::Result<()> {
+fn uninstall(
+    a: ServiceUninstallArgs,
+    db: Option<&PathBuf>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let ctx = context(&a.target, db)?;
     let plan = uninstall_plan(&ctx);
     if plan.removes.is_empty() {
@@ -682,7 +701,8 @@ pub fn gather_status(ctx: &Context, runner: &mut dyn Runner) -> ServiceStatus {
             Ok(ran) if ctx.manager == ServiceManager::Launchd => {
                 // `print` fails for a service that is not loaded: not running, not an error.
                 st.manager_says = launchd::parse_print(&ran.stdout);
-                st.running = Some(ran.success && value(&st.manager_says, "state") == Some("running"));
+                st.running =
+                    Some(ran.success && value(&st.manager_says, "state") == Some("running"));
                 st.pid = value(&st.manager_says, "pid").and_then(|p| p.parse().ok());
                 if !ran.success && installed {
                     st.manager_says.push(("state".into(), "not loaded".into()));
@@ -730,7 +750,9 @@ fn status(a: ServiceStatusArgs, db: Option<&PathBuf>, out: &mut dyn Write) -> an
     }
     for c in &st.components {
         let state = match (c.installed, c.running) {
-            (false, Some(true)) => "running, but its definition is gone (reinstall or stop it)".to_string(),
+            (false, Some(true)) => {
+                "running, but its definition is gone (reinstall or stop it)".to_string()
+            }
             (false, _) => "not installed".to_string(),
             (true, Some(true)) => match c.pid {
                 Some(pid) => format!("running (pid {pid})"),
@@ -739,7 +761,13 @@ fn status(a: ServiceStatusArgs, db: Option<&PathBuf>, out: &mut dyn Write) -> an
             (true, Some(false)) => "installed, not running".into(),
             (true, None) => "installed; the service manager could not be asked".into(),
         };
-        writeln!(out, "{} ({} {}): {state}", c.component.name(), st.manager, st.scope)?;
+        writeln!(
+            out,
+            "{} ({} {}): {state}",
+            c.component.name(),
+            st.manager,
+            st.scope
+        )?;
         if c.installed {
             writeln!(out, "  file: {}", c.file.display())?;
             writeln!(out, "  logs: {}", c.logs)?;
@@ -748,13 +776,21 @@ fn status(a: ServiceStatusArgs, db: Option<&PathBuf>, out: &mut dyn Write) -> an
             writeln!(out, "  {k}: {v}")?;
         }
         if let Some(e) = &c.error {
-            writeln!(out, "  {} says: {e}", match ctx.manager {
-                ServiceManager::Launchd => "launchctl",
-                ServiceManager::Systemd => "systemctl",
-            })?;
+            writeln!(
+                out,
+                "  {} says: {e}",
+                match ctx.manager {
+                    ServiceManager::Launchd => "launchctl",
+                    ServiceManager::Systemd => "systemctl",
+                }
+            )?;
         }
     }
-    writeln!(out, "database: {} (netmon status tells what the recorder wrote)", ctx.db.display())?;
+    writeln!(
+        out,
+        "database: {} (netmon status tells what the recorder wrote)",
+        ctx.db.display()
+    )?;
     Ok(())
 }
 
@@ -777,7 +813,8 @@ pub fn known_files() -> Vec<crate::status::ServiceFile> {
     if default_manager() == ServiceManager::Systemd {
         v.push(crate::status::ServiceFile {
             name: "record (systemd system)".into(),
-            path: systemd::system_unit_dir(Path::new("/")).join(systemd::unit_name(Component::Record)),
+            path: systemd::system_unit_dir(Path::new("/"))
+                .join(systemd::unit_name(Component::Record)),
         });
     }
     v
@@ -803,7 +840,9 @@ fn validate_record_args(args: &[String]) -> anyhow::Result<()> {
         .chain(args.iter().cloned());
     match <Cli as clap::Parser>::try_parse_from(argv) {
         Ok(cli) if matches!(cli.command, CliCommand::Record(_)) => Ok(()),
-        Ok(_) => Err(user("the options after -- must be options of `netmon record`")),
+        Ok(_) => Err(user(
+            "the options after -- must be options of `netmon record`",
+        )),
         Err(e) => Err(user(format!(
             "the options after -- are not valid for `netmon record`: {}",
             e.to_string()
@@ -845,7 +884,8 @@ fn user_name(uid: u32) -> Option<String> {
 
 /// The name of a user's primary group.
 fn primary_group(user_name: &str) -> anyhow::Result<String> {
-    let c_user = std::ffi::CString::new(user_name).map_err(|_| user("a user name has no NUL bytes"))?;
+    let c_user =
+        std::ffi::CString::new(user_name).map_err(|_| user("a user name has no NUL bytes"))?;
     let mut buf = vec![0u8; 16 * 1024];
     let mut pwd = std::mem::MaybeUninit::<libc::passwd>::uninit();
     let mut result: *mut libc::passwd = std::ptr::null_mut();
@@ -860,7 +900,9 @@ fn primary_group(user_name: &str) -> anyhow::Result<String> {
         )
     };
     if rc != 0 || result.is_null() {
-        return Err(user(format!("no user named {user_name:?} on this machine (--reader)")));
+        return Err(user(format!(
+            "no user named {user_name:?} on this machine (--reader)"
+        )));
     }
     // SAFETY: getpwnam_r succeeded.
     let gid = unsafe { (*result).pw_gid };
@@ -869,7 +911,13 @@ fn primary_group(user_name: &str) -> anyhow::Result<String> {
     let mut gres: *mut libc::group = std::ptr::null_mut();
     // SAFETY: as above.
     let rc = unsafe {
-        libc::getgrgid_r(gid, grp.as_mut_ptr(), gbuf.as_mut_ptr().cast(), gbuf.len(), &mut gres)
+        libc::getgrgid_r(
+            gid,
+            grp.as_mut_ptr(),
+            gbuf.as_mut_ptr().cast(),
+            gbuf.len(),
+            &mut gres,
+        )
     };
     if rc != 0 || gres.is_null() {
         return Ok(gid.to_string());
@@ -943,7 +991,11 @@ mod tests {
             },
         );
         assert_eq!(plan.writes.len(), 2);
-        assert!(plan.writes[1].contents.contains("ExecStart=/usr/local/bin/netmon serve --db "));
+        assert!(
+            plan.writes[1]
+                .contents
+                .contains("ExecStart=/usr/local/bin/netmon serve --db ")
+        );
         assert_eq!(
             words(&plan.after),
             [
@@ -965,7 +1017,10 @@ mod tests {
         };
         let plan = install_plan(&c, &req);
         let w = &plan.writes[0];
-        assert_eq!(w.path, Path::new("/etc/systemd/system/netmon-record.service"));
+        assert_eq!(
+            w.path,
+            Path::new("/etc/systemd/system/netmon-record.service")
+        );
         assert!(w.contents.contains(
             "\nExecStart=/usr/local/bin/netmon record --db /var/lib/netmon/netmon.db --share-with-group --source ebpf\n"
         ));
@@ -978,15 +1033,29 @@ mod tests {
                 ..req
             },
         );
-        assert!(plan.writes[0].contents.contains("--share-with-group --source=sockdiag\n"));
+        assert!(
+            plan.writes[0]
+                .contents
+                .contains("--share-with-group --source=sockdiag\n")
+        );
     }
 
     #[test]
     fn a_launchd_install_unloads_a_loaded_agent_first_and_bootstraps_it() {
-        let plan = install_plan(&ctx(ServiceManager::Launchd, false), &InstallRequest::default());
-        assert_eq!(words(&plan.before), ["launchctl bootout gui/501/io.netmon.record"]);
+        let plan = install_plan(
+            &ctx(ServiceManager::Launchd, false),
+            &InstallRequest::default(),
+        );
         assert_eq!(
-            plan.before[0].only_if.as_deref().map(shell_words).as_deref(),
+            words(&plan.before),
+            ["launchctl bootout gui/501/io.netmon.record"]
+        );
+        assert_eq!(
+            plan.before[0]
+                .only_if
+                .as_deref()
+                .map(shell_words)
+                .as_deref(),
             Some("launchctl print gui/501/io.netmon.record")
         );
         assert_eq!(
@@ -996,7 +1065,10 @@ mod tests {
                 "launchctl bootstrap gui/501 /home/me/Library/LaunchAgents/io.netmon.record.plist"
             ]
         );
-        assert!(plan.dirs.contains(&PathBuf::from("/home/me/Library/Logs/netmon")));
+        assert!(
+            plan.dirs
+                .contains(&PathBuf::from("/home/me/Library/Logs/netmon"))
+        );
     }
 
     /// Answers from a script, and remembers what it was asked.
@@ -1012,9 +1084,18 @@ mod tests {
             self.asked.push(cmd);
             Ok(Ran {
                 success,
-                status: if success { "exit status: 0" } else { "exit status: 1" }.into(),
+                status: if success {
+                    "exit status: 0"
+                } else {
+                    "exit status: 1"
+                }
+                .into(),
                 stdout: String::new(),
-                stderr: if success { String::new() } else { "Failed to connect to bus".into() },
+                stderr: if success {
+                    String::new()
+                } else {
+                    "Failed to connect to bus".into()
+                },
             })
         }
     }
@@ -1041,9 +1122,16 @@ mod tests {
         };
         let mut c = ctx(ServiceManager::Systemd, false);
         c.home = dir.path().to_path_buf();
-        let err = apply(&install_plan(&c, &InstallRequest::default()), &mut r, &mut Vec::new())
-            .expect_err("reload fails");
-        assert!(err.to_string().contains("Failed to connect to bus"), "{err}");
+        let err = apply(
+            &install_plan(&c, &InstallRequest::default()),
+            &mut r,
+            &mut Vec::new(),
+        )
+        .expect_err("reload fails");
+        assert!(
+            err.to_string().contains("Failed to connect to bus"),
+            "{err}"
+        );
         assert_eq!(r.asked.len(), 1, "nothing runs after a failure");
     }
 

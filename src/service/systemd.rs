@@ -116,7 +116,10 @@ pub fn unit(spec: &UnitSpec<'_>) -> String {
              RestrictAddressFamilies=AF_UNIX AF_NETLINK\n"
         ));
         if let Some(dir) = spec.extra_write_dir {
-            s.push_str(&format!("ReadWritePaths={}\n", quote_arg(&dir.to_string_lossy())));
+            s.push_str(&format!(
+                "ReadWritePaths={}\n",
+                quote_arg(&dir.to_string_lossy())
+            ));
         }
         s.push_str("\n[Install]\nWantedBy=multi-user.target\n");
     } else {
@@ -196,7 +199,11 @@ pub const SHOW_PROPERTIES: &str =
 pub fn show(system: bool, c: Component) -> Vec<String> {
     systemctl(
         system,
-        &["show", &unit_name(c), &format!("--property={SHOW_PROPERTIES}")],
+        &[
+            "show",
+            &unit_name(c),
+            &format!("--property={SHOW_PROPERTIES}"),
+        ],
     )
 }
 

@@ -19,7 +19,13 @@ fn generated_files_are_current() {
         }
     }
     let wanted: BTreeSet<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
-    for dir in ["completions", "man", "launchd", "systemd/user", "systemd/system"] {
+    for dir in [
+        "completions",
+        "man",
+        "launchd",
+        "systemd/user",
+        "systemd/system",
+    ] {
         for entry in std::fs::read_dir(root.join(dir)).expect("generated dir") {
             let path = entry.expect("entry").path();
             let rel = path.strip_prefix(root).expect("under root").to_path_buf();
@@ -39,10 +45,7 @@ fn generated_files_are_current() {
 fn every_visible_subcommand_has_a_man_page_and_completions_name_it() {
     use clap::CommandFactory;
     let files = netmon::docs::generated();
-    let names: Vec<String> = files
-        .iter()
-        .map(|(p, _)| p.display().to_string())
-        .collect();
+    let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
     let bash = files
         .iter()
         .find(|(p, _)| p.ends_with("netmon.bash"))
@@ -52,7 +55,11 @@ fn every_visible_subcommand_has_a_man_page_and_completions_name_it() {
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let page = format!("man/netmon-{}.1", sub.get_name());
         assert!(names.contains(&page), "no {page} in {names:?}");
-        assert!(bash.contains(sub.get_name()), "bash completion lacks {}", sub.get_name());
+        assert!(
+            bash.contains(sub.get_name()),
+            "bash completion lacks {}",
+            sub.get_name()
+        );
     }
 }
 

@@ -5,5 +5,6 @@ mod util;
 mod docs;
 mod record;
 mod service;
+mod shared_db;
 mod status;
 mod systemd_user;

@@ -59,7 +59,10 @@ pub fn check_plist(path: &Path, label: &str, argv_tail: &[&str]) -> plist::Dicti
         .collect();
     assert!(Path::new(args[0]).is_absolute(), "{args:?}");
     assert_eq!(&args[1..], argv_tail);
-    assert_eq!(dict.get("RunAtLoad").and_then(|v| v.as_boolean()), Some(true));
+    assert_eq!(
+        dict.get("RunAtLoad").and_then(|v| v.as_boolean()),
+        Some(true)
+    );
     let keep = dict
         .get("KeepAlive")
         .and_then(|v| v.as_dictionary())
@@ -101,10 +104,20 @@ pub fn check_plist(path: &Path, label: &str, argv_tail: &[&str]) -> plist::Dicti
 fn systemd_user_install_writes_a_valid_unit_and_enables_it() {
     let env = Env::new();
     env.netmon_with_fake_services()
-        .args(["service", "install", "--manager", "systemd", "--", "--interval", "10s"])
+        .args([
+            "service",
+            "install",
+            "--manager",
+            "systemd",
+            "--",
+            "--interval",
+            "10s",
+        ])
         .assert()
         .success()
-        .stdout(predicate::str::contains("installed: netmon record runs now"))
+        .stdout(predicate::str::contains(
+            "installed: netmon record runs now",
+        ))
         .stdout(predicate::str::contains(env.db.display().to_string()));
     let unit = env
         .home()
@@ -252,7 +265,9 @@ fn service_status_reports_what_systemctl_says() {
         .args(["service", "status", "--manager", "systemd"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("record (systemd user): running (pid 4242)"))
+        .stdout(predicate::str::contains(
+            "record (systemd user): running (pid 4242)",
+        ))
         .stdout(predicate::str::contains(
             "logs: journalctl --user -u netmon-record.service",
         ));
@@ -262,7 +277,9 @@ fn service_status_reports_what_systemctl_says() {
         .args(["service", "status", "--manager", "systemd"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("the service manager could not be asked"))
+        .stdout(predicate::str::contains(
+            "the service manager could not be asked",
+        ))
         .stdout(predicate::str::contains("Failed to connect to bus"));
 }
 
@@ -284,13 +301,29 @@ fn a_failing_systemctl_is_an_error_that_quotes_it() {
 fn install_refuses_bad_record_options_before_writing_anything() {
     let env = Env::new();
     env.netmon_with_fake_services()
-        .args(["service", "install", "--manager", "systemd", "--", "--intervall", "5s"])
+        .args([
+            "service",
+            "install",
+            "--manager",
+            "systemd",
+            "--",
+            "--intervall",
+            "5s",
+        ])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("not valid for `netmon record`"))
         .stderr(predicate::str::contains("--intervall"));
     env.netmon_with_fake_services()
-        .args(["service", "install", "--manager", "systemd", "--", "--db", "/x.db"])
+        .args([
+            "service",
+            "install",
+            "--manager",
+            "systemd",
+            "--",
+            "--db",
+            "/x.db",
+        ])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("netmon --db PATH service install"));
@@ -307,7 +340,9 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
         .success()
         .stdout(predicate::str::contains("would write "))
         .stdout(predicate::str::contains("<key>ProgramArguments</key>"))
-        .stdout(predicate::str::contains("would run: launchctl bootstrap gui/"));
+        .stdout(predicate::str::contains(
+            "would run: launchctl bootstrap gui/",
+        ));
     assert!(!env.home().join("Library").exists());
     assert!(env.service_calls().is_empty());
 }
@@ -316,7 +351,15 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
 fn launchd_has_no_system_scope() {
     let env = Env::new();
     env.netmon_with_fake_services()
-        .args(["service", "install", "--manager", "launchd", "--system", "--reader", "root"])
+        .args([
+            "service",
+            "install",
+            "--manager",
+            "launchd",
+            "--system",
+            "--reader",
+            "root",
+        ])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("--system is for Linux"));
@@ -335,7 +378,15 @@ fn the_system_unit_names_the_readers_group_and_verifies() {
         .stderr(predicate::str::contains("--reader USER"));
     env.netmon_with_fake_services()
         .env_remove("NETMON_DB")
-        .args(["service", "install", "--manager", "systemd", "--system", "--reader", "root"])
+        .args([
+            "service",
+            "install",
+            "--manager",
+            "systemd",
+            "--system",
+            "--reader",
+            "root",
+        ])
         .arg("--root")
         .arg(&root)
         .assert()

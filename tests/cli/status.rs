@@ -32,7 +32,10 @@ fn status_json(env: &Env) -> Value {
         .stdout
         .clone();
     serde_json::from_slice(&out).unwrap_or_else(|e| {
-        panic!("status --json is not JSON ({e}): {}", String::from_utf8_lossy(&out))
+        panic!(
+            "status --json is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out)
+        )
     })
 }
 
@@ -64,9 +67,10 @@ fn running_recorder(env: &Env) -> std::process::Child {
     assert!(
         wait_until(Duration::from_secs(30), || {
             env.db.exists()
-                && status_json(env)["tables"]
-                    .as_array()
-                    .is_some_and(|t| t.iter().any(|t| t["table"] == "samples" && t["rows"].as_i64() >= Some(3)))
+                && status_json(env)["tables"].as_array().is_some_and(|t| {
+                    t.iter()
+                        .any(|t| t["table"] == "samples" && t["rows"].as_i64() >= Some(3))
+                })
         }),
         "the recorder committed no samples"
     );
@@ -83,7 +87,10 @@ fn a_running_recorder_is_reported_with_its_pid_source_and_last_sample() {
     assert_eq!(r["pid"], child.id(), "{v}");
     assert_eq!(r["source"], "nettop");
     assert_eq!(r["interval_ms"], 100);
-    assert!(r["since"].is_string() && r["last_sample_at"].is_string(), "{v}");
+    assert!(
+        r["since"].is_string() && r["last_sample_at"].is_string(),
+        "{v}"
+    );
     assert!(
         r["not_counted"][0]
             .as_str()
@@ -158,7 +165,10 @@ fn a_killed_recorder_is_crashed_until_the_next_one_starts() {
 
     let v = status_json(&env);
     assert_eq!(v["recorder"]["state"], "crashed", "{v}");
-    assert!(v["recorder"]["pid"].is_null(), "the kernel dropped the lock: {v}");
+    assert!(
+        v["recorder"]["pid"].is_null(),
+        "the kernel dropped the lock: {v}"
+    );
     assert_eq!(v["last_run"]["pid"], pid);
     assert!(v["last_run"]["stopped_at"].is_null());
     assert!(v["recorder"]["last_sample_at"].is_string());
@@ -239,7 +249,15 @@ fn nettop_missing_is_a_problem_for_a_nettop_database() {
     let env = Env::new();
     step(&env, 1, 1000);
     env.netmon()
-        .args(["record", "--source", "nettop", "--interval", "100ms", "--ticks", "2"])
+        .args([
+            "record",
+            "--source",
+            "nettop",
+            "--interval",
+            "100ms",
+            "--ticks",
+            "2",
+        ])
         .assert()
         .success();
     env.netmon()
