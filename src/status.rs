@@ -721,10 +721,10 @@ pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
     if s == 0 {
         let ms = d.as_millis();
-        return if ms == 0 {
-            "0s".into()
-        } else {
-            format!("{:.1}s", d.as_secs_f64())
+        return match ms {
+            0 => "0s".into(),
+            1..100 => format!("{ms}ms"),
+            _ => format!("{:.1}s", d.as_secs_f64()),
         };
     }
     let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
@@ -773,6 +773,7 @@ mod tests {
             "4d 3h"
         );
         assert_eq!(human_duration(Duration::from_millis(200)), "0.2s");
+        assert_eq!(human_duration(Duration::from_millis(40)), "40ms");
         assert_eq!(human_duration(Duration::ZERO), "0s");
     }
 

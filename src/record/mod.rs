@@ -100,6 +100,8 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             libc::umask(0o027);
         }
     }
+    // The lock lives beside the database: on a fresh machine its directory is made first.
+    store::open::create_parent(&opts.db)?;
     let lock = RecorderLock::acquire(
         &opts.db,
         &started.to_rfc3339_opts(SecondsFormat::Secs, true),

@@ -39,16 +39,7 @@ pub fn open(path: &Path, create: Create) -> Result<Connection, Error> {
                 path: path.to_path_buf(),
             });
         }
-        if let Some(dir) = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-        {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| Error::io(dir, e))?;
-        }
+        create_parent(path)?;
     }
     let flags = match create {
         Create::IfMissing => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
@@ -101,6 +92,22 @@ pub fn share_with_group(conn: &Connection, db: &Path, lock: &Path) -> Result<(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&p, e)),
         }
+    }
+    Ok(())
+}
+
+/// Create the directory a database goes in (0700), if missing. The recorder calls it before
+/// taking its lock, which lives beside the database.
+pub fn create_parent(path: &Path) -> Result<(), Error> {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(dir, e))?;
     }
     Ok(())
 }

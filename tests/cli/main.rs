@@ -4,6 +4,7 @@ mod util;
 
 mod docs;
 mod record;
+mod regression;
 mod service;
 mod shared_db;
 mod status;

@@ -127,8 +127,19 @@ fn service_install_leaves_a_systemd_user_unit_that_records() {
         );
     }
 
+    // The default database of a fresh home: its directory does not exist yet.
+    let db = home.join(".local/share/netmon/netmon.db");
+    let samples_in = || -> Option<i64> {
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()?
+            .query_row("SELECT coalesce(sum(bytes_in), 0) FROM samples", [], |r| {
+                r.get(0)
+            })
+            .ok()
+    };
     let netmon = |args: &[&str]| -> Output {
         env.netmon()
+            .env_remove("NETMON_DB")
             .env("HOME", &home)
             .env("XDG_RUNTIME_DIR", mgr.runtime_dir())
             .args(args)
@@ -160,14 +171,7 @@ fn service_install_leaves_a_systemd_user_unit_that_records() {
     // The unit records: the database fills with exactly the scripted bytes.
     let recorded = wait_until(Duration::from_secs(30), || {
         let v = json(&netmon(&["status", "--json"]).stdout);
-        v["recorder"]["state"] == "running"
-            && env.db.exists()
-            && env
-                .sql()
-                .query_row("SELECT coalesce(sum(bytes_in), 0) FROM samples", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .is_ok_and(|b| b == 5000)
+        v["recorder"]["state"] == "running" && samples_in() == Some(5000)
     });
     let show = String::from_utf8_lossy(
         &mgr.systemctl(&["show", "netmon-record.service", "-p", "MainPID,ActiveState"])
@@ -204,6 +208,6 @@ fn service_install_leaves_a_systemd_user_unit_that_records() {
     let v = json(&netmon(&["status", "--json"]).stdout);
     assert_eq!(v["recorder"]["state"], "stopped", "{v}");
     assert_eq!(v["last_run"]["stop_reason"], "signal SIGTERM", "{v}");
-    assert_eq!(env.one("SELECT sum(bytes_in) FROM samples"), 5000);
+    assert_eq!(samples_in(), Some(5000));
     drop(mgr);
 }
