@@ -262,13 +262,20 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
             ),
         });
     } else if holder.is_none() {
+        let system_db = Path::new(crate::service::systemd::SYSTEM_DB);
+        let hint = if db != system_db && system_db.exists() {
+            format!(
+                "the system service records into {0}: pass --db {0} or set NETMON_DB",
+                system_db.display()
+            )
+        } else {
+            "start recording with `netmon service install` (or `netmon record`), or point \
+             --db / NETMON_DB at an existing one"
+                .to_string()
+        };
         problems.push(Problem {
             code: "no_database",
-            message: format!(
-                "no database at {}: start recording with `netmon service install` \
-                 (or `netmon record`), or point --db / NETMON_DB at an existing one",
-                db.display()
-            ),
+            message: format!("no database at {}: {hint}", db.display()),
         });
     }
 
