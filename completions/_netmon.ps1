@@ -31,6 +31,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether a recorder is running, what it records, and anything wrong')
             [CompletionResult]::new('service', 'service', [CompletionResultType]::ParameterValue, 'Run the recorder (and optionally `netmon serve`) as a background service')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script for netmon on stdout')
+            [CompletionResult]::new('apps', 'apps', [CompletionResultType]::ParameterValue, 'Traffic per application: received, sent, total, share, first and last seen')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -145,11 +146,31 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'netmon;apps' {
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'End here (exclusive); a date means the end of that day, so --from D --until D is day D')
+            [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order of the rows: total, in, out (largest first) or name')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N rows; 0 shows all')
+            [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document instead of a table')
+            [CompletionResult]::new('--ndjson', '--ndjson', [CompletionResultType]::ParameterName, 'Print one JSON object per line (newline-delimited JSON), one per row')
+            [CompletionResult]::new('--csv', '--csv', [CompletionResultType]::ParameterName, 'Print CSV (RFC 4180) with a header row and raw numbers')
+            [CompletionResult]::new('--bytes', '--bytes', [CompletionResultType]::ParameterName, 'Show exact byte counts in tables instead of human units')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'netmon;help' {
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Sample per-process network counters into the database until stopped')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether a recorder is running, what it records, and anything wrong')
             [CompletionResult]::new('service', 'service', [CompletionResultType]::ParameterValue, 'Run the recorder (and optionally `netmon serve`) as a background service')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script for netmon on stdout')
+            [CompletionResult]::new('apps', 'apps', [CompletionResultType]::ParameterValue, 'Traffic per application: received, sent, total, share, first and last seen')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -175,6 +196,9 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             break
         }
         'netmon;help;completions' {
+            break
+        }
+        'netmon;help;apps' {
             break
         }
         'netmon;help;help' {

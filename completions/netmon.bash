@@ -16,6 +16,9 @@ _netmon() {
             ",$1")
                 cmd="netmon"
                 ;;
+            netmon,apps)
+                cmd="netmon__subcmd__apps"
+                ;;
             netmon,completions)
                 cmd="netmon__subcmd__completions"
                 ;;
@@ -30,6 +33,9 @@ _netmon() {
                 ;;
             netmon,status)
                 cmd="netmon__subcmd__status"
+                ;;
+            netmon__subcmd__help,apps)
+                cmd="netmon__subcmd__help__subcmd__apps"
                 ;;
             netmon__subcmd__help,completions)
                 cmd="netmon__subcmd__help__subcmd__completions"
@@ -86,12 +92,58 @@ _netmon() {
 
     case "${cmd}" in
         netmon)
-            opts="-h -V --db --log-level --help --version record status service completions help"
+            opts="-h -V --db --log-level --help --version record status service completions apps help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__apps)
+            opts="-h -V --since --from --until --sort --limit --app --json --ndjson --csv --bytes --db --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort)
+                    COMPREPLY=($(compgen -W "total in out name" -- "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --app)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -130,8 +182,22 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__help)
-            opts="record status service completions help"
+            opts="record status service completions apps help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__help__subcmd__apps)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -32,6 +32,7 @@ complete -c netmon -n "__fish_netmon_needs_command" -f -a "record" -d 'Sample pe
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "status" -d 'Show whether a recorder is running, what it records, and anything wrong'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "service" -d 'Run the recorder (and optionally `netmon serve`) as a background service'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "completions" -d 'Print a shell completion script for netmon on stdout'
+complete -c netmon -n "__fish_netmon_needs_command" -f -a "apps" -d 'Traffic per application: received, sent, total, share, first and last seen'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l interval -d 'Time between samples, e.g. 5s, 2s, 500ms' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l source -d 'Where the counters come from' -r -f -a "auto\t'Pick the best source available to this user on this OS'
@@ -100,11 +101,29 @@ complete -c netmon -n "__fish_netmon_using_subcommand completions" -l db -d 'The
 complete -c netmon -n "__fish_netmon_using_subcommand completions" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
 complete -c netmon -n "__fish_netmon_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c netmon -n "__fish_netmon_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions help" -f -a "record" -d 'Sample per-process network counters into the database until stopped'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions help" -f -a "status" -d 'Show whether a recorder is running, what it records, and anything wrong'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions help" -f -a "service" -d 'Run the recorder (and optionally `netmon serve`) as a background service'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions help" -f -a "completions" -d 'Print a shell completion script for netmon on stdout'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l since -d 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w' -r
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l from -d 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset' -r
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l until -d 'End here (exclusive); a date means the end of that day, so --from D --until D is day D' -r
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l sort -d 'Order of the rows: total, in, out (largest first) or name' -r -f -a "total\t'Most bytes in and out first'
+in\t'Most bytes received first'
+out\t'Most bytes sent first'
+name\t'By name, A to Z'"
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l limit -d 'Show at most N rows; 0 shows all' -r
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l app -d 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?' -r
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l db -d 'The database file' -r -F
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l json -d 'Print one JSON document instead of a table'
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l ndjson -d 'Print one JSON object per line (newline-delimited JSON), one per row'
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l csv -d 'Print CSV (RFC 4180) with a header row and raw numbers'
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l bytes -d 'Show exact byte counts in tables instead of human units'
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -s V -l version -d 'Print version'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps help" -f -a "record" -d 'Sample per-process network counters into the database until stopped'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps help" -f -a "status" -d 'Show whether a recorder is running, what it records, and anything wrong'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps help" -f -a "service" -d 'Run the recorder (and optionally `netmon serve`) as a background service'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps help" -f -a "completions" -d 'Print a shell completion script for netmon on stdout'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps help" -f -a "apps" -d 'Traffic per application: received, sent, total, share, first and last seen'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "install" -d 'Write the service definition, enable it at login (or boot) and start it now'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "uninstall" -d 'Stop the service and remove its definition. The database is kept'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "status" -d 'Show whether the service is installed and running, as the service manager sees it'

@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use netmon::cli::{Cli, Command};
 use netmon::exit::{self, Exit};
-use netmon::{docs, paths, record, service, status};
+use netmon::{commands, docs, paths, record, service, status};
 
 fn main() -> ExitCode {
     // Everything netmon creates (database, token, lock) is private to the user.
@@ -53,6 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(a) => status::run(&paths::db_path(given_db)?, a),
         Command::Service(a) => service::run(a.command, given_db),
         Command::Completions(a) => docs::print_completion(a.shell),
+        Command::Apps(a) => commands::apps::run(&paths::db_path(given_db)?, &a),
     }
 }
 

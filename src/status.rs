@@ -17,6 +17,7 @@ use chrono::{DateTime, Local, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
+use crate::output::units;
 use crate::store::{self, lock};
 
 /// Everything `netmon status` reports. Field names are the `--json` contract (README).
@@ -723,73 +724,19 @@ pub fn human_time(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// The two largest units: "45s", "3m 20s", "2h 5m", "4d 3h"; below a second, "0.2s".
+/// At most two units, as everywhere else (`output::units`): "45s", "3m 20s", "400ms".
 pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s == 0 {
-        let ms = d.as_millis();
-        return match ms {
-            0 => "0s".into(),
-            1..100 => format!("{ms}ms"),
-            _ => format!("{:.1}s", d.as_secs_f64()),
-        };
-    }
-    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
-    let mut parts = Vec::new();
-    let mut rest = s;
-    for (size, name) in units {
-        if rest >= size {
-            parts.push(format!("{}{name}", rest / size));
-            rest %= size;
-        }
-        if parts.len() == 2 || (!parts.is_empty() && rest == 0) {
-            break;
-        }
-    }
-    parts.join(" ")
+    units::duration_ms(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Binary units, one decimal: "12.3 MiB".
+/// Decimal units, as everywhere else (`output::units`): "12.3 MB".
 pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
+    units::bytes(b)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_show_the_two_largest_units() {
-        assert_eq!(human_duration(Duration::from_secs(45)), "45s");
-        assert_eq!(human_duration(Duration::from_secs(200)), "3m 20s");
-        assert_eq!(human_duration(Duration::from_secs(7_500)), "2h 5m");
-        assert_eq!(human_duration(Duration::from_secs(7_200)), "2h");
-        assert_eq!(
-            human_duration(Duration::from_secs(4 * 86_400 + 3 * 3_600 + 7)),
-            "4d 3h"
-        );
-        assert_eq!(human_duration(Duration::from_millis(200)), "0.2s");
-        assert_eq!(human_duration(Duration::from_millis(40)), "40ms");
-        assert_eq!(human_duration(Duration::ZERO), "0s");
-    }
-
-    #[test]
-    fn bytes_use_binary_units() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
-    }
 
     #[test]
     fn a_missing_database_with_no_recorder_says_how_to_start() {

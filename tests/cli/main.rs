@@ -1,7 +1,9 @@
 //! One integration-test binary that drives the real `netmon`, one module per area.
 
+mod history;
 mod util;
 
+mod apps;
 mod docs;
 mod record;
 mod regression;

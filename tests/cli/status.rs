@@ -120,7 +120,7 @@ fn a_running_recorder_is_reported_with_its_pid_source_and_last_sample() {
             child.id()
         )))
         .stdout(predicate::str::contains("Source:       nettop"))
-        .stdout(predicate::str::contains("every 0.1s"))
+        .stdout(predicate::str::contains("every 100ms"))
         .stdout(predicate::str::contains("Retention:    samples 7d"))
         .stdout(predicate::str::contains("Problems:     none"));
 
