@@ -112,6 +112,24 @@ fn a_shared_database_is_readable_by_the_group_only() {
         "{v}"
     );
 
+    // The queries read it too, as the reader.
+    let out = env
+        .std_netmon()
+        .env("NETMON_DB", &db)
+        .args(["apps", "--since", "1h", "--json"])
+        .uid(READER)
+        .gid(READER)
+        .output()
+        .expect("apps as reader");
+    assert!(
+        out.status.success(),
+        "the reader cannot query: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let apps: Value = serde_json::from_slice(&out.stdout).expect("apps json");
+    assert_eq!(apps[0]["app"], "curl", "{apps}");
+    assert_eq!(apps[0]["bytes_in"], 300, "{apps}");
+
     // The reader cannot write: the file is read-only to it.
     let out = env
         .std_netmon()
