@@ -85,6 +85,19 @@ fn json(out: &[u8]) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
 }
 
+/// Every path under `dir` (symlinks not followed).
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
 fn alive(pid: i64) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     pid > 0 && unsafe { libc::kill(pid as i32, 0) == 0 }
@@ -201,6 +214,11 @@ fn service_install_leaves_a_systemd_user_unit_that_records() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!unit.exists());
+    let left: Vec<_> = walk(&home.join(".config"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("netmon"))
+        .collect();
+    assert!(left.is_empty(), "uninstall left {left:?}");
     assert!(
         wait_until(Duration::from_secs(10), || !alive(pid)),
         "the recorder outlived its unit"
