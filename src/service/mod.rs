@@ -54,19 +54,28 @@ pub struct Step {
     pub argv: Vec<String>,
     /// Run only when this probe command succeeds (e.g. "is the agent loaded?").
     pub only_if: Option<Vec<String>>,
+    /// Afterwards, wait until the probe fails (the job is really gone), up to [`GONE_WITHIN`].
+    pub wait_gone: bool,
 }
+
+/// How long an unloaded job may take to go: launchd gives it ExitTimeOut (30 s) after
+/// SIGTERM; loading it again before that fails with "Bootstrap failed: 5".
+pub const GONE_WITHIN: std::time::Duration = std::time::Duration::from_secs(40);
 
 impl Step {
     pub fn always(argv: Vec<String>) -> Self {
         Step {
             argv,
             only_if: None,
+            wait_gone: false,
         }
     }
+    /// Run `argv` only if `probe` succeeds, then wait until `probe` fails.
     pub fn if_loaded(argv: Vec<String>, probe: Vec<String>) -> Self {
         Step {
             argv,
             only_if: Some(probe),
+            wait_gone: true,
         }
     }
 }
@@ -360,6 +369,24 @@ fn run_steps(steps: &[Step], runner: &mut dyn Runner, out: &mut dyn Write) -> an
                 }
             );
         }
+        if let (true, Some(probe)) = (s.wait_gone, &s.only_if) {
+            let deadline = std::time::Instant::now() + GONE_WITHIN;
+            while runner
+                .run(probe)
+                .map_err(|e| not_started(probe, e))?
+                .success
+            {
+                if std::time::Instant::now() >= deadline {
+                    bail!(
+                        "`{}` still succeeds {}s after `{}`: the old job has not gone; try again",
+                        shell_words(probe),
+                        GONE_WITHIN.as_secs(),
+                        shell_words(&s.argv)
+                    );
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
     }
     Ok(())
 }
@@ -415,9 +442,14 @@ pub fn print_plan(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
         match &s.only_if {
             Some(p) => writeln!(
                 out,
-                "would run: {}    (only if `{}` succeeds)",
+                "would run: {}    (only if `{}` succeeds{})",
                 shell_words(&s.argv),
-                shell_words(p)
+                shell_words(p),
+                if s.wait_gone {
+                    ", then until it fails"
+                } else {
+                    ""
+                }
             ),
             None => writeln!(out, "would run: {}", shell_words(&s.argv)),
         }
@@ -1133,6 +1165,58 @@ mod tests {
             "{err}"
         );
         assert_eq!(r.asked.len(), 1, "nothing runs after a failure");
+    }
+
+    /// `launchctl print` keeps succeeding for `lingers` calls after the bootout.
+    struct Lingering {
+        asked: Vec<String>,
+        booted_out: bool,
+        lingers: usize,
+    }
+
+    impl Runner for Lingering {
+        fn run(&mut self, argv: &[String]) -> std::io::Result<Ran> {
+            let cmd = shell_words(argv);
+            let success = if cmd.starts_with("launchctl print") {
+                !self.booted_out || {
+                    self.lingers = self.lingers.saturating_sub(1);
+                    self.lingers > 0
+                }
+            } else {
+                if cmd.starts_with("launchctl bootout") {
+                    self.booted_out = true;
+                }
+                true
+            };
+            self.asked.push(cmd);
+            Ok(Ran {
+                success,
+                ..Ran::default()
+            })
+        }
+    }
+
+    #[test]
+    fn a_reinstall_waits_for_the_old_agent_to_go_before_loading_the_new_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = ctx(ServiceManager::Launchd, false);
+        c.home = dir.path().to_path_buf();
+        let mut r = Lingering {
+            asked: Vec::new(),
+            booted_out: false,
+            lingers: 3,
+        };
+        apply(
+            &install_plan(&c, &InstallRequest::default()),
+            &mut r,
+            &mut Vec::new(),
+        )
+        .expect("apply");
+        let print = "launchctl print gui/501/io.netmon.record";
+        assert_eq!(r.asked[0], print);
+        assert_eq!(r.asked[1], "launchctl bootout gui/501/io.netmon.record");
+        assert_eq!(r.asked[2..5], [print, print, print]);
+        assert!(r.asked[5].starts_with("launchctl enable"), "{:?}", r.asked);
     }
 
     #[test]
