@@ -32,6 +32,8 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('service', 'service', [CompletionResultType]::ParameterValue, 'Run the recorder (and optionally `netmon serve`) as a background service')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script for netmon on stdout')
             [CompletionResult]::new('apps', 'apps', [CompletionResultType]::ParameterValue, 'Traffic per application: received, sent, total, share, first and last seen')
+            [CompletionResult]::new('timeline', 'timeline', [CompletionResultType]::ParameterValue, 'Traffic per time bucket, in total or per application, with how much of each was recorded')
+            [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -49,8 +51,6 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--share-with-group', '--share-with-group', [CompletionResultType]::ParameterName, 'Make the database readable (never writable) by the recorder''s group')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'netmon;status' {
@@ -60,8 +60,6 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of text (fields are documented in the README)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'netmon;service' {
@@ -69,8 +67,6 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('install', 'install', [CompletionResultType]::ParameterValue, 'Write the service definition, enable it at login (or boot) and start it now')
             [CompletionResult]::new('uninstall', 'uninstall', [CompletionResultType]::ParameterValue, 'Stop the service and remove its definition. The database is kept')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether the service is installed and running, as the service manager sees it')
@@ -88,8 +84,6 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the files and the commands, and change nothing')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'netmon;service;uninstall' {
@@ -101,8 +95,6 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the commands, and change nothing')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'netmon;service;status' {
@@ -114,8 +106,6 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of text')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'netmon;service;help' {
@@ -142,17 +132,16 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'netmon;apps' {
-            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w')
-            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset')
-            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'End here (exclusive); a date means the end of that day, so --from D --until D is day D')
             [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order of the rows: total, in, out (largest first) or name')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N rows; 0 shows all')
             [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'End here (exclusive); a date means the end of that day, so --from D --until D is day D')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Answer as if it were this instant (RFC 3339), for reproducible reports and tests')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document instead of a table')
@@ -161,8 +150,39 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--bytes', '--bytes', [CompletionResultType]::ParameterName, 'Show exact byte counts in tables instead of human units')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'netmon;timeline' {
+            [CompletionResult]::new('--bucket', '--bucket', [CompletionResultType]::ParameterName, 'Bucket length: a duration dividing a day (5m, 15m, 1h, 6h) or whole days (1d, 7d)')
+            [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'End here (exclusive); a date means the end of that day, so --from D --until D is day D')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Answer as if it were this instant (RFC 3339), for reproducible reports and tests')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
+            [CompletionResult]::new('--per-app', '--per-app', [CompletionResultType]::ParameterName, 'One row per bucket and application (only those with traffic) instead of totals')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document instead of a table')
+            [CompletionResult]::new('--ndjson', '--ndjson', [CompletionResultType]::ParameterName, 'Print one JSON object per line (newline-delimited JSON), one per row')
+            [CompletionResult]::new('--csv', '--csv', [CompletionResultType]::ParameterName, 'Print CSV (RFC 4180) with a header row and raw numbers')
+            [CompletionResult]::new('--bytes', '--bytes', [CompletionResultType]::ParameterName, 'Show exact byte counts in tables instead of human units')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'netmon;top' {
+            [CompletionResult]::new('--window', '--window', [CompletionResultType]::ParameterName, 'Average rates over the ticks of this window, e.g. 15s, 1m')
+            [CompletionResult]::new('--refresh', '--refresh', [CompletionResultType]::ParameterName, 'Redraw this often in a terminal, e.g. 1s, 500ms')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
+            [CompletionResult]::new('--once', '--once', [CompletionResultType]::ParameterName, 'Print one snapshot and exit')
+            [CompletionResult]::new('--oneline', '--oneline', [CompletionResultType]::ParameterName, 'Print one line for menu-bar tools (SwiftBar, xbar): current rates and today''s total')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document instead of a table')
+            [CompletionResult]::new('--ndjson', '--ndjson', [CompletionResultType]::ParameterName, 'Print one JSON object per line (newline-delimited JSON), one per row')
+            [CompletionResult]::new('--csv', '--csv', [CompletionResultType]::ParameterName, 'Print CSV (RFC 4180) with a header row and raw numbers')
+            [CompletionResult]::new('--bytes', '--bytes', [CompletionResultType]::ParameterName, 'Show exact byte counts in tables instead of human units')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'netmon;help' {
@@ -171,6 +191,8 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('service', 'service', [CompletionResultType]::ParameterValue, 'Run the recorder (and optionally `netmon serve`) as a background service')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script for netmon on stdout')
             [CompletionResult]::new('apps', 'apps', [CompletionResultType]::ParameterValue, 'Traffic per application: received, sent, total, share, first and last seen')
+            [CompletionResult]::new('timeline', 'timeline', [CompletionResultType]::ParameterValue, 'Traffic per time bucket, in total or per application, with how much of each was recorded')
+            [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -199,6 +221,12 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             break
         }
         'netmon;help;apps' {
+            break
+        }
+        'netmon;help;timeline' {
+            break
+        }
+        'netmon;help;top' {
             break
         }
         'netmon;help;help' {

@@ -34,6 +34,12 @@ _netmon() {
             netmon,status)
                 cmd="netmon__subcmd__status"
                 ;;
+            netmon,timeline)
+                cmd="netmon__subcmd__timeline"
+                ;;
+            netmon,top)
+                cmd="netmon__subcmd__top"
+                ;;
             netmon__subcmd__help,apps)
                 cmd="netmon__subcmd__help__subcmd__apps"
                 ;;
@@ -51,6 +57,12 @@ _netmon() {
                 ;;
             netmon__subcmd__help,status)
                 cmd="netmon__subcmd__help__subcmd__status"
+                ;;
+            netmon__subcmd__help,timeline)
+                cmd="netmon__subcmd__help__subcmd__timeline"
+                ;;
+            netmon__subcmd__help,top)
+                cmd="netmon__subcmd__help__subcmd__top"
                 ;;
             netmon__subcmd__help__subcmd__service,install)
                 cmd="netmon__subcmd__help__subcmd__service__subcmd__install"
@@ -92,7 +104,7 @@ _netmon() {
 
     case "${cmd}" in
         netmon)
-            opts="-h -V --db --log-level --help --version record status service completions apps help"
+            opts="-h -V --db --log-level --help --version record status service completions apps timeline top help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -114,12 +126,24 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__apps)
-            opts="-h -V --since --from --until --sort --limit --app --json --ndjson --csv --bytes --db --log-level --help --version"
+            opts="-h --sort --limit --app --since --from --until --now --json --ndjson --csv --bytes --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --sort)
+                    COMPREPLY=($(compgen -W "total in out name" -- "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --app)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --since)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -132,15 +156,7 @@ _netmon() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --sort)
-                    COMPREPLY=($(compgen -W "total in out name" -- "${cur}"))
-                    return 0
-                    ;;
-                --limit)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --app)
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -160,7 +176,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__completions)
-            opts="-h -V --db --log-level --help --version bash elvish fish powershell zsh"
+            opts="-h --db --log-level --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -182,7 +198,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__help)
-            opts="record status service completions apps help"
+            opts="record status service completions apps timeline top help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -321,8 +337,36 @@ _netmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        netmon__subcmd__help__subcmd__timeline)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__help__subcmd__top)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         netmon__subcmd__record)
-            opts="-h -V --interval --source --keep-raw --keep-hourly --include-loopback --share-with-group --ticks --sample-timeout --max-rate --db --log-level --help --version"
+            opts="-h --interval --source --keep-raw --keep-hourly --include-loopback --share-with-group --ticks --sample-timeout --max-rate --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -372,7 +416,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__service)
-            opts="-h -V --db --log-level --help --version install uninstall status help"
+            opts="-h --db --log-level --help install uninstall status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -464,7 +508,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__service__subcmd__install)
-            opts="-h -V --system --manager --root --serve --reader --dry-run --db --log-level --help --version"
+            opts="-h --system --manager --root --serve --reader --dry-run --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -498,7 +542,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__service__subcmd__status)
-            opts="-h -V --system --manager --root --json --db --log-level --help --version"
+            opts="-h --system --manager --root --json --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -528,7 +572,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__service__subcmd__uninstall)
-            opts="-h -V --system --manager --root --dry-run --db --log-level --help --version"
+            opts="-h --system --manager --root --dry-run --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -558,13 +602,89 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__status)
-            opts="-h -V --json --stalled-after --db --log-level --help --version"
+            opts="-h --json --stalled-after --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --stalled-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__timeline)
+            opts="-h --bucket --app --per-app --since --from --until --now --json --ndjson --csv --bytes --db --log-level --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bucket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --app)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__top)
+            opts="-h --once --oneline --window --refresh --json --ndjson --csv --bytes --db --log-level --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --refresh)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

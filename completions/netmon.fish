@@ -33,6 +33,8 @@ complete -c netmon -n "__fish_netmon_needs_command" -f -a "status" -d 'Show whet
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "service" -d 'Run the recorder (and optionally `netmon serve`) as a background service'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "completions" -d 'Print a shell completion script for netmon on stdout'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "apps" -d 'Traffic per application: received, sent, total, share, first and last seen'
+complete -c netmon -n "__fish_netmon_needs_command" -f -a "timeline" -d 'Traffic per time bucket, in total or per application, with how much of each was recorded'
+complete -c netmon -n "__fish_netmon_needs_command" -f -a "top" -d 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l interval -d 'Time between samples, e.g. 5s, 2s, 500ms' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l source -d 'Where the counters come from' -r -f -a "auto\t'Pick the best source available to this user on this OS'
@@ -49,17 +51,14 @@ complete -c netmon -n "__fish_netmon_using_subcommand record" -l log-level -d 'H
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l include-loopback -d 'Also count traffic that never leaves this machine (loopback)'
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l share-with-group -d 'Make the database readable (never writable) by the recorder\'s group'
 complete -c netmon -n "__fish_netmon_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c netmon -n "__fish_netmon_using_subcommand record" -s V -l version -d 'Print version'
 complete -c netmon -n "__fish_netmon_using_subcommand status" -l stalled-after -d 'Call a running recorder stalled when it has committed nothing for this long beyond its interval' -r
 complete -c netmon -n "__fish_netmon_using_subcommand status" -l db -d 'The database file' -r -F
 complete -c netmon -n "__fish_netmon_using_subcommand status" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
 complete -c netmon -n "__fish_netmon_using_subcommand status" -l json -d 'Print one JSON object instead of text (fields are documented in the README)'
 complete -c netmon -n "__fish_netmon_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c netmon -n "__fish_netmon_using_subcommand status" -s V -l version -d 'Print version'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and not __fish_seen_subcommand_from install uninstall status help" -l db -d 'The database file' -r -F
 complete -c netmon -n "__fish_netmon_using_subcommand service; and not __fish_seen_subcommand_from install uninstall status help" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
 complete -c netmon -n "__fish_netmon_using_subcommand service; and not __fish_seen_subcommand_from install uninstall status help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c netmon -n "__fish_netmon_using_subcommand service; and not __fish_seen_subcommand_from install uninstall status help" -s V -l version -d 'Print version'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and not __fish_seen_subcommand_from install uninstall status help" -f -a "install" -d 'Write the service definition, enable it at login (or boot) and start it now'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and not __fish_seen_subcommand_from install uninstall status help" -f -a "uninstall" -d 'Stop the service and remove its definition. The database is kept'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and not __fish_seen_subcommand_from install uninstall status help" -f -a "status" -d 'Show whether the service is installed and running, as the service manager sees it'
@@ -74,7 +73,6 @@ complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_s
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from install" -l serve -d 'Also install `netmon serve` (the ingest server for the browser extension)'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from install" -l dry-run -d 'Print the files and the commands, and change nothing'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from install" -s V -l version -d 'Print version'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from uninstall" -l manager -d 'The service manager to use (default: launchd on macOS, systemd elsewhere)' -r -f -a "launchd\t''
 systemd\t''"
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from uninstall" -l root -d 'Write system-wide files under this directory instead of / (packaging, tests)' -r -F
@@ -83,7 +81,6 @@ complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_s
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from uninstall" -l system -d 'Linux: a system-wide unit run as root, instead of a unit of your own user'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from uninstall" -l dry-run -d 'Print the commands, and change nothing'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from uninstall" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from uninstall" -s V -l version -d 'Print version'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from status" -l manager -d 'The service manager to use (default: launchd on macOS, systemd elsewhere)' -r -f -a "launchd\t''
 systemd\t''"
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from status" -l root -d 'Write system-wide files under this directory instead of / (packaging, tests)' -r -F
@@ -92,7 +89,6 @@ complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_s
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from status" -l system -d 'Linux: a system-wide unit run as root, instead of a unit of your own user'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from status" -l json -d 'Print one JSON object instead of text'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from help" -f -a "install" -d 'Write the service definition, enable it at login (or boot) and start it now'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from help" -f -a "uninstall" -d 'Stop the service and remove its definition. The database is kept'
 complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show whether the service is installed and running, as the service manager sees it'
@@ -100,16 +96,16 @@ complete -c netmon -n "__fish_netmon_using_subcommand service; and __fish_seen_s
 complete -c netmon -n "__fish_netmon_using_subcommand completions" -l db -d 'The database file' -r -F
 complete -c netmon -n "__fish_netmon_using_subcommand completions" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
 complete -c netmon -n "__fish_netmon_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c netmon -n "__fish_netmon_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c netmon -n "__fish_netmon_using_subcommand apps" -l since -d 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w' -r
-complete -c netmon -n "__fish_netmon_using_subcommand apps" -l from -d 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset' -r
-complete -c netmon -n "__fish_netmon_using_subcommand apps" -l until -d 'End here (exclusive); a date means the end of that day, so --from D --until D is day D' -r
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l sort -d 'Order of the rows: total, in, out (largest first) or name' -r -f -a "total\t'Most bytes in and out first'
 in\t'Most bytes received first'
 out\t'Most bytes sent first'
 name\t'By name, A to Z'"
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l limit -d 'Show at most N rows; 0 shows all' -r
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l app -d 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?' -r
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l since -d 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w' -r
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l from -d 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset' -r
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l until -d 'End here (exclusive); a date means the end of that day, so --from D --until D is day D' -r
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l now -d 'Answer as if it were this instant (RFC 3339), for reproducible reports and tests' -r
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l db -d 'The database file' -r -F
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l json -d 'Print one JSON document instead of a table'
@@ -117,13 +113,39 @@ complete -c netmon -n "__fish_netmon_using_subcommand apps" -l ndjson -d 'Print 
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l csv -d 'Print CSV (RFC 4180) with a header row and raw numbers'
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l bytes -d 'Show exact byte counts in tables instead of human units'
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c netmon -n "__fish_netmon_using_subcommand apps" -s V -l version -d 'Print version'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps help" -f -a "record" -d 'Sample per-process network counters into the database until stopped'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps help" -f -a "status" -d 'Show whether a recorder is running, what it records, and anything wrong'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps help" -f -a "service" -d 'Run the recorder (and optionally `netmon serve`) as a background service'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps help" -f -a "completions" -d 'Print a shell completion script for netmon on stdout'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps help" -f -a "apps" -d 'Traffic per application: received, sent, total, share, first and last seen'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l bucket -d 'Bucket length: a duration dividing a day (5m, 15m, 1h, 6h) or whole days (1d, 7d)' -r
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l app -d 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?' -r
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l since -d 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w' -r
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l from -d 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset' -r
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l until -d 'End here (exclusive); a date means the end of that day, so --from D --until D is day D' -r
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l now -d 'Answer as if it were this instant (RFC 3339), for reproducible reports and tests' -r
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l db -d 'The database file' -r -F
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l per-app -d 'One row per bucket and application (only those with traffic) instead of totals'
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l json -d 'Print one JSON document instead of a table'
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l ndjson -d 'Print one JSON object per line (newline-delimited JSON), one per row'
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l csv -d 'Print CSV (RFC 4180) with a header row and raw numbers'
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l bytes -d 'Show exact byte counts in tables instead of human units'
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c netmon -n "__fish_netmon_using_subcommand top" -l window -d 'Average rates over the ticks of this window, e.g. 15s, 1m' -r
+complete -c netmon -n "__fish_netmon_using_subcommand top" -l refresh -d 'Redraw this often in a terminal, e.g. 1s, 500ms' -r
+complete -c netmon -n "__fish_netmon_using_subcommand top" -l db -d 'The database file' -r -F
+complete -c netmon -n "__fish_netmon_using_subcommand top" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
+complete -c netmon -n "__fish_netmon_using_subcommand top" -l once -d 'Print one snapshot and exit'
+complete -c netmon -n "__fish_netmon_using_subcommand top" -l oneline -d 'Print one line for menu-bar tools (SwiftBar, xbar): current rates and today\'s total'
+complete -c netmon -n "__fish_netmon_using_subcommand top" -l json -d 'Print one JSON document instead of a table'
+complete -c netmon -n "__fish_netmon_using_subcommand top" -l ndjson -d 'Print one JSON object per line (newline-delimited JSON), one per row'
+complete -c netmon -n "__fish_netmon_using_subcommand top" -l csv -d 'Print CSV (RFC 4180) with a header row and raw numbers'
+complete -c netmon -n "__fish_netmon_using_subcommand top" -l bytes -d 'Show exact byte counts in tables instead of human units'
+complete -c netmon -n "__fish_netmon_using_subcommand top" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top help" -f -a "record" -d 'Sample per-process network counters into the database until stopped'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top help" -f -a "status" -d 'Show whether a recorder is running, what it records, and anything wrong'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top help" -f -a "service" -d 'Run the recorder (and optionally `netmon serve`) as a background service'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top help" -f -a "completions" -d 'Print a shell completion script for netmon on stdout'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top help" -f -a "apps" -d 'Traffic per application: received, sent, total, share, first and last seen'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top help" -f -a "timeline" -d 'Traffic per time bucket, in total or per application, with how much of each was recorded'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top help" -f -a "top" -d 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "install" -d 'Write the service definition, enable it at login (or boot) and start it now'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "uninstall" -d 'Stop the service and remove its definition. The database is kept'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "status" -d 'Show whether the service is installed and running, as the service manager sees it'

@@ -29,9 +29,20 @@ pub fn generated() -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-/// One shell's completion script.
+/// One shell's completion script. Hidden subcommands (test and benchmark helpers) are left
+/// out: the generators would offer them.
 pub fn completion(shell: Shell) -> Vec<u8> {
-    let mut cmd = Cli::command();
+    let full = Cli::command();
+    let mut cmd = clap::Command::new("netmon").version(env!("CARGO_PKG_VERSION"));
+    if let Some(about) = full.get_about() {
+        cmd = cmd.about(about.clone());
+    }
+    for arg in full.get_arguments() {
+        cmd = cmd.arg(arg.clone());
+    }
+    for sub in full.get_subcommands().filter(|s| !s.is_hide_set()) {
+        cmd = cmd.subcommand(sub.clone());
+    }
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, "netmon", &mut buf);
     buf

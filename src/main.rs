@@ -54,6 +54,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service(a) => service::run(a.command, given_db),
         Command::Completions(a) => docs::print_completion(a.shell),
         Command::Apps(a) => commands::apps::run(&paths::db_path(given_db)?, &a),
+        Command::Timeline(a) => commands::timeline::run(&paths::db_path(given_db)?, &a),
+        Command::Top(a) => commands::top::run(&paths::db_path(given_db)?, &a),
+        Command::GenerateHistory(a) => commands::generate::run(&paths::db_path(given_db)?, &a),
     }
 }
 

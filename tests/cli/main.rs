@@ -5,9 +5,12 @@ mod util;
 
 mod apps;
 mod docs;
+mod help;
 mod record;
 mod regression;
 mod service;
 mod shared_db;
 mod status;
 mod systemd_user;
+mod timeline;
+mod top;
