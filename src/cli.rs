@@ -65,6 +65,9 @@ pub enum Command {
     Top(TopArgs),
     #[command(hide = true)]
     GenerateHistory(GenerateArgs),
+    /// Rewrite the committed completions, man pages and service examples (for developers).
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
 }
 
 /// The time range of a query (shared by every query subcommand).
@@ -513,6 +516,14 @@ pub fn parse_keep(s: &str) -> Result<Keep, String> {
         return Err("must be at least 1h (or 0 to keep forever)".into());
     }
     Ok(Keep(Some(d)))
+}
+
+/// Where `generate-docs` writes.
+#[derive(Debug, Args)]
+pub struct GenerateDocsArgs {
+    /// The repository root.
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub root: PathBuf,
 }
 
 #[cfg(test)]

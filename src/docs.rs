@@ -1,9 +1,10 @@
 //! Files generated from the code and committed: shell completions (`completions/`), man pages
-//! (`man/`), and example service definitions (`launchd/`, `systemd/`) rendered by the same
-//! code `netmon service install` uses, for a user called "you".
+//! (`man/`), and example service definitions (`launchd/` for macOS, `launchd/systemd/` for
+//! Linux) rendered by the same code `netmon service install` uses, for a user called "you".
 //!
-//! `cargo run --example gen-docs` rewrites them all; the `generated_files_are_current` test
-//! fails when a committed file differs from what the code generates now.
+//! `cargo run -- generate-docs` rewrites them all (a hidden subcommand); the
+//! `generated_files_are_current` test fails when a committed file differs from what the code
+//! generates now.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,48 @@ use clap_complete::Shell;
 
 use crate::cli::{Cli, ServiceManager};
 use crate::service::{self, Component, Context, InstallRequest, systemd};
+
+/// The directories holding generated files, relative to the repository root.
+pub const GENERATED_DIRS: &[&str] = &[
+    "completions",
+    "man",
+    "launchd",
+    "launchd/systemd/user",
+    "launchd/systemd/system",
+];
+
+/// The command that regenerates the committed files.
+pub const REGENERATE: &str = "cargo run -- generate-docs";
+
+/// Rewrite every generated file under `root` (the repository), deleting files in the generated
+/// directories that are no longer generated (a removed subcommand's man page). Returns the
+/// number of files generated and the number that changed.
+pub fn write_generated(root: &std::path::Path) -> std::io::Result<(usize, usize)> {
+    use std::collections::BTreeSet;
+    let files = generated();
+    let wanted: BTreeSet<_> = files.iter().map(|(p, _)| root.join(p)).collect();
+    for dir in GENERATED_DIRS {
+        let dir = root.join(dir);
+        std::fs::create_dir_all(&dir)?;
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_file() && !wanted.contains(&path) {
+                std::fs::remove_file(&path)?;
+                eprintln!("removed {}", path.display());
+            }
+        }
+    }
+    let mut changed = 0;
+    for (rel, contents) in &files {
+        let path = root.join(rel);
+        if std::fs::read(&path).ok().as_deref() != Some(contents.as_slice()) {
+            std::fs::write(&path, contents)?;
+            eprintln!("wrote {}", rel.display());
+            changed += 1;
+        }
+    }
+    Ok((files.len(), changed))
+}
 
 /// Every generated file: its path relative to the repository root, and its contents.
 pub fn generated() -> Vec<(PathBuf, Vec<u8>)> {
@@ -106,7 +149,7 @@ pub fn service_examples() -> Vec<(PathBuf, Vec<u8>)> {
     for w in service::install_plan(&linux, &both).writes {
         let name = w.path.file_name().map(PathBuf::from).unwrap_or_default();
         out.push((
-            PathBuf::from("systemd/user").join(name),
+            PathBuf::from("launchd/systemd/user").join(name),
             w.contents.into_bytes(),
         ));
     }
@@ -122,7 +165,7 @@ pub fn service_examples() -> Vec<(PathBuf, Vec<u8>)> {
     for w in service::install_plan(&system, &req).writes {
         let name = w.path.file_name().map(PathBuf::from).unwrap_or_default();
         out.push((
-            PathBuf::from("systemd/system").join(name),
+            PathBuf::from("launchd/systemd/system").join(name),
             w.contents.into_bytes(),
         ));
     }

@@ -57,6 +57,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Timeline(a) => commands::timeline::run(&paths::db_path(given_db)?, &a),
         Command::Top(a) => commands::top::run(&paths::db_path(given_db)?, &a),
         Command::GenerateHistory(a) => commands::generate::run(&paths::db_path(given_db)?, &a),
+        Command::GenerateDocs(a) => {
+            let (n, changed) = netmon::docs::write_generated(&a.root)?;
+            eprintln!("{n} files generated, {changed} changed");
+            Ok(())
+        }
     }
 }
 

@@ -1,10 +1,10 @@
-//! The committed completions/, man/, launchd/ and systemd/ files are what the code generates
+//! The committed completions/, man/ and launchd/ (with launchd/systemd/) files are what the code generates
 //! now, and the generated service definitions are valid.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-const REGENERATE: &str = "cargo run --example gen-docs";
+use netmon::docs::REGENERATE;
 
 #[test]
 fn generated_files_are_current() {
@@ -19,13 +19,7 @@ fn generated_files_are_current() {
         }
     }
     let wanted: BTreeSet<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
-    for dir in [
-        "completions",
-        "man",
-        "launchd",
-        "systemd/user",
-        "systemd/system",
-    ] {
+    for dir in netmon::docs::GENERATED_DIRS {
         for entry in std::fs::read_dir(root.join(dir)).expect("generated dir") {
             let path = entry.expect("entry").path();
             let rel = path.strip_prefix(root).expect("under root").to_path_buf();
