@@ -165,7 +165,7 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), Error> {
             return Err(Error::Migration {
                 path: path.to_path_buf(),
                 from: found,
-                source: e,
+                cause: e,
             });
         }
     }
