@@ -11,11 +11,15 @@
 //! - `synth`: synthetic history through the store's write path (tests, benchmark).
 //! - `web/`: websites: the extension's reports, browser bytes per host, domains.
 //! - `serve/`: the localhost ingest server for the browser extension.
+//! - `status`: `netmon status`, what is true about a database and its recorder.
+//! - `service/`: `netmon service`, the recorder under launchd or systemd.
 //! - `cli`, `exit`, `paths`: the command line, exit codes, default locations.
+//! - `docs`: completions, man pages and service examples generated from the code.
 
 pub mod cli;
 pub mod commands;
 pub mod delta;
+pub mod docs;
 pub mod exit;
 pub mod output;
 pub mod paths;
@@ -23,7 +27,9 @@ pub mod procinfo;
 pub mod query;
 pub mod record;
 pub mod serve;
+pub mod service;
 pub mod source;
+pub mod status;
 pub mod store;
 pub mod synth;
 pub mod web;

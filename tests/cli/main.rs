@@ -4,9 +4,15 @@ mod history;
 mod util;
 
 mod apps;
+mod docs;
 mod help;
 mod record;
+mod regression;
 mod serve;
+mod service;
+mod shared_db;
+mod status;
+mod systemd_user;
 mod timeline;
 mod top;
 mod web;
