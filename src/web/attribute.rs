@@ -448,6 +448,148 @@ mod tests {
         );
     }
 
+    mod with_a_database {
+        use super::super::*;
+        use crate::procinfo::App;
+        use crate::store::open_in_memory;
+        use crate::store::write::{AppKind, ProcessRecord, ProcessTraffic, RemoteRecord};
+        use crate::web::ingest::{self, Heartbeat, Observation};
+
+        const T: i64 = 1_763_942_400_000;
+
+        fn firefox(flows: &[(&str, u64)], extra: u64) -> Vec<ProcessTraffic> {
+            let total: u64 = flows.iter().map(|f| f.1).sum::<u64>() + extra;
+            vec![ProcessTraffic {
+                process: ProcessRecord {
+                    pid: Some(7),
+                    name: "firefox-esr".into(),
+                    start_time: None,
+                    exe: None,
+                    uid: None,
+                    app: App {
+                        name: "firefox-esr".into(),
+                        path: None,
+                    },
+                    kind: AppKind::Application,
+                },
+                bytes_in: total,
+                bytes_out: 0,
+                flows: flows
+                    .iter()
+                    .map(|(ip, n)| {
+                        (
+                            RemoteRecord {
+                                proto: "tcp",
+                                host: (*ip).into(),
+                                port: 443,
+                            },
+                            *n,
+                            0,
+                        )
+                    })
+                    .collect(),
+            }]
+        }
+
+        fn beat(host: Option<&str>, at: i64, dur: i64) -> Heartbeat {
+            Heartbeat {
+                browser: "Firefox".into(),
+                host: host.map(String::from),
+                time_ms: at,
+                duration_ms: dur,
+                private: false,
+            }
+        }
+
+        fn parts(v: &[HostTraffic]) -> Vec<(String, Method, u64)> {
+            v.iter()
+                .map(|h| (h.host.clone(), h.method, h.bytes_in))
+                .collect()
+        }
+
+        #[test]
+        fn nothing_is_split_until_a_browser_has_reported() {
+            let c = open_in_memory().expect("db");
+            let mut a = Attributor::default();
+            let out = a
+                .attribute(&c, &firefox(&[("192.0.2.1", 10)], 0), (T, T + 5000))
+                .expect("split");
+            assert!(out.is_empty());
+        }
+
+        #[test]
+        fn observations_expire_and_the_newest_host_of_an_address_wins() {
+            let mut c = open_in_memory().expect("db");
+            let obs = |host: &str, at: i64| Observation {
+                browser: "Firefox".into(),
+                host: host.into(),
+                ip: "192.0.2.1".parse().expect("ip"),
+                time_ms: at,
+            };
+            let now = T + 2 * OBSERVATION_TTL_MS;
+            ingest::record_observations(
+                &mut c,
+                &[
+                    obs("old.example", T),
+                    obs("a.example", now - 1000),
+                    obs("b.example", now - 500),
+                ],
+                now,
+            )
+            .expect("obs");
+            let mut a = Attributor::default();
+            let out = a
+                .attribute(
+                    &c,
+                    &firefox(&[("192.0.2.1", 10), ("::ffff:192.0.2.1", 5)], 0),
+                    (now - 5000, now),
+                )
+                .expect("split");
+            assert_eq!(
+                parts(&out),
+                vec![("b.example".into(), Method::Connection, 15)]
+            );
+            // Once every report is older than the TTL, the address matches nothing.
+            let later = now + OBSERVATION_TTL_MS + 1000;
+            let out = a
+                .attribute(&c, &firefox(&[("192.0.2.1", 10)], 0), (later - 5000, later))
+                .expect("split");
+            assert_eq!(parts(&out), vec![("".into(), Method::None, 10)]);
+        }
+
+        #[test]
+        fn the_newest_stay_runs_on_for_the_pulse_but_a_closed_one_does_not() {
+            let mut c = open_in_memory().expect("db");
+            // Last heartbeat 30 s before the tick: the stay is taken to go on.
+            ingest::record_heartbeats(&mut c, &[beat(Some("a.example"), T, 10_000)], T)
+                .expect("hb");
+            let mut a = Attributor::default();
+            let tick = (T + 35_000, T + 40_000);
+            let out = a.attribute(&c, &firefox(&[], 100), tick).expect("split");
+            assert_eq!(
+                parts(&out),
+                vec![("a.example".into(), Method::ActiveTab, 100)]
+            );
+            // Past the pulse, it is not.
+            let late = (T + 75_000, T + 80_000);
+            let out = a.attribute(&c, &firefox(&[], 100), late).expect("split");
+            assert_eq!(parts(&out), vec![("".into(), Method::None, 100)]);
+            // A null heartbeat ends it where it was seen.
+            ingest::record_heartbeats(&mut c, &[beat(None, T + 20_000, 0)], T).expect("hb");
+            let out = a.attribute(&c, &firefox(&[], 100), tick).expect("split");
+            assert_eq!(parts(&out), vec![("".into(), Method::None, 100)]);
+            let half = (T + 15_000, T + 25_000);
+            let out = a.attribute(&c, &firefox(&[], 100), half).expect("split");
+            assert_eq!(
+                parts(&out),
+                vec![
+                    ("a.example".into(), Method::ActiveTab, 50),
+                    ("".into(), Method::None, 50)
+                ]
+            );
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn splits_always_add_up(
