@@ -8,6 +8,7 @@ set -euo pipefail
 PACKAGES=(
   tmux          # `netmon top` is tested as a terminal program
   sqlite3       # benchmarks compare against the sqlite3 shell
+  clang         # build.rs compiles the ebpf source's kernel programs (without it: no --source ebpf)
 )
 
 missing=()
