@@ -9,6 +9,8 @@ PACKAGES=(
   tmux          # `netmon top` is tested as a terminal program
   sqlite3       # benchmarks compare against the sqlite3 shell
   clang         # build.rs compiles the ebpf source's kernel programs (without it: no --source ebpf)
+  iproute2      # namespace tests: `ip netns`, veth pairs
+  python3       # namespace tests: the traffic workloads (tests/netns/traffic.py)
 )
 
 missing=()
