@@ -4,8 +4,8 @@
  *
  * The socket layer's tracepoints sock:sock_send_length and sock:sock_recv_length (Linux 6.3+)
  * fire in sock_sendmsg/sock_recvmsg, in the calling task, with the byte count the call
- * returned: every send, sendto, sendmsg, sendmmsg, write, splice and io_uring send, and every
- * recv, read and recvmmsg, of every socket family. The programs keep inet sockets (IPv4 and
+ * returned: every send, sendto, sendmsg, sendmmsg, write and sendfile/splice into a socket, and
+ * every recv, recvfrom, recvmsg, recvmmsg and read, of every socket family. The programs keep inet sockets (IPv4 and
  * IPv6) of the recorder's network namespace and add the bytes to the calling process's entry
  * in `procs`, keyed by (tgid, start time of the thread-group leader) so that a reused pid is a
  * new entry. The bytes land on whoever made the call: a forked child, or a child using a socket
