@@ -1,8 +1,10 @@
 //! One integration-test binary that drives the real `netmon`, one module per area.
 
+mod history;
 mod netns;
 mod util;
 
+mod apps;
 #[cfg(target_os = "linux")]
 mod ebpf;
 mod record;
