@@ -66,29 +66,32 @@ fn stop_recorder(env: &Env, child: Child) -> String {
     err
 }
 
-/// Bytes recorded per application name (in = received, out = sent), unattributed rows
-/// included under their "(unattributed: …)" names.
+/// Bytes recorded per application name, as `netmon apps --json` reports them (in = received,
+/// out = sent); rows of one name (with and without a known path) are added up.
 fn recorded(env: &Env) -> BTreeMap<String, Moved> {
-    let conn = env.sql();
-    let mut stmt = conn
-        .prepare(
-            "SELECT a.name, SUM(s.bytes_in), SUM(s.bytes_out) FROM samples s \
-             JOIN processes p ON p.id = s.process_id JOIN apps a ON a.id = p.app_id \
-             GROUP BY a.name",
-        )
-        .expect("prepare");
-    stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            Moved {
-                recv: r.get::<_, i64>(1)? as u64,
-                sent: r.get::<_, i64>(2)? as u64,
-            },
-        ))
-    })
-    .expect("query")
-    .map(|r| r.expect("row"))
-    .collect()
+    let out = assert_cmd::Command::new(bin())
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("TZ", "UTC")
+        .args(["apps", "--since", "24h", "--json", "--db"])
+        .arg(&env.db)
+        .output()
+        .expect("run netmon apps");
+    assert!(
+        out.status.success(),
+        "netmon apps: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("apps JSON");
+    let mut got: BTreeMap<String, Moved> = BTreeMap::new();
+    for r in rows {
+        let m = got
+            .entry(r["app"].as_str().expect("app").to_string())
+            .or_default();
+        m.recv += r["bytes_in"].as_u64().expect("bytes_in");
+        m.sent += r["bytes_out"].as_u64().expect("bytes_out");
+    }
+    got
 }
 
 /// Every workload with payload must be recorded within 1% of what it moved (in practice to
