@@ -96,22 +96,23 @@ impl Source for EbpfSource {
             return Ok(Snapshot::default());
         }
         let mut entries = self.loaded.entries()?;
-        // An exit mark is written after the process's last bytes, but a reading can copy the
-        // counters just before the last add lands and the mark just after: read marked
-        // entries once more, now that nothing can change them.
-        for (key, value) in entries.iter_mut() {
-            if value.has_exited()
-                && let Some(v) = self.loaded.get(key)?
-            {
-                *value = v;
-            }
-        }
         let gone = if self.same_pids && self.last_sweep.elapsed() >= SWEEP_EVERY {
             self.last_sweep = Instant::now();
             sweep(&entries, ticks_per_second())
         } else {
             Vec::new()
         };
+        // Entries about to be closed are read once more, now that their process is gone and
+        // nothing can change them: the reading above may have copied the counters just
+        // before a last add landed (and an exit mark just after it), or, for one the sweep
+        // found gone, before the process moved its last bytes and exited.
+        for (key, value) in entries.iter_mut() {
+            if (value.has_exited() || gone.contains(key))
+                && let Some(v) = self.loaded.get(key)?
+            {
+                *value = v;
+            }
+        }
         let overflow = self.loaded.overflow()?;
         let reading = self.tracker.snapshot(entries, overflow, &gone);
         for key in &reading.delete {
