@@ -260,7 +260,7 @@ fn issue_4_ebpf_refusal_says_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {err}");
     assert!(
-        err.contains("CAP_BPF") && err.contains("--source sockdiag"),
+        err.contains("CAP_BPF") && err.contains("sudo") && err.contains("setcap"),
         "stderr: {err}"
     );
 }

@@ -201,8 +201,9 @@ fn own_netns() -> Result<u32, Error> {
     })
 }
 
-/// What to tell a user who cannot use this source, shared by every refusal.
-const FALLBACK: &str = "or use --source sockdiag (TCP only, no privileges needed)";
+/// The way out when this source cannot run here at all. Worded to read right both after
+/// `--source ebpf` failed and in the note of a `--source auto` that fell back to sockdiag.
+const FALLBACK: &str = "--source sockdiag works without it (TCP only)";
 
 #[cfg(netmon_ebpf)]
 mod loader {
@@ -332,8 +333,8 @@ mod loader {
         if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
             return Err(Error::Unavailable(format!(
                 "the kernel has no BTF (/sys/kernel/btf/vmlinux is missing; it needs \
-                 CONFIG_DEBUG_INFO_BTF=y, as Debian, Ubuntu and Fedora kernels have): \
-                 the ebpf source cannot run here; {FALLBACK}"
+                 CONFIG_DEBUG_INFO_BTF=y, as Debian, Ubuntu and Fedora kernels have), \
+                 so the ebpf source cannot run here; {FALLBACK}"
             )));
         }
         if !has_bpf_capabilities() {
@@ -343,11 +344,10 @@ mod loader {
     }
 
     fn privileges_needed() -> String {
-        format!(
-            "loading eBPF programs needs root, or the capabilities CAP_BPF and CAP_PERFMON: \
-             run netmon with sudo, or grant them once with \
-             `sudo setcap cap_bpf,cap_perfmon=ep \"$(command -v netmon)\"`; {FALLBACK}"
-        )
+        "loading eBPF programs needs root, or the capabilities CAP_BPF and CAP_PERFMON: run \
+         netmon with sudo, or grant them once with \
+         `sudo setcap cap_bpf,cap_perfmon=ep \"$(command -v netmon)\"`"
+            .to_string()
     }
 
     /// CAP_SYS_ADMIN, or CAP_BPF (39) and CAP_PERFMON (38), in the effective set.
@@ -396,13 +396,14 @@ mod loader {
     fn refused(what: &str, e: &(dyn std::error::Error + 'static)) -> Error {
         match os_error(e) {
             Some(libc::EPERM) | Some(libc::EACCES) => Error::Unavailable(format!(
-                "{what} was refused ({}). {}. If netmon already runs as root, the kernel \
-                 forbids it (lockdown, or kernel.unprivileged_bpf_disabled for non-root)",
+                "{what} was refused ({}): {}; if it already runs that way, the kernel \
+                 forbids it (lockdown, a security module), so the ebpf source cannot run \
+                 here; {FALLBACK}",
                 chain(e),
                 privileges_needed()
             )),
             _ => Error::Unavailable(format!(
-                "{what} failed: {}; the ebpf source cannot run on this kernel; {FALLBACK}",
+                "{what} failed: {}, so the ebpf source cannot run on this kernel; {FALLBACK}",
                 chain(e)
             )),
         }
@@ -412,7 +413,7 @@ mod loader {
         match os_error(e) {
             Some(libc::ENOENT) => Error::Unavailable(format!(
                 "this kernel has no {tracepoint} tracepoint (Linux 6.3 or newer has it): \
-                 the ebpf source cannot run here; {FALLBACK}"
+                 so the ebpf source cannot run here; {FALLBACK}"
             )),
             _ => refused(&format!("attaching to the {tracepoint} tracepoint"), e),
         }
@@ -428,7 +429,7 @@ mod loader {
     /// The object and this code disagree: a build problem, not the user's.
     fn bug(msg: String) -> Error {
         Error::Unavailable(format!(
-            "the eBPF object built into this netmon is broken ({msg}); please report it; \
+            "the eBPF object built into this netmon is broken ({msg}), please report it; \
              {FALLBACK}"
         ))
     }
