@@ -58,6 +58,10 @@ pub struct Global {
 pub enum Command {
     Record(RecordArgs),
     Apps(AppsArgs),
+    Timeline(TimelineArgs),
+    Top(TopArgs),
+    #[command(hide = true)]
+    GenerateHistory(GenerateArgs),
 }
 
 /// The time range of a query (shared by every query subcommand).
@@ -84,6 +88,17 @@ pub struct RangeArgs {
     /// Without --from the range starts where recording began.
     #[arg(long, value_name = "WHEN", value_parser = crate::query::range::parse_when)]
     pub until: Option<crate::query::range::When>,
+
+    /// Answer as if it were this instant (RFC 3339), for reproducible reports and tests.
+    #[arg(long, hide = true, value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `--now`: an RFC 3339 instant.
+fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{e} (use RFC 3339, e.g. 2024-05-01T12:00:00Z)"))
 }
 
 impl RangeArgs {
@@ -135,9 +150,6 @@ Examples:
   netmon apps --since 7d --limit 10
   netmon apps --from yesterday --until yesterday --json | jq '.[] | {app, bytes_total}'")]
 pub struct AppsArgs {
-    #[command(flatten)]
-    pub range: RangeArgs,
-
     /// Order of the rows: total, in, out (largest first) or name.
     #[arg(long, value_enum, default_value = "total")]
     pub sort: crate::query::apps::Sort,
@@ -152,6 +164,45 @@ pub struct AppsArgs {
     /// glob when it holds * or ?.
     #[arg(long, value_name = "PATTERN")]
     pub app: Option<String>,
+
+    #[command(flatten)]
+    pub range: RangeArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Traffic per time bucket, in total or per application, with how much of each was recorded.
+///
+/// Covers the last 24 hours unless --since, --from or --until say otherwise. In a table each
+/// row carries a bar proportional to its total; buckets nobody recorded say so instead of
+/// showing zero. Sizes are decimal (1 MB = 1000 kB) unless --bytes.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon timeline --since 7d --bucket 1h
+  netmon timeline --since 30d --bucket 1d --app firefox --json")]
+pub struct TimelineArgs {
+    /// Bucket length: a duration dividing a day (5m, 15m, 1h, 6h) or whole days (1d, 7d).
+    ///
+    /// Default auto: 5m up to 6 hours, 1h up to 3 days, 1d up to 90 days, 7d beyond. Buckets
+    /// start at local midnight (7d on Mondays); where only hourly or daily totals are kept,
+    /// shorter buckets are merged to whole hours or days.
+    #[arg(long, value_name = "DURATION", default_value = "auto",
+          value_parser = crate::query::timeline::parse_bucket)]
+    pub bucket: crate::query::timeline::BucketArg,
+
+    /// Only applications whose name contains PATTERN (case-insensitive), or matches it as a
+    /// glob when it holds * or ?.
+    #[arg(long, value_name = "PATTERN")]
+    pub app: Option<String>,
+
+    /// One row per bucket and application (only those with traffic) instead of totals.
+    #[arg(long)]
+    pub per_app: bool,
+
+    #[command(flatten)]
+    pub range: RangeArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -208,6 +259,67 @@ pub struct RecordArgs {
         default_value_t = 12_500_000_000
     )]
     pub max_rate: u64,
+}
+
+/// What is using the network right now: per-application rates from the last ticks of a
+/// running `netmon record`, refreshed in place.
+///
+/// In a terminal the screen refreshes every --refresh until q or Ctrl-C (the terminal is
+/// restored); with --once, or when stdout is not a terminal, one snapshot is printed. Rates
+/// are bytes over the ticks' measured duration, averaged over --window, in decimal units per
+/// second (1 MB/s = 1,000,000 bytes/s). When no recorder is writing, top says so instead of
+/// showing old rates.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon top
+  netmon top --oneline          one line for a SwiftBar/xbar menu-bar plugin")]
+pub struct TopArgs {
+    /// Print one snapshot and exit.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Print one line for menu-bar tools (SwiftBar, xbar): current rates and today's total.
+    ///
+    /// Format: "↓ 1.20 MB/s ↑ 34.0 kB/s · 3.40 GB today"; when nothing is recording,
+    /// "netmon: not recording · 3.40 GB today | color=gray".
+    #[arg(long, conflicts_with_all = ["once", "json", "ndjson", "csv"])]
+    pub oneline: bool,
+
+    /// Average rates over the ticks of this window, e.g. 15s, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_interval)]
+    pub window: Duration,
+
+    /// Redraw this often in a terminal, e.g. 1s, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    pub refresh: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Fill a new database with a deterministic synthetic history (for benchmarks).
+///
+/// Writes through the recorder's own write path and retention: 300 applications, about 40
+/// processes alive at a time, 5-second ticks inside the raw window, a daily rhythm, nights
+/// asleep, a new run each week.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Days of history, ending now (or at --end).
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Distinct applications.
+    #[arg(long, default_value_t = 300)]
+    pub apps: usize,
+    /// Processes alive at a time.
+    #[arg(long, default_value_t = 40)]
+    pub active: usize,
+    /// Seed of the generator: the same seed and end give the same history.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The end of the history (RFC 3339); default now.
+    #[arg(long, value_parser = parse_now)]
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A positive duration such as `5s`, `100ms` or `2m`.

@@ -49,6 +49,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Record(a) => record::run(record::Options::from_args(db, a)?),
         Command::Apps(a) => commands::apps::run(&db, &a),
+        Command::Timeline(a) => commands::timeline::run(&db, &a),
+        Command::Top(a) => commands::top::run(&db, &a),
+        Command::GenerateHistory(a) => commands::generate::run(&db, &a),
     }
 }
 

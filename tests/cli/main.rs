@@ -7,4 +7,7 @@ mod util;
 mod apps;
 #[cfg(target_os = "linux")]
 mod ebpf;
+mod help;
 mod record;
+mod timeline;
+mod top;
