@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
   tmux          # `netmon top` is tested as a terminal program
   sqlite3       # benchmarks compare against the sqlite3 shell
+  systemd       # `systemd-analyze verify` checks the units `netmon service` writes, and
+                # tests/systemd-user runs a private systemd user manager (PID 1 need not be systemd)
   clang         # build.rs compiles the ebpf source's kernel programs (without it: no --source ebpf)
   iproute2      # namespace tests: `ip netns`, veth pairs
   python3       # namespace tests: the traffic workloads (tests/netns/traffic.py)

@@ -5,9 +5,15 @@ mod netns;
 mod util;
 
 mod apps;
+mod docs;
 #[cfg(target_os = "linux")]
 mod ebpf;
 mod help;
 mod record;
+mod regression;
+mod service;
+mod shared_db;
+mod status;
+mod systemd_user;
 mod timeline;
 mod top;
