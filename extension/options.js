@@ -69,7 +69,7 @@ async function checkStatus() {
     if (j.protocol !== 1) {
       setStatus('warn', `Connected to netmon${version}`, `It speaks protocol ${j.protocol}, this extension protocol 1: update the older one.`);
     } else if (j.recorder && j.recorder.running === false) {
-      setStatus('warn', `Connected to netmon${version}`, 'No recorder is running, so no bytes are measured: start `netmon record`.');
+      setStatus('warn', `Connected to netmon${version}`, 'No recorder is running, so no bytes are measured: start "netmon record".');
     } else {
       const source = typeof j.recorder?.source === 'string' ? ` (source: ${j.recorder.source})` : '';
       setStatus('ok', `Connected to netmon${version} at ${origin}`, `The recorder is running${source}.`);
@@ -141,7 +141,7 @@ async function save(ev) {
   }
   const token = $('token').value.trim();
   if (/\s/.test(token)) {
-    showError('token', 'A token has no spaces: copy exactly what `netmon serve --print-token` prints.');
+    showError('token', 'A token has no spaces: copy exactly what "netmon serve --print-token" prints.');
     ok = false;
   } else {
     showError('token', '');

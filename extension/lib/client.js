@@ -33,7 +33,7 @@ export async function call({ origin, token, method = 'POST', path, body, fetchIm
     const error =
       e?.name === 'AbortError'
         ? `no answer from ${origin} within ${timeoutMs / 1000} s`
-        : `cannot reach ${origin}: is \`netmon serve\` running?`;
+        : `cannot reach ${origin}: is "netmon serve" running?`;
     return { status: 0, json: null, error };
   } finally {
     clearTimeout(timer);
@@ -46,7 +46,7 @@ export function describe(result) {
   const code = result.json?.error;
   const msg = typeof result.json?.message === 'string' ? result.json.message : '';
   if (result.status === 401) {
-    return 'netmon serve refused the access token: paste the output of `netmon serve --print-token` into the options page';
+    return 'netmon serve refused the access token: paste the output of "netmon serve --print-token" into the options page';
   }
   if (code === 'forbidden_origin' || code === 'forbidden_host') {
     return `netmon serve refused this request (${code}): ${msg || 'check the server address'}`;

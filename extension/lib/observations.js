@@ -1,8 +1,8 @@
 // Which server address each host was served from (webRequest's details.ip), de-duplicated.
 //
 // A page load makes dozens of requests to the same few servers; PROTOCOL.md asks for each
-// (host, ip) pair at most once per 10 minutes. `recent` maps "host ip" to the epoch ms it was
-// last queued, pruned as it goes and bounded. Pure: no clock, no storage.
+// (host, ip) pair at most once per 10 minutes. `recent` remembers when each pair was last
+// queued, pruned as it goes and bounded. Pure: no clock, no storage.
 
 import { hostOf, normalizeIp } from './host.js';
 
@@ -23,16 +23,32 @@ export function observationOf(details, serverOrigin) {
   return { host, ip };
 }
 
+/** An empty memory of sent pairs: `pairs` maps "host ip" to epoch ms, `size` counts them. */
+export function emptyRecent() {
+  return { pairs: {}, size: 0 };
+}
+
 /**
- * Whether to queue `(host, ip)` seen at `now`, and the updated `recent` map. Entries older
- * than RESEND_AFTER_MS are forgotten, and the oldest beyond RECENT_LIMIT too.
+ * Whether to queue `(host, ip)` seen at `now`. `recent` is updated in place: the pair is
+ * remembered, and once more than RECENT_LIMIT pairs are, those older than RESEND_AFTER_MS are
+ * forgotten, then the oldest.
  */
 export function admit(recent, host, ip, now) {
   const key = `${host} ${ip}`;
-  const last = recent[key];
-  if (last !== undefined && now >= last && now - last < RESEND_AFTER_MS) return { send: false, recent };
-  let kept = Object.entries(recent).filter(([k, t]) => k !== key && now >= t && now - t < RESEND_AFTER_MS);
-  if (kept.length >= RECENT_LIMIT) kept = kept.sort((a, b) => a[1] - b[1]).slice(kept.length - RECENT_LIMIT + 1);
-  kept.push([key, now]);
-  return { send: true, recent: Object.fromEntries(kept) };
+  const last = recent.pairs[key];
+  if (last !== undefined && now >= last && now - last < RESEND_AFTER_MS) return false;
+  if (last === undefined) recent.size += 1;
+  recent.pairs[key] = now;
+  if (recent.size > RECENT_LIMIT) prune(recent, now);
+  return true;
+}
+
+function prune(recent, now) {
+  let left = Object.entries(recent.pairs).filter(([, t]) => now >= t && now - t < RESEND_AFTER_MS);
+  if (left.length > RECENT_LIMIT) {
+    // Down to 90 % so that a burst of new pairs does not prune at every one.
+    left = left.sort((a, b) => a[1] - b[1]).slice(left.length - Math.floor(RECENT_LIMIT * 0.9));
+  }
+  recent.pairs = Object.fromEntries(left);
+  recent.size = left.length;
 }

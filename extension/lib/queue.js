@@ -8,6 +8,7 @@
 
 export const HEARTBEAT_LIMIT = 2000;
 export const OBSERVATION_LIMIT = 2000;
+const MERGE_LOOKBACK = 8;
 
 export function emptyQueue() {
   return { items: [], nextSeq: 1, dropped: 0 };
@@ -33,8 +34,11 @@ export function enqueueHeartbeats(q, heartbeats, limit = HEARTBEAT_LIMIT) {
   let items = q.items.slice();
   let nextSeq = q.nextSeq;
   for (const hb of heartbeats) {
+    // The tracker only ever updates the activity it queued last (or the one before, when a
+    // change ends one and starts the next), so a short look back finds it.
     let i = items.length - 1;
-    while (i >= 0 && !sameActivity(items[i], hb)) i--;
+    while (i >= Math.max(0, items.length - MERGE_LOOKBACK) && !sameActivity(items[i], hb)) i--;
+    if (i < Math.max(0, items.length - MERGE_LOOKBACK)) i = -1;
     if (i >= 0) {
       const old = items[i];
       items.splice(i, 1);

@@ -11,9 +11,9 @@
 // the real tracker against fakes, restart it, and take the server down.
 
 import { observe } from './heartbeat.js';
-import { emptyQueue, enqueueHeartbeats, enqueueObservations, takeBatch, ack } from './queue.js';
-import { admit } from './observations.js';
-import { call, describe } from './client.js';
+import { emptyQueue, enqueueHeartbeats, enqueueObservations, takeBatch, ack, HEARTBEAT_LIMIT, OBSERVATION_LIMIT } from './queue.js';
+import { admit, emptyRecent } from './observations.js';
+import { call, describe, TIMEOUT_MS } from './client.js';
 import { DEFAULT_SERVER, serverOrigin } from './host.js';
 
 export const HEARTBEATS_PER_REQUEST = 100;
@@ -54,9 +54,21 @@ export function wireObservation(o) {
 /**
  * `store`: `{get(keys) → Promise<object>, set(object) → Promise}` (extension storage.local).
  * `fetchImpl`: fetch. `now`: () → epoch ms. `guessBrowser`: () → the browser name to use while
- * the user has not set one. `schedule(fn, ms)`: setTimeout.
+ * the user has not set one. `schedule(fn, ms)`: setTimeout. `limits` (queue lengths) and
+ * `timeoutMs` (per request) are for tests.
  */
-export function createTracker({ store, fetchImpl, now = Date.now, guessBrowser = () => 'Browser', schedule = setTimeout, log = () => {} }) {
+export function createTracker({
+  store,
+  fetchImpl,
+  now = Date.now,
+  guessBrowser = () => 'Browser',
+  schedule = setTimeout,
+  log = () => {},
+  limits = {},
+  timeoutMs = TIMEOUT_MS,
+}) {
+  const heartbeatLimit = limits.heartbeats ?? HEARTBEAT_LIMIT;
+  const observationLimit = limits.observations ?? OBSERVATION_LIMIT;
   let state = null;
   let loading = null;
   let writes = Promise.resolve();
@@ -73,7 +85,7 @@ export function createTracker({ store, fetchImpl, now = Date.now, guessBrowser =
           current: got.current ?? null,
           heartbeats: got.heartbeats ?? emptyQueue(),
           observations: got.observations ?? emptyQueue(),
-          recentPairs: got.recentPairs ?? {},
+          recentPairs: got.recentPairs?.pairs ? got.recentPairs : emptyRecent(),
           delivery: { ...emptyDelivery(), ...(got.delivery ?? {}) },
         };
         return state;
@@ -110,7 +122,7 @@ export function createTracker({ store, fetchImpl, now = Date.now, guessBrowser =
     await load();
     const res = observe(state.current, { browser: browserName(), host: seen.host, private: seen.private }, at);
     state.current = res.cur;
-    if (res.out.length > 0) state.heartbeats = enqueueHeartbeats(state.heartbeats, res.out);
+    if (res.out.length > 0) state.heartbeats = enqueueHeartbeats(state.heartbeats, res.out, heartbeatLimit);
     const saved = persist('current', 'heartbeats');
     if (send === 'now') await flush({ fromAlarm: true });
     else if (send === 'soon' && res.out.length > 0) sendSoon();
@@ -120,10 +132,12 @@ export function createTracker({ store, fetchImpl, now = Date.now, guessBrowser =
   /** One request's `{host, ip}` seen at `at`; queued unless sent in the last 10 minutes. */
   async function observeRequest(obs, at = now()) {
     await load();
-    const res = admit(state.recentPairs, obs.host, obs.ip, at);
-    if (!res.send) return;
-    state.recentPairs = res.recent;
-    state.observations = enqueueObservations(state.observations, [{ browser: browserName(), host: obs.host, ip: obs.ip, time: at }]);
+    if (!admit(state.recentPairs, obs.host, obs.ip, at)) return;
+    state.observations = enqueueObservations(
+      state.observations,
+      [{ browser: browserName(), host: obs.host, ip: obs.ip, time: at }],
+      observationLimit,
+    );
     await persist('recentPairs', 'observations');
     sendSoon();
   }
@@ -146,7 +160,7 @@ export function createTracker({ store, fetchImpl, now = Date.now, guessBrowser =
       if (batch.length === 0) return true;
       const at = now();
       state.delivery = { ...state.delivery, lastAttemptAt: at };
-      const result = await call({ ...base, path, body: { [field]: batch.map(wire) }, fetchImpl });
+      const result = await call({ ...base, path, body: { [field]: batch.map(wire) }, fetchImpl, timeoutMs });
       if (result.status === 200) {
         state[key] = ack(state[key], batch);
         state.delivery = { ...state.delivery, lastOkAt: at, lastError: null, retryAt: 0 };
@@ -179,7 +193,7 @@ export function createTracker({ store, fetchImpl, now = Date.now, guessBrowser =
       return persist('delivery');
     }
     if (base.token === '') {
-      fail('no access token yet: paste the output of `netmon serve --print-token` into the options page', at);
+      fail('no access token yet: paste the output of "netmon serve --print-token" into the options page', at);
       return persist('delivery');
     }
     if (!fromAlarm && at < state.delivery.retryAt) return;
