@@ -8,7 +8,11 @@ set -euo pipefail
 PACKAGES=(
   tmux          # `netmon top` is tested as a terminal program
   sqlite3       # benchmarks compare against the sqlite3 shell
+  nodejs        # the browser extension's tests run under node's own test runner
+  chromium      # the extension is tested in real headless Chromium (never a downloaded browser)
 )
+# npm comes with nodejs from some sources and as its own Debian package otherwise.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -20,4 +24,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}" >&2
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The extension's development tools (extension/package-lock.json: playwright-core to drive
+# Debian's chromium, web-ext to lint the Firefox side). Re-run only when the lock file changed.
+ext="$(dirname "$0")/../extension"
+if ! cmp -s "$ext/package-lock.json" "$ext/node_modules/.netmon-installed-lock" 2>/dev/null; then
+  echo "install-deps: npm ci in extension/" >&2
+  (cd "$ext" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$ext/package-lock.json" "$ext/node_modules/.netmon-installed-lock"
 fi
