@@ -10,6 +10,7 @@ PACKAGES=(
   sqlite3       # benchmarks compare against the sqlite3 shell
   nodejs        # the browser extension's tests run under node's own test runner
   chromium      # the extension is tested in real headless Chromium (never a downloaded browser)
+  firefox-esr   # … and in real headless Firefox, over its built-in WebDriver BiDi
 )
 # npm comes with nodejs from some sources and as its own Debian package otherwise.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
@@ -27,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The extension's development tools (extension/package-lock.json: playwright-core to drive
-# Debian's chromium, web-ext to lint the Firefox side). Re-run only when the lock file changed.
+# Debian's chromium, web-ext to lint the Firefox side, ws to talk BiDi to Firefox). Re-run only when the lock file changed.
 ext="$(dirname "$0")/../extension"
 if ! cmp -s "$ext/package-lock.json" "$ext/node_modules/.netmon-installed-lock" 2>/dev/null; then
   echo "install-deps: npm ci in extension/" >&2

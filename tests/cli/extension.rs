@@ -1,8 +1,9 @@
 //! The browser extension (`extension/`), tested from `cargo test` so CI runs it: its logic
 //! under node's own test runner, Mozilla's linter for the Firefox side, and the whole
 //! extension in real headless Chromium against a stand-in `netmon serve` (see
-//! `extension/test/`). Each needs node, and the last Debian's chromium and the npm packages
-//! of `extension/package-lock.json`; `bash tests/install-deps.sh` installs all of them. When
+//! `extension/test/`), and again in real headless Firefox. Each needs node; the browser tests
+//! need Debian's chromium or firefox-esr, and the npm packages of
+//! `extension/package-lock.json`; `bash tests/install-deps.sh` installs all of them. When
 //! one is missing the test fails and says so: it never passes without having run.
 
 use std::io::Read;
@@ -14,7 +15,7 @@ fn ext_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("extension")
 }
 
-const INSTALL: &str = "run `bash tests/install-deps.sh` (it installs nodejs, chromium and the extension's npm packages)";
+const INSTALL: &str = "run `bash tests/install-deps.sh` (it installs nodejs, chromium, firefox-esr and the extension's npm packages)";
 
 fn require_node() {
     match Command::new("node").arg("--version").output() {
@@ -133,4 +134,17 @@ fn extension_reports_active_hosts_and_server_addresses_from_headless_chromium() 
         out.contains("ok 1 - on install the options page opens"),
         "{out}"
     );
+}
+
+#[test]
+fn extension_reports_active_hosts_and_server_addresses_from_headless_firefox() {
+    let firefox = std::env::var_os("FIREFOX").unwrap_or_else(|| "/usr/bin/firefox-esr".into());
+    assert!(
+        Path::new(&firefox).is_file(),
+        "{} is missing: this test runs the extension in Debian's firefox-esr; {INSTALL}",
+        Path::new(&firefox).display()
+    );
+    require_npm_package("ws");
+    let out = node_test(&["test/e2e/firefox.test.mjs"], Duration::from_secs(300));
+    assert!(out.contains("ok 1 - on install the options page opens"), "{out}");
 }
