@@ -22,7 +22,8 @@ subcommands read that database.";
 const EXAMPLES: &str = "\
 Examples:
   netmon record                     record until Ctrl-C, into the default database
-  netmon record --interval 2s --db ~/netmon.db
+  netmon apps --since 7d            which programs used the network this week
+  netmon apps --json | jq '.[0]'    the same as JSON
 
 Exit codes: 0 ok, 1 user error (bad input, nothing to read, source unavailable), 2 runtime failure.";
 
@@ -56,6 +57,104 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Record(RecordArgs),
+    Apps(AppsArgs),
+}
+
+/// The time range of a query (shared by every query subcommand).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Range")]
+pub struct RangeArgs {
+    /// Cover this long up to now, e.g. 90m, 24h, 7d, 2w.
+    ///
+    /// Units: s, m, h, d, w. Without --since, --from or --until a query covers the last 24
+    /// hours.
+    #[arg(long, value_name = "DURATION", value_parser = crate::query::range::parse_since,
+          conflicts_with_all = ["from", "until"])]
+    pub since: Option<std::time::Duration>,
+
+    /// Start here: a date (2024-05-01, today, yesterday) or a local date-time
+    /// ("2024-05-01 13:30"), or RFC 3339 with an offset.
+    ///
+    /// Without --until the range ends now.
+    #[arg(long, value_name = "WHEN", value_parser = crate::query::range::parse_when)]
+    pub from: Option<crate::query::range::When>,
+
+    /// End here (exclusive); a date means the end of that day, so --from D --until D is day D.
+    ///
+    /// Without --from the range starts where recording began.
+    #[arg(long, value_name = "WHEN", value_parser = crate::query::range::parse_when)]
+    pub until: Option<crate::query::range::When>,
+}
+
+impl RangeArgs {
+    pub fn spec(&self) -> crate::query::RangeSpec {
+        crate::query::RangeSpec {
+            since: self.since,
+            from: self.from,
+            until: self.until,
+        }
+    }
+}
+
+/// How results are printed (shared by every query subcommand).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Print one JSON document instead of a table.
+    ///
+    /// Bytes are integers, times RFC 3339 UTC; every row is listed unless --limit is given.
+    /// The schema is documented in the README.
+    #[arg(long, conflicts_with_all = ["ndjson", "csv"])]
+    pub json: bool,
+
+    /// Print one JSON object per line (newline-delimited JSON), one per row.
+    #[arg(long, conflicts_with = "csv")]
+    pub ndjson: bool,
+
+    /// Print CSV (RFC 4180) with a header row and raw numbers.
+    #[arg(long)]
+    pub csv: bool,
+
+    /// Show exact byte counts in tables instead of human units.
+    ///
+    /// Human units are decimal: 1 kB = 1000 bytes, 1 MB = 1000 kB; rates are per second.
+    /// JSON and CSV are always exact.
+    #[arg(long)]
+    pub bytes: bool,
+}
+
+/// Traffic per application: received, sent, total, share, first and last seen.
+///
+/// Covers the last 24 hours unless --since, --from or --until say otherwise. Sizes are in
+/// decimal units (1 MB = 1000 kB = 1,000,000 bytes) unless --bytes; bytes that could not be
+/// tied to a program are a row of their own, "(unattributed: …)". The footer (and every JSON
+/// row) says how much of the range was actually recorded.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon apps --since 7d --limit 10
+  netmon apps --from yesterday --until yesterday --json | jq '.[] | {app, bytes_total}'")]
+pub struct AppsArgs {
+    #[command(flatten)]
+    pub range: RangeArgs,
+
+    /// Order of the rows: total, in, out (largest first) or name.
+    #[arg(long, value_enum, default_value = "total")]
+    pub sort: crate::query::apps::Sort,
+
+    /// Show at most N rows; 0 shows all.
+    ///
+    /// Default: 20 in a table; JSON and CSV list every row.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Only applications whose name contains PATTERN (case-insensitive), or matches it as a
+    /// glob when it holds * or ?.
+    #[arg(long, value_name = "PATTERN")]
+    pub app: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Sample per-process network counters into the database until stopped.
@@ -162,8 +261,20 @@ mod tests {
     #[test]
     fn every_subcommand_parses_with_its_defaults() {
         let cli = Cli::try_parse_from(["netmon", "record"]).expect("record");
-        let Command::Record(a) = cli.command;
+        let Command::Record(a) = cli.command else {
+            panic!("not record")
+        };
         assert_eq!(a.interval, Duration::from_secs(5));
         assert_eq!(a.keep_raw, Keep(Some(Duration::from_secs(7 * 86400))));
+        let cli = Cli::try_parse_from(["netmon", "apps"]).expect("apps");
+        let Command::Apps(a) = cli.command else {
+            panic!("not apps")
+        };
+        assert_eq!(a.range.spec(), crate::query::RangeSpec::default());
+        assert!(!a.output.json && !a.output.bytes);
+        assert!(
+            Cli::try_parse_from(["netmon", "apps", "--since", "1h", "--from", "today"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["netmon", "apps", "--json", "--csv"]).is_err());
     }
 }

@@ -6,13 +6,20 @@
 //! - `procinfo/`: pid to executable to application.
 //! - `record/`: the sampling loop.
 //! - `store/`: SQLite schema (in `sql/`), writes, retention, the recorder lock.
+//! - `query/`: time ranges to typed rows (apps, timeline, top), stitched across tables.
+//! - `output/`: tables, JSON and CSV. `commands/`: the query subcommands.
+//! - `synth`: synthetic history through the store's write path (tests, benchmark).
 //! - `cli`, `exit`, `paths`: the command line, exit codes, default locations.
 
 pub mod cli;
+pub mod commands;
 pub mod delta;
 pub mod exit;
+pub mod output;
 pub mod paths;
 pub mod procinfo;
+pub mod query;
 pub mod record;
 pub mod source;
 pub mod store;
+pub mod synth;

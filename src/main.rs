@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use netmon::cli::{Cli, Command};
 use netmon::exit::{self, Exit};
-use netmon::{paths, record};
+use netmon::{commands, paths, record};
 
 fn main() -> ExitCode {
     // Everything netmon creates (database, token, lock) is private to the user.
@@ -48,6 +48,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let db = paths::db_path(cli.global.db.as_ref())?;
     match cli.command {
         Command::Record(a) => record::run(record::Options::from_args(db, a)?),
+        Command::Apps(a) => commands::apps::run(&db, &a),
     }
 }
 
