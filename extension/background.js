@@ -117,7 +117,20 @@ api.runtime.onStartup.addListener(async () => {
   update();
 });
 
+// The toolbar button opens the options page; its badge shows "!" while reports cannot be
+// delivered (the options page says why).
+api.action?.onClicked.addListener(() => {
+  api.runtime.openOptionsPage().catch((e) => log('cannot open the options page', e));
+});
+function showDelivery(delivery) {
+  const failing = Boolean(delivery?.lastError);
+  api.action?.setBadgeBackgroundColor?.({ color: '#c5221f' })?.catch?.(() => {});
+  api.action?.setBadgeText({ text: failing ? '!' : '' }).catch(() => {});
+  api.action?.setTitle({ title: failing ? `netmon: ${delivery.lastError.message}` : 'netmon: options and connection status' }).catch(() => {});
+}
+
 api.storage.onChanged.addListener((changes, area) => {
+  if (area === 'local' && changes.delivery) showDelivery(changes.delivery.newValue);
   if (area !== 'local' || !changes.settings) return;
   settings = { ...changes.settings.newValue };
   tracker.settingsChanged(changes.settings.newValue).catch((e) => log('send after settings change failed', e));

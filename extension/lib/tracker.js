@@ -24,7 +24,9 @@ export const MAX_BODY_BYTES = 60 * 1024;
 export const MAX_BATCHES_PER_FLUSH = 10;
 // After a failed send, event-driven sends wait this long; alarms (every 30 s) still retry.
 export const RETRY_AFTER_MS = 25_000;
-// State changes are sent together when they come in bursts (switching through tabs).
+// State changes are sent together when they come in bursts (switching through tabs). A timer
+// does not keep a background alive, so this stays far below the browsers' idle timeout (30 s
+// in Chromium and Firefox); should the browser stop the worker first, the next alarm sends.
 export const SEND_DELAY_MS = 1000;
 
 export const KEYS = ['settings', 'current', 'heartbeats', 'observations', 'recentPairs', 'delivery'];

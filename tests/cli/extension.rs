@@ -146,5 +146,8 @@ fn extension_reports_active_hosts_and_server_addresses_from_headless_firefox() {
     );
     require_npm_package("ws");
     let out = node_test(&["test/e2e/firefox.test.mjs"], Duration::from_secs(300));
-    assert!(out.contains("ok 1 - on install the options page opens"), "{out}");
+    assert!(
+        out.contains("ok 1 - on install the options page opens"),
+        "{out}"
+    );
 }

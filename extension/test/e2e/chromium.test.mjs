@@ -204,7 +204,7 @@ test('with no browser window focused, nothing is active', async () => {
   await cdp.detach();
 });
 
-test('while netmon serve is down reports wait, and are sent once it is back', async () => {
+test('while netmon serve is down reports wait, and are sent once it is back', async (t) => {
   const port = stub.port;
   await stub.close();
   await tab.goto(url('zeta.test', '/while-down'));
@@ -212,13 +212,17 @@ test('while netmon serve is down reports wait, and are sent once it is back', as
     timeout: EVENT_WAIT_MS,
   });
   assert.match(await options.textContent('#queued'), /^[1-9]\d* heartbeats?/);
+  const badge = () => options.evaluate(() => chrome.action.getBadgeText({}));
+  assert.equal(await badge(), '!', 'the toolbar button says something is wrong');
   await options.click('#check');
   await options.waitForSelector('.status-bad', { timeout: EVENT_WAIT_MS });
   await options.screenshot({ path: path.join(ARTIFACTS, 'options-server-down.png'), fullPage: true });
+  t.diagnostic(`screenshot: ${path.join(ARTIFACTS, 'options-server-down.png')}`);
   assert.equal(heartbeatsFor('zeta.test').length, 0);
   stub = await startStub({ token: TOKEN, port, received });
   await waitFor('the queued zeta.test heartbeat, once the server is back', ALARM_WAIT_MS, () => heartbeatsFor('zeta.test')[0]);
   await waitFor('the queued zeta.test observation', EVENT_WAIT_MS, () => received.observations.find((o) => o.host === 'zeta.test'));
+  await waitFor('the toolbar badge to clear', EVENT_WAIT_MS, async () => (await badge()) === '');
 });
 
 test('every request carried the token and the extension origin, and nothing was refused', () => {
