@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
   tmux          # `netmon top` is tested as a terminal program
   sqlite3       # benchmarks compare against the sqlite3 shell
+  systemd       # `systemd-analyze verify` checks the units `netmon service` writes, and
+                # tests/systemd-user runs a private systemd user manager (PID 1 need not be systemd)
   nodejs        # the browser extension's tests run under node's own test runner
   chromium      # the extension is tested in real headless Chromium (never a downloaded browser)
   firefox-esr   # … and in real headless Firefox, over its built-in WebDriver BiDi
@@ -28,7 +30,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The extension's development tools (extension/package-lock.json: playwright-core to drive
-# Debian's chromium, web-ext to lint the Firefox side, ws to talk BiDi to Firefox). Re-run only when the lock file changed.
+# Debian's chromium, web-ext to lint the Firefox side, ws to talk BiDi to Firefox). Re-run only
+# when the lock file changed.
 ext="$(dirname "$0")/../extension"
 if ! cmp -s "$ext/package-lock.json" "$ext/node_modules/.netmon-installed-lock" 2>/dev/null; then
   echo "install-deps: npm ci in extension/" >&2

@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use chrono::{Local, Utc};
+use chrono::Local;
 
 use crate::cli::AppsArgs;
 use crate::output::{self, Format, Output, RangeRow};
-use crate::query::{self, Db, Matcher, apps};
+use crate::query::{Db, Matcher, apps};
 
 /// Rows a table shows when no --limit is given (JSON and CSV list all).
 const TABLE_LIMIT: usize = 20;
@@ -15,10 +15,7 @@ pub fn run(db_path: &Path, a: &AppsArgs) -> anyhow::Result<()> {
     let out = Output::from_args(&a.output);
     let db = Db::open(db_path)?;
     db.ensure_recorded()?;
-    let now = Utc::now();
-    let earliest = db.earliest_ms()?.unwrap_or(now.timestamp_millis());
-    let range = query::range::resolve(&a.range.spec(), now, &Local, earliest)
-        .map_err(query::Error::from)?;
+    let (range, _) = super::resolve_range(&db, &a.range)?;
     let limit = match (a.limit, out.format) {
         (Some(0), _) => None,
         (Some(n), _) => Some(n),

@@ -7,16 +7,23 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Write a header and one record per row. The header comes from the row type itself, so an
-/// empty result still says what its columns are.
+/// Write a header and one record per row. The header comes from the first row (optional
+/// columns such as `app` are present when the rows have them), or from the row type's default
+/// when there is none, so an empty result still says what its columns are.
 pub fn write<T: Serialize + Default>(out: &mut impl Write, rows: &[T]) -> anyhow::Result<()> {
     let mut w = ::csv::WriterBuilder::new()
         .terminator(::csv::Terminator::Any(b'\n'))
         .from_writer(&mut *out);
-    let header = fields(&T::default())?;
+    let header = match rows.first() {
+        Some(r) => fields(r)?,
+        None => fields(&T::default())?,
+    };
     w.write_record(header.iter().map(|(k, _)| k.as_str()))?;
     for r in rows {
         let f = fields(r)?;
+        if f.len() != header.len() {
+            anyhow::bail!("internal: CSV rows of one query have different columns");
+        }
         w.write_record(f.iter().map(|(_, v)| v.as_str()))?;
     }
     w.flush()?;

@@ -8,13 +8,16 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Local, Utc};
 use comfy_table::presets::NOTHING;
 use comfy_table::{
-    Attribute, Cell, CellAlignment, ContentArrangement, LineStyle, Table, TableStyle,
+    Attribute, Cell, CellAlignment, ColumnConstraint, ContentArrangement, LineStyle, Table,
+    TableStyle, Width,
 };
 
 use super::Style;
 use super::units;
 use crate::query::apps::Apps;
 use crate::query::coverage::Coverage;
+use crate::query::timeline::Timeline;
+use crate::query::top::Top;
 use crate::query::{Kind, Range};
 
 /// Escape what must not reach a terminal raw: control characters (an escape sequence in a
@@ -91,6 +94,19 @@ pub fn new_table(style: &Style, headers: &[&str], right: &[usize]) -> Table {
         }
     }
     t
+}
+
+/// Keep every column but `wrap` at its content width: numbers and times never break over
+/// lines; a narrow terminal wraps the names instead.
+pub fn keep_whole(t: &mut Table, wrap: usize) {
+    for (i, col) in t.column_iter_mut().enumerate() {
+        if i != wrap {
+            col.set_constraint(ColumnConstraint::ContentWidth);
+        } else {
+            // Names stay readable: below this, the line is left wider than the terminal.
+            col.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(16)));
+        }
+    }
 }
 
 /// The table as text, without the trailing blanks of padded last columns.
@@ -176,6 +192,7 @@ pub fn apps(a: &Apps, style: &Style) -> String {
             Cell::new(local_minute(r.last_seen)),
         ]);
     }
+    keep_whole(&mut t, 0);
     let mut out = if a.apps.is_empty() {
         String::from("No traffic in this range.\n")
     } else {
@@ -207,9 +224,223 @@ pub fn apps(a: &Apps, style: &Style) -> String {
     out
 }
 
+/// Widest bar, in characters.
+const BAR_WIDTH: usize = 40;
+
+/// A bar of `value / max` of `width` characters: block characters with eighths on a
+/// terminal, `#` otherwise.
+pub fn bar(value: u64, max: u64, width: usize, unicode: bool) -> String {
+    if max == 0 || value == 0 {
+        return String::new();
+    }
+    let eighths = ((value as u128 * width as u128 * 8 + max as u128 / 2) / max as u128) as usize;
+    if !unicode {
+        // At least one mark for any traffic, so small is not confused with none.
+        return "#".repeat((eighths / 8).max(1));
+    }
+    const PART: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
+    let mut s = "█".repeat(eighths / 8);
+    s.push_str(PART[eighths % 8]);
+    if s.is_empty() {
+        s.push('▏');
+    }
+    s
+}
+
+/// `netmon timeline` as a table, a proportional bar on every row.
+pub fn timeline(t: &Timeline, style: &Style) -> String {
+    let per_app = t.buckets.iter().any(|b| b.app.is_some());
+    let mut headers = vec!["Start"];
+    if per_app {
+        headers.push("App");
+    }
+    headers.extend(["Received", "Sent", "Total", "Recorded", ""]);
+    let first_num = if per_app { 2 } else { 1 };
+    let right: Vec<usize> = (first_num..first_num + 4).collect();
+    let mut table = new_table(style, &headers, &right);
+    let daily = t.bucket_ms % 86_400_000 == 0;
+    let max = t.buckets.iter().map(|b| b.bytes_total).max().unwrap_or(0);
+    let start_of = |b: &crate::query::timeline::Bucket| {
+        if daily {
+            b.start
+                .with_timezone(&Local)
+                .format("%Y-%m-%d %a")
+                .to_string()
+        } else {
+            local_minute(b.start)
+        }
+    };
+    // The bar takes what the other columns leave (each column is padded by one space a side).
+    let others: usize = t
+        .buckets
+        .iter()
+        .map(|b| {
+            let name = b
+                .app
+                .as_deref()
+                .map_or(0, |a| sanitize(a).chars().count() + 2);
+            start_of(b).chars().count()
+                + name
+                + [b.bytes_in, b.bytes_out, b.bytes_total]
+                    .iter()
+                    .map(|n| bytes(style, *n).chars().count().max(8) + 2)
+                    .sum::<usize>()
+                + 2
+                + 8
+                + 2
+        })
+        .max()
+        .unwrap_or(0);
+    let bar_width = style
+        .width
+        .map(|w| (w as usize).saturating_sub(others).clamp(10, BAR_WIDTH))
+        .unwrap_or(BAR_WIDTH);
+    for b in &t.buckets {
+        let start = if daily {
+            b.start
+                .with_timezone(&Local)
+                .format("%Y-%m-%d %a")
+                .to_string()
+        } else {
+            local_minute(b.start)
+        };
+        let unrecorded = b.recorded_ms == 0 && b.bytes_total == 0;
+        let num = |n: u64| {
+            if unrecorded {
+                "–".to_string()
+            } else {
+                bytes(style, n)
+            }
+        };
+        let mut row = vec![Cell::new(start)];
+        if let Some(app) = &b.app {
+            row.push(Cell::new(sanitize(app)));
+        }
+        row.extend([
+            Cell::new(num(b.bytes_in)),
+            Cell::new(num(b.bytes_out)),
+            Cell::new(num(b.bytes_total)),
+            Cell::new(units::percent(b.coverage)),
+            Cell::new(if unrecorded {
+                "not recorded".to_string()
+            } else {
+                bar(b.bytes_total, max, bar_width, style.terminal)
+            }),
+        ]);
+        table.add_row(row);
+    }
+    keep_whole(&mut table, if per_app { 1 } else { usize::MAX });
+    let mut out = render(&table);
+    let (bin, bout) = t
+        .buckets
+        .iter()
+        .fold((0u64, 0u64), |(i, o), b| (i + b.bytes_in, o + b.bytes_out));
+    let _ = writeln!(
+        out,
+        "{} bucket{} of {} · received {} · sent {} · total {}",
+        t.buckets.len(),
+        if t.buckets.len() == 1 { "" } else { "s" },
+        units::duration_ms(t.bucket_ms),
+        bytes(style, bin),
+        bytes(style, bout),
+        bytes(style, bin + bout)
+    );
+    if t.merged {
+        out.push_str(
+            "some rows span several buckets: only hourly or daily totals are kept that far back\n",
+        );
+    }
+    let _ = writeln!(out, "{}", range_footer(&t.range, &t.requested, &t.coverage));
+    out
+}
+
+/// `netmon top` as a table (the screen's body, and `--once`), at most `rows` applications.
+pub fn top(t: &Top, style: &Style, rows: Option<usize>) -> String {
+    let mut out = String::new();
+    if !t.live {
+        let _ = writeln!(out, "{}", t.status);
+        let _ = writeln!(
+            out,
+            "today: received {} · sent {}",
+            bytes(style, t.today_in),
+            bytes(style, t.today_out)
+        );
+        return out;
+    }
+    let mut table = new_table(
+        style,
+        &["App", "Down/s", "Up/s", "Today down", "Today up"],
+        &[1, 2, 3, 4],
+    );
+    let rate = |r: f64| {
+        if style.exact {
+            format!("{}", r.round() as u64)
+        } else {
+            units::rate(r)
+        }
+    };
+    let shown = rows.unwrap_or(usize::MAX).min(t.apps.len());
+    for r in &t.apps[..shown] {
+        table.add_row(vec![
+            Cell::new(sanitize(&r.app)),
+            Cell::new(rate(r.rate_in)),
+            Cell::new(rate(r.rate_out)),
+            Cell::new(bytes(style, r.today_in)),
+            Cell::new(bytes(style, r.today_out)),
+        ]);
+    }
+    keep_whole(&mut table, 0);
+    if t.apps.is_empty() {
+        out.push_str("No traffic in the last ticks.\n");
+    } else {
+        out.push_str(&render(&table));
+    }
+    if shown < t.apps.len() {
+        let _ = writeln!(out, "… {} more", t.apps.len() - shown);
+    }
+    let _ = writeln!(
+        out,
+        "total ↓ {} ↑ {} · today ↓ {} ↑ {}",
+        rate(t.rate_in.unwrap_or(0.0)),
+        rate(t.rate_out.unwrap_or(0.0)),
+        bytes(style, t.today_in),
+        bytes(style, t.today_out)
+    );
+    let _ = writeln!(
+        out,
+        "{} · rates over {} of ticks",
+        t.status,
+        units::duration_ms(t.window_ms)
+    );
+    out
+}
+
+/// The one line a SwiftBar/xbar plugin prints: the menu-bar title. Text after `|` would be
+/// read as parameters, so names never appear in it; `color=gray` marks a stale state.
+pub fn oneline(t: &Top) -> String {
+    let today = units::bytes(t.today_in + t.today_out);
+    match (t.live, t.rate_in, t.rate_out) {
+        (true, Some(i), Some(o)) => {
+            format!("↓ {} ↑ {} · {today} today", units::rate(i), units::rate(o))
+        }
+        _ => format!("netmon: not recording · {today} today | color=gray"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bars_are_proportional_and_never_hide_small_traffic() {
+        assert_eq!(bar(10, 10, 4, false), "####");
+        assert_eq!(bar(5, 10, 4, false), "##");
+        assert_eq!(bar(1, 1000, 4, false), "#");
+        assert_eq!(bar(0, 1000, 4, false), "");
+        assert_eq!(bar(10, 10, 2, true), "██");
+        assert_eq!(bar(9, 16, 2, true), "█▏");
+        assert_eq!(bar(1, 10_000, 2, true), "▏");
+    }
 
     #[test]
     fn control_bidi_and_zero_width_characters_are_escaped() {

@@ -129,7 +129,8 @@ pub fn resolve<Tz: TimeZone>(
         let start = now
             .checked_sub_signed(back)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        return Ok(Range { start, end: now });
+        // Milliseconds are the database's resolution.
+        return Ok(Range::from_ms(start.timestamp_millis(), now_ms));
     }
     let end = match spec.until {
         Some(w) => instant(w, Side::End, now_ms, tz)?,

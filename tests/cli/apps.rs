@@ -401,3 +401,46 @@ fn since_counts_back_from_now() {
     // 90 one-minute ticks, give or take the one at the edge as the clock moved on.
     assert!((89..=90).contains(&n), "{n} ticks in the last 90 minutes");
 }
+
+#[test]
+fn a_fixed_width_wraps_names_and_keeps_numbers_and_times_whole() {
+    let env = fixture();
+    let out = env
+        .netmon()
+        .env("COLUMNS", "72")
+        .args(["apps", "--from", "2024-05-02", "--until", "2024-05-03"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    insta::assert_snapshot!(
+        "apps_table_72_columns",
+        String::from_utf8(out.stdout).expect("utf8")
+    );
+}
+
+#[test]
+fn names_with_control_characters_are_escaped_in_tables_but_exact_in_json() {
+    let env = Env::new();
+    let evil = "evil\u{1b}[2J\u{202e}name";
+    let mut s = netmon::synth::Synth::create(&env.db, netmon::synth::Synth::utc_days).expect("db");
+    s.begin_run(D0 - MIN, 5000).expect("run");
+    s.tick(D0, 0, &[]).expect("baseline");
+    s.tick(D0 + MIN, MIN, &[netmon::synth::Flow::new(evil, 9, 1234, 5)])
+        .expect("tick");
+    s.end_run(D0 + 2 * MIN).expect("stop");
+    drop(s);
+    let range = ["--from", "2024-04-01", "--until", "2024-04-01"];
+    let table = env.netmon().arg("apps").args(range).output().expect("run");
+    let text = String::from_utf8(table.stdout).expect("utf8");
+    assert!(text.contains("evil\\x1b[2J\\u{202e}name"), "{text}");
+    assert!(!text.contains('\u{1b}') && !text.contains('\u{202e}'));
+    let json = env
+        .netmon()
+        .args(["apps", "--json"])
+        .args(range)
+        .output()
+        .expect("run");
+    let rows: Vec<Value> = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(rows[0]["app"], evil);
+    assert_eq!(rows[0]["bytes_in"], 1234);
+}

@@ -4,5 +4,14 @@ mod history;
 mod util;
 
 mod apps;
+mod docs;
 mod extension;
+mod help;
 mod record;
+mod regression;
+mod service;
+mod shared_db;
+mod status;
+mod systemd_user;
+mod timeline;
+mod top;
