@@ -6,8 +6,12 @@ mod util;
 
 mod apps;
 mod docs;
+<<<<<<< HEAD
 #[cfg(target_os = "linux")]
 mod ebpf;
+=======
+mod extension;
+>>>>>>> extension
 mod help;
 mod record;
 mod regression;
