@@ -6,12 +6,9 @@ mod util;
 
 mod apps;
 mod docs;
-<<<<<<< HEAD
 #[cfg(target_os = "linux")]
 mod ebpf;
-=======
 mod extension;
->>>>>>> extension
 mod help;
 mod record;
 mod regression;
