@@ -10,6 +10,8 @@
 //!   Linux only with `--source nettop` and a fake `nettop` on PATH).
 //! - Linux kernel sources (`sockdiag`, `ebpf`) live under `linux/` behind the same trait.
 
+#[cfg(target_os = "linux")]
+pub mod linux;
 pub mod nettop;
 
 use std::fmt;
@@ -225,7 +227,11 @@ pub fn open(kind: SourceKind, opts: &SourceOptions) -> Result<Box<dyn Source>, E
     match kind {
         SourceKind::Nettop => Ok(Box::new(nettop::NettopSource::new(opts)?)),
         SourceKind::Auto => auto(opts),
-        SourceKind::Sockdiag | SourceKind::Ebpf => Err(linux_only(kind)),
+        #[cfg(target_os = "linux")]
+        SourceKind::Ebpf => Ok(Box::new(linux::ebpf::EbpfSource::new(opts)?)),
+        #[cfg(not(target_os = "linux"))]
+        SourceKind::Ebpf => Err(linux_only(kind)),
+        SourceKind::Sockdiag => Err(linux_only(kind)),
     }
 }
 

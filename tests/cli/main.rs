@@ -1,10 +1,14 @@
 //! One integration-test binary that drives the real `netmon`, one module per area.
 
 mod history;
+mod netns;
 mod util;
 
 mod apps;
 mod docs;
+#[cfg(target_os = "linux")]
+mod ebpf;
+mod extension;
 mod help;
 mod record;
 mod regression;
