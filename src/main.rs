@@ -51,6 +51,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apps(a) => commands::apps::run(&db, &a),
         Command::Timeline(a) => commands::timeline::run(&db, &a),
         Command::Top(a) => commands::top::run(&db, &a),
+        Command::Report(a) => commands::report::run(&db, &a),
         Command::GenerateHistory(a) => commands::generate::run(&db, &a),
     }
 }
