@@ -68,6 +68,8 @@ struct Card {
     detail: String,
     /// The exact figure, for a tooltip.
     exact: String,
+    /// The value is a name (may wrap), not a figure.
+    name: bool,
 }
 
 /// A bar of the top lists.
@@ -135,6 +137,7 @@ where
         minijinja::syntax::SyntaxConfig::builder()
             .trim_blocks(true)
             .lstrip_blocks(true)
+            .keep_trailing_newline(true)
             .build()?,
     );
     env.add_filter("bytes", |v: u64| units::bytes(v));
@@ -161,6 +164,7 @@ where
             value: units::bytes(r.totals.bytes_in),
             detail: format!("{} total with sent", units::bytes(r.totals.bytes_total)),
             exact: format!("{} bytes", exact(r.totals.bytes_in)),
+            name: false,
         },
         Card {
             label: "Sent",
@@ -174,6 +178,7 @@ where
                 })
             ),
             exact: format!("{} bytes", exact(r.totals.bytes_out)),
+            name: false,
         },
         match &h.busiest_day {
             Some(d) => Card {
@@ -181,17 +186,20 @@ where
                 value: d.start.with_timezone(tz).format("%a %-d %b").to_string(),
                 detail: units::bytes(d.bytes_total),
                 exact: format!("{} bytes", exact(d.bytes_total)),
+                name: false,
             },
             None => Card {
                 label: "Busiest day",
                 value: "—".into(),
                 detail: "no traffic".into(),
                 exact: String::new(),
+                name: false,
             },
         },
         match &h.top_app {
             Some(a) => Card {
                 label: "Top app",
+                name: true,
                 value: a.app.clone(),
                 detail: format!(
                     "{} · {}",
@@ -205,11 +213,13 @@ where
                 value: "—".into(),
                 detail: "no traffic".into(),
                 exact: String::new(),
+                name: false,
             },
         },
         match &h.top_website {
             Some(w) => Card {
                 label: "Top website",
+                name: true,
                 value: w.domain.clone(),
                 detail: units::bytes(w.bytes_total),
                 exact: format!("{} bytes", exact(w.bytes_total)),
@@ -219,6 +229,7 @@ where
                 value: "—".into(),
                 detail: "no website data".into(),
                 exact: String::new(),
+                name: false,
             },
         },
         match &h.average_per_day {
@@ -231,12 +242,14 @@ where
                     if a.days == 1 { "" } else { "s" }
                 ),
                 exact: format!("{} bytes", exact(a.bytes_total)),
+                name: false,
             },
             None => Card {
                 label: "Average per day",
                 value: "—".into(),
                 detail: "no traffic".into(),
                 exact: String::new(),
+                name: false,
             },
         },
     ];
@@ -286,7 +299,8 @@ where
         data_json => Value::from_safe_string(json),
         style => Value::from_safe_string(STYLE.to_string()),
         script => Value::from_safe_string(SCRIPT.to_string()),
-        csp => content_security_policy(SCRIPT),
+        // Quotes and all, as written: it holds no data.
+        csp => Value::from_safe_string(content_security_policy(SCRIPT)),
     })?;
     Ok(page)
 }

@@ -128,29 +128,31 @@
     heat.addEventListener("pointerleave", function () { last = ""; hide(); });
   }
 
-  // Sortable table: numbers by data-v, names alphabetically; the first click on a number
-  // column sorts largest first.
+  // The table of every application: sorted by the embedded data (numbers largest first on
+  // the first click, names A to Z), and exact figures as tooltips.
   var table = document.getElementById("apps-table");
   if (table) {
     var heads = table.querySelectorAll("thead th");
+    var keys = Array.prototype.map.call(heads, function (th) {
+      var b = th.querySelector("button");
+      return b ? b.getAttribute("data-key") : null;
+    });
+    var app = function (tr) { return data.apps[+tr.getAttribute("data-i")]; };
     Array.prototype.forEach.call(heads, function (th, col) {
       var button = th.querySelector("button");
       if (!button) return;
       button.addEventListener("click", function () {
-        var numeric = button.getAttribute("data-key") === "num";
+        var k = keys[col], byName = k === "app";
         var now = th.getAttribute("aria-sort");
-        var dir = now === "none" ? (numeric ? "descending" : "ascending")
+        var dir = now === "none" ? (byName ? "ascending" : "descending")
           : now === "ascending" ? "descending" : "ascending";
         Array.prototype.forEach.call(heads, function (h) { h.setAttribute("aria-sort", "none"); });
         th.setAttribute("aria-sort", dir);
         var body = table.tBodies[0];
         var rows = Array.prototype.slice.call(body.rows);
         var key = function (tr) {
-          var cell = tr.cells[col];
-          if (!numeric) return cell.textContent.toLowerCase();
-          var v = cell.getAttribute("data-v");
-          var n = Number(v);
-          return isNaN(n) ? Date.parse(v) : n;
+          var v = app(tr)[k];
+          return byName ? String(v).toLowerCase() : typeof v === "string" ? Date.parse(v) : v;
         };
         rows.sort(function (a, b) {
           var ka = key(a), kb = key(b);
@@ -159,6 +161,15 @@
         });
         rows.forEach(function (tr) { body.appendChild(tr); });
       });
+    });
+    table.tBodies[0].addEventListener("pointerover", function (ev) {
+      var cell = ev.target.closest("td, th");
+      var tr = cell && cell.parentNode;
+      if (!tr || !tr.hasAttribute("data-i") || cell.hasAttribute("title")) return;
+      var a = app(tr), k = keys[cell.cellIndex];
+      if (k === "app") cell.title = a.path || a.app;
+      else if (typeof a[k] === "number" && k !== "share") cell.title = exact(a[k]);
+      else if (k === "first_seen" || k === "last_seen") cell.title = a[k];
     });
   }
   document.documentElement.setAttribute("data-ready", "1");
