@@ -256,7 +256,8 @@ pub struct ReportHtmlArgs {
     #[arg(short, long, value_name = "FILE", default_value = "netmon-report.html")]
     pub output: PathBuf,
 
-    /// Applications drawn separately in the timeline; the rest are stacked as "other".
+    /// How many applications the timeline draws separately (1 to 10), largest first; the rest
+    /// are stacked as "other".
     #[arg(long, value_name = "N", default_value_t = 6,
           value_parser = clap::value_parser!(u8).range(1..=10))]
     pub series: u8,

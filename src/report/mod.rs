@@ -162,7 +162,7 @@ where
         Card {
             label: "Received",
             value: units::bytes(r.totals.bytes_in),
-            detail: format!("{} total with sent", units::bytes(r.totals.bytes_total)),
+            detail: format!("of {} in all", units::bytes(r.totals.bytes_total)),
             exact: format!("{} bytes", exact(r.totals.bytes_in)),
             name: false,
         },
@@ -183,8 +183,12 @@ where
         match &h.busiest_day {
             Some(d) => Card {
                 label: "Busiest day",
-                value: d.start.with_timezone(tz).format("%a %-d %b").to_string(),
-                detail: units::bytes(d.bytes_total),
+                value: d.start.with_timezone(tz).format("%-d %b").to_string(),
+                detail: format!(
+                    "{} · {}",
+                    d.start.with_timezone(tz).format("%A"),
+                    units::bytes(d.bytes_total)
+                ),
                 exact: format!("{} bytes", exact(d.bytes_total)),
                 name: false,
             },

@@ -378,6 +378,7 @@ fn the_default_file_is_written_whole_in_the_current_directory_and_help_says_so()
     let help = env
         .netmon()
         .env("COLUMNS", "100")
+        .env_remove("NETMON_DB")
         .args(["report", "html", "--help"])
         .output()
         .expect("help");
