@@ -57,12 +57,18 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Record(RecordArgs),
+    Status(StatusArgs),
+    Service(ServiceArgs),
+    Completions(CompletionsArgs),
     Apps(AppsArgs),
     Timeline(TimelineArgs),
     Top(TopArgs),
     Report(ReportArgs),
     #[command(hide = true)]
     GenerateHistory(GenerateArgs),
+    /// Rewrite the committed completions, man pages and service examples (for developers).
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
 }
 
 /// The time range of a query (shared by every query subcommand).
@@ -301,6 +307,14 @@ pub struct RecordArgs {
     #[arg(long)]
     pub include_loopback: bool,
 
+    /// Make the database readable (never writable) by the recorder's group.
+    ///
+    /// For a recorder running as another user (the system service runs as root) whose data a
+    /// user reads: files are created 0640 instead of 0600. `netmon service install --system`
+    /// sets it.
+    #[arg(long)]
+    pub share_with_group: bool,
+
     /// Stop after this many ticks (for tests and benchmarks).
     #[arg(long, hide = true, value_name = "N")]
     pub ticks: Option<u64>,
@@ -317,6 +331,162 @@ pub struct RecordArgs {
         default_value_t = 12_500_000_000
     )]
     pub max_rate: u64,
+}
+
+/// Show whether a recorder is running, what it records, and anything wrong.
+///
+/// Reads the database and the recorder's lock without disturbing a running recorder: who
+/// holds the lock (pid, since when), the last committed sample, the source and what it cannot
+/// see, the database's size, rows per table and retention, and problems found (no recorder,
+/// a crashed or stalled one, nettop missing, file permissions). Exits 0 whenever it could
+/// report; problems are listed, not signalled by the exit code.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon status
+  netmon status --json | jq .recorder.state")]
+pub struct StatusArgs {
+    /// Print one JSON object instead of text (fields are documented in the README).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Call a running recorder stalled when it has committed nothing for this long beyond
+    /// its interval.
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    pub stalled_after: Duration,
+}
+
+/// Run the recorder (and optionally `netmon serve`) as a background service.
+///
+/// macOS: a LaunchAgent in ~/Library/LaunchAgents, loaded with launchctl, logging to
+/// ~/Library/Logs/netmon/. Linux: a systemd user unit in ~/.config/systemd/user, run with
+/// `systemctl --user` and logging to the journal; or, with --system, a system unit that runs
+/// as root with the ebpf source and writes /var/lib/netmon/netmon.db, readable by one user.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon service install                       record from now on, at every login
+  netmon service install -- --interval 10s     with options for `netmon record`
+  sudo netmon service install --system         Linux: all processes, eBPF, as root
+  netmon service status
+  netmon service uninstall")]
+pub struct ServiceArgs {
+    #[command(subcommand)]
+    pub command: ServiceCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    Install(ServiceInstallArgs),
+    Uninstall(ServiceUninstallArgs),
+    Status(ServiceStatusArgs),
+}
+
+/// Which service manager and scope to talk to (every `service` subcommand takes these).
+#[derive(Debug, Clone, Args)]
+pub struct ServiceTarget {
+    /// Linux: a system-wide unit run as root, instead of a unit of your own user.
+    #[arg(long)]
+    pub system: bool,
+
+    /// The service manager to use (default: launchd on macOS, systemd elsewhere).
+    #[arg(long, value_enum, hide = true)]
+    pub manager: Option<ServiceManager>,
+
+    /// Write system-wide files under this directory instead of / (packaging, tests).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// A service manager netmon can write definitions for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceManager {
+    Launchd,
+    Systemd,
+}
+
+/// Write the service definition, enable it at login (or boot) and start it now.
+///
+/// Installing again replaces the definition and restarts the service, so it is also how
+/// options are changed. Options for `netmon record` go after `--`; the database is the one
+/// --db (or NETMON_DB) names, else the default, written into the definition as an absolute
+/// path.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon service install --dry-run
+  netmon service install --serve -- --keep-raw 30d")]
+pub struct ServiceInstallArgs {
+    #[command(flatten)]
+    pub target: ServiceTarget,
+
+    /// Also install `netmon serve` (the ingest server for the browser extension).
+    #[arg(long, conflicts_with = "system")]
+    pub serve: bool,
+
+    /// With --system: the user who may read the database (its group is given read access).
+    ///
+    /// Default: the user who ran sudo (SUDO_USER).
+    #[arg(long, value_name = "USER", requires = "system")]
+    pub reader: Option<String>,
+
+    /// Print the files and the commands, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Options passed to `netmon record`, after `--` (see `netmon record --help`).
+    #[arg(last = true, value_name = "RECORD_OPTIONS", allow_hyphen_values = true)]
+    pub record_args: Vec<String>,
+}
+
+/// Stop the service and remove its definition. The database is kept.
+///
+/// Removes the recorder's and the server's definitions, whichever are installed. To delete
+/// the recorded data too, see "Uninstall" in the README.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon service uninstall
+  sudo netmon service uninstall --system")]
+pub struct ServiceUninstallArgs {
+    #[command(flatten)]
+    pub target: ServiceTarget,
+
+    /// Print the commands, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Show whether the service is installed and running, as the service manager sees it.
+///
+/// For the database's side (last sample, rows, problems), see `netmon status`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon service status
+  netmon service status --json")]
+pub struct ServiceStatusArgs {
+    #[command(flatten)]
+    pub target: ServiceTarget,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Print a shell completion script for netmon on stdout.
+///
+/// Packaged completions live in the repository's completions/ directory; this prints the
+/// same script, for installs made with `cargo install`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon completions bash > ~/.local/share/bash-completion/completions/netmon
+  netmon completions zsh > ~/.zfunc/_netmon")]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, powershell or elvish.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// What is using the network right now: per-application rates from the last ticks of a
@@ -406,6 +576,14 @@ pub fn parse_keep(s: &str) -> Result<Keep, String> {
     Ok(Keep(Some(d)))
 }
 
+/// Where `generate-docs` writes.
+#[derive(Debug, Args)]
+pub struct GenerateDocsArgs {
+    /// The repository root.
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub root: PathBuf,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,10 +610,26 @@ mod tests {
     fn every_subcommand_parses_with_its_defaults() {
         let cli = Cli::try_parse_from(["netmon", "record"]).expect("record");
         let Command::Record(a) = cli.command else {
-            panic!("not record")
+            panic!("record parsed as something else");
         };
         assert_eq!(a.interval, Duration::from_secs(5));
         assert_eq!(a.keep_raw, Keep(Some(Duration::from_secs(7 * 86400))));
+        assert!(!a.share_with_group);
+        let cli = Cli::try_parse_from(["netmon", "status"]).expect("status");
+        assert!(matches!(
+            cli.command,
+            Command::Status(StatusArgs { json: false, .. })
+        ));
+        let cli = Cli::try_parse_from(["netmon", "service", "install", "--", "--interval", "10s"])
+            .expect("service install");
+        let Command::Service(ServiceArgs {
+            command: ServiceCommand::Install(i),
+        }) = cli.command
+        else {
+            panic!("service install parsed as something else");
+        };
+        assert_eq!(i.record_args, ["--interval", "10s"]);
+        assert!(!i.target.system && !i.dry_run && !i.serve);
         let cli = Cli::try_parse_from(["netmon", "apps"]).expect("apps");
         let Command::Apps(a) = cli.command else {
             panic!("not apps")

@@ -44,6 +44,8 @@ pub struct Options {
     pub max_rate: u64,
     /// Stop after this many committed ticks.
     pub max_ticks: Option<u64>,
+    /// Files are 0640 rather than 0600 (a system recorder whose data a user reads).
+    pub share_with_group: bool,
 }
 
 impl Options {
@@ -71,6 +73,7 @@ impl Options {
             include_loopback: a.include_loopback,
             max_rate: a.max_rate,
             max_ticks: a.ticks,
+            share_with_group: a.share_with_group,
         })
     }
 }
@@ -90,11 +93,31 @@ enum Stop {
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
     let started = Utc::now();
-    let _lock = RecorderLock::acquire(
+    if opts.share_with_group {
+        // New files (lock, -wal, -shm) readable by the group, never by others.
+        // SAFETY: umask only changes this process's file creation mask.
+        unsafe {
+            libc::umask(0o027);
+        }
+    }
+    // The lock lives beside the database: on a fresh machine its directory is made first.
+    store::open::create_parent(&opts.db)?;
+    let lock = RecorderLock::acquire(
         &opts.db,
         &started.to_rfc3339_opts(SecondsFormat::Secs, true),
     )?;
     let conn = store::open(&opts.db, Create::IfMissing)?;
+    if opts.share_with_group {
+        store::open::share_with_group(&conn, &opts.db, lock.path())?;
+    }
+    // `netmon status` shows the retention this recorder applies.
+    for (key, keep) in [
+        ("keep_raw_s", opts.retention.raw),
+        ("keep_hourly_s", opts.retention.hourly),
+    ] {
+        let secs = keep.map_or(0, |d| d.as_secs());
+        store::meta_set(&conn, key, &secs.to_string())?;
+    }
     let mut source = source::open(
         opts.source,
         &SourceOptions {

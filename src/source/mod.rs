@@ -10,6 +10,8 @@
 //!   Linux only with `--source nettop` and a fake `nettop` on PATH).
 //! - Linux kernel sources (`sockdiag`, `ebpf`) live under `linux/` behind the same trait.
 
+#[cfg(target_os = "linux")]
+pub mod linux;
 pub mod nettop;
 
 use std::fmt;
@@ -165,12 +167,10 @@ pub trait Source {
 pub enum Error {
     #[error("{tool} was not found on PATH{hint}")]
     ToolMissing { tool: String, hint: String },
-    #[error("could not start {tool}: {source}")]
-    Spawn {
-        tool: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The cause is in the message and deliberately not a `source()`: main prints the error
+    // chain on one line, which would repeat it.
+    #[error("could not start {tool}: {cause}")]
+    Spawn { tool: String, cause: std::io::Error },
     #[error("{tool} gave no snapshot within {:?}; it was killed", timeout)]
     Timeout { tool: String, timeout: Duration },
     #[error("{tool} output has no usable header ({detail}); is this a supported {tool}?")]
@@ -185,7 +185,7 @@ pub enum Error {
     Unavailable(String),
     #[error("cancelled")]
     Cancelled,
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
@@ -227,7 +227,11 @@ pub fn open(kind: SourceKind, opts: &SourceOptions) -> Result<Box<dyn Source>, E
     match kind {
         SourceKind::Nettop => Ok(Box::new(nettop::NettopSource::new(opts)?)),
         SourceKind::Auto => auto(opts),
-        SourceKind::Sockdiag | SourceKind::Ebpf => Err(linux_only(kind)),
+        #[cfg(target_os = "linux")]
+        SourceKind::Ebpf => Ok(Box::new(linux::ebpf::EbpfSource::new(opts)?)),
+        #[cfg(not(target_os = "linux"))]
+        SourceKind::Ebpf => Err(linux_only(kind)),
+        SourceKind::Sockdiag => Err(linux_only(kind)),
     }
 }
 

@@ -98,13 +98,34 @@ pub fn expected(a: i64, b: i64) -> BTreeMap<String, (u64, u64)> {
 pub fn three_tables(dest: &Path) {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     let template = TEMPLATE.get_or_init(|| {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("three-tables-{}.db", std::process::id()));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        remove_stale_templates(dir);
+        let path = dir.join(format!("three-tables-{}.db", std::process::id()));
         let _ = std::fs::remove_file(&path);
         build(&path);
         path
     });
     std::fs::copy(template, dest).expect("copy fixture");
+}
+
+/// Templates of test runs that have ended (one per run; a run's own is rebuilt, so it always
+/// reflects the current write path).
+fn remove_stale_templates(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("three-tables-")
+            .and_then(|r| r.split('.').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn build(path: &Path) {

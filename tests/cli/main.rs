@@ -2,11 +2,21 @@
 
 mod browser;
 mod history;
+mod netns;
 mod util;
 
 mod apps;
+mod docs;
+#[cfg(target_os = "linux")]
+mod ebpf;
+mod extension;
 mod help;
 mod record;
+mod regression;
 mod report;
+mod service;
+mod shared_db;
+mod status;
+mod systemd_user;
 mod timeline;
 mod top;

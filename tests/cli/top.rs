@@ -72,6 +72,30 @@ fn top_once_without_a_recorder_says_so_instead_of_showing_rates() {
     );
     assert!(!text.contains("/s"), "no rate is shown: {text}");
     let v = top_json(&env);
+    let keys: Vec<&str> = v
+        .as_object()
+        .expect("one object")
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "live",
+            "status",
+            "recorder_pid",
+            "last_tick",
+            "window_start",
+            "window_end",
+            "window_ms",
+            "rate_in",
+            "rate_out",
+            "today_start",
+            "today_in",
+            "today_out",
+            "apps"
+        ]
+    );
     assert_eq!(v["live"], false);
     assert!(v["rate_in"].is_null() && v["rate_out"].is_null());
     assert_eq!(v["apps"].as_array().map(Vec::len), Some(0));
@@ -97,6 +121,25 @@ fn top_once_with_a_live_recorder_shows_rates_over_the_ticks_real_duration() {
     let window_ms = v["window_ms"].as_i64().expect("window_ms");
     assert!(window_ms > 0);
     let apps = v["apps"].as_array().expect("apps");
+    let app_keys: Vec<&str> = apps[0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        app_keys,
+        [
+            "app",
+            "kind",
+            "rate_in",
+            "rate_out",
+            "bytes_in",
+            "bytes_out",
+            "today_in",
+            "today_out"
+        ]
+    );
     let safari = apps
         .iter()
         .find(|a| a["app"] == "Safari")
