@@ -221,7 +221,7 @@ pub fn time_ticks<Tz: TimeZone>(tz: &Tz, a: i64, b: i64, max: usize) -> Vec<(i64
             let mut d = NaiveDate::from_ymd_opt(first.year(), first.month(), 1).unwrap_or(first);
             let mut labelled_year = false;
             while d <= last {
-                if d.month0() % k == 0 {
+                if d.month0().is_multiple_of(k) {
                     let t = midnight(tz, d);
                     let label = if k == 12 {
                         d.format("%Y").to_string()

@@ -37,9 +37,15 @@ pub struct Browser {
 
 fn pipe() -> (RawFd, RawFd) {
     let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fds; O_CLOEXEC keeps them out of other children.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: pipe fills two fds; FD_CLOEXEC keeps them out of other children (pipe2 would
+    // do both at once, but macOS has none and the tests must build there too).
+    let rc = unsafe { libc::pipe(fds.as_mut_ptr()) };
+    assert_eq!(rc, 0, "pipe: {}", std::io::Error::last_os_error());
+    for fd in fds {
+        // SAFETY: fcntl on an fd we just created.
+        let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        assert_eq!(rc, 0, "fcntl: {}", std::io::Error::last_os_error());
+    }
     (fds[0], fds[1])
 }
 
@@ -93,7 +99,7 @@ impl Browser {
             libc::close(cmd_read);
             libc::close(msg_write);
         }
-        // SAFETY: fresh fds from pipe2, owned by the File from here on.
+        // SAFETY: fresh fds from pipe, owned by the File from here on.
         let commands = unsafe { File::from_raw_fd(cmd_write) };
         let replies = unsafe { File::from_raw_fd(msg_read) };
         let (tx, messages) = channel();
@@ -105,10 +111,10 @@ impl Browser {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {
                         buf.pop();
-                        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
-                            if tx.send(v).is_err() {
-                                return;
-                            }
+                        if let Ok(v) = serde_json::from_slice::<Value>(&buf)
+                            && tx.send(v).is_err()
+                        {
+                            return;
                         }
                     }
                 }
