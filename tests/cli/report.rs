@@ -25,8 +25,14 @@ fn fixture() -> Env {
 
 /// Run `netmon report html … -o -` and return the page.
 fn page(env: &Env, args: &[&str]) -> String {
+    page_in("UTC", env, args)
+}
+
+/// The same in time zone `tz`.
+fn page_in(tz: &str, env: &Env, args: &[&str]) -> String {
     let out = env
         .netmon()
+        .env("TZ", tz)
         .args(["report", "html", "-o", "-"])
         .args(args)
         .output()
@@ -48,7 +54,11 @@ fn embedded(page: &str) -> Value {
 }
 
 fn json(env: &Env, args: &[&str]) -> Vec<Value> {
-    let out = env.netmon().args(args).output().expect("run");
+    json_in("UTC", env, args)
+}
+
+fn json_in(tz: &str, env: &Env, args: &[&str]) -> Vec<Value> {
+    let out = env.netmon().env("TZ", tz).args(args).output().expect("run");
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -76,9 +86,29 @@ fn plain(b: &Value) -> Value {
 
 #[test]
 fn issue_7_every_figure_in_the_report_equals_apps_and_timeline_json() {
+    figures_equal_the_cli("UTC");
+}
+
+/// Local days and hours move with the zone: the report still says what the CLI says there
+/// (New York: days from 04:00 or 05:00 UTC; India: from 18:30 UTC, off the UTC hours).
+#[test]
+fn the_report_equals_the_cli_in_other_time_zones_too() {
+    figures_equal_the_cli("America/New_York");
+    figures_equal_the_cli("Asia/Kolkata");
+}
+
+fn figures_equal_the_cli(tz: &str) {
+    let utc = tz == "UTC";
     let env = fixture();
     let range = ["--since", "30d", "--now", NOW];
-    let data = embedded(&page(&env, &range));
+    let data = embedded(&page_in(tz, &env, &range));
+    // The zone really applied (a missing zone database would silently mean UTC).
+    let offset = match tz {
+        "America/New_York" => "-04:00",
+        "Asia/Kolkata" => "+05:30",
+        _ => "+00:00",
+    };
+    assert_eq!(data["utc_offset"], offset, "{tz}: is tzdata installed?");
     let with = |extra: &[&str]| -> Vec<String> {
         range
             .iter()
@@ -88,7 +118,7 @@ fn issue_7_every_figure_in_the_report_equals_apps_and_timeline_json() {
     };
     let run = |args: Vec<String>| {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        json(&env, &a)
+        json_in(tz, &env, &a)
     };
 
     // The range starts among daily-only rows and ends among raw ticks.
@@ -151,7 +181,9 @@ fn issue_7_every_figure_in_the_report_equals_apps_and_timeline_json() {
         buckets,
         "timeline buckets"
     );
-    assert_eq!(data["timeline"]["merged"], json!(true), "daily-only days");
+    if utc {
+        assert_eq!(data["timeline"]["merged"], json!(true), "daily-only days");
+    }
     let mut args = vec!["timeline".to_string()];
     args.extend(with(&["--bucket", &bucket, "--per-app", "--json"]));
     let per_app = run(args);
@@ -230,18 +262,20 @@ fn issue_7_every_figure_in_the_report_equals_apps_and_timeline_json() {
         .sum();
     assert_eq!(cells, hourly);
     assert!(cells > 0);
-    let daily_only = heat["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .filter(|r| r["daily_only"] == json!(true))
-        .count();
-    // From the range start (2024-04-10) to HOURLY_FROM (2024-04-21): 11 days.
-    assert_eq!(daily_only, 11);
-    // The gap's hours (day 33, 06:00–12:00 UTC) are not recorded: null, not zero.
-    let gap_row = &heat["rows"][((GAP.0 - start) / DAY) as usize];
-    assert_eq!(gap_row["cells"][7], Value::Null, "{gap_row}");
-    assert!(gap_row["cells"][13].as_u64().is_some());
+    if utc {
+        let daily_only = heat["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["daily_only"] == json!(true))
+            .count();
+        // From the range start (2024-04-10) to HOURLY_FROM (2024-04-21): 11 days.
+        assert_eq!(daily_only, 11);
+        // The gap's hours (day 33, 06:00–12:00 UTC) are not recorded: null, not zero.
+        let gap_row = &heat["rows"][((GAP.0 - start) / DAY) as usize];
+        assert_eq!(gap_row["cells"][7], Value::Null, "{gap_row}");
+        assert!(gap_row["cells"][13].as_u64().is_some());
+    }
 
     // Headline figures are the largest day, the first application, and the total over the
     // recorded days.
