@@ -278,6 +278,32 @@ where
     }
 }
 
+/// The report's range for its heading: whole days as dates, else times, with the year.
+pub fn range_label<Tz: TimeZone>(tz: &Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let whole_days = crate::query::time::is_midnight(tz, start.timestamp_millis())
+        && crate::query::time::is_midnight(tz, end.timestamp_millis());
+    if whole_days {
+        return span_label(tz, start, end);
+    }
+    let (s, e) = (start.with_timezone(tz), end.with_timezone(tz));
+    if s.year() == e.year() {
+        format!(
+            "{} – {}",
+            s.format("%a %-d %b %H:%M"),
+            e.format("%a %-d %b %Y %H:%M")
+        )
+    } else {
+        format!(
+            "{} – {}",
+            s.format("%a %-d %b %Y %H:%M"),
+            e.format("%a %-d %b %Y %H:%M")
+        )
+    }
+}
+
 const TIMELINE_HEIGHT: f64 = 280.0;
 const DAILY_HEIGHT: f64 = 200.0;
 const MARGIN_LEFT: f64 = 64.0;
@@ -638,5 +664,13 @@ mod tests {
         assert_eq!(span_label(&Utc, a, h(48)), "Wed 1 May – Thu 2 May 2024");
         let tz = chrono::FixedOffset::east_opt(2 * 3600).expect("tz");
         assert_eq!(span_label(&tz, h(6), h(12)), "Wed 1 May 08:00–14:00");
+        assert_eq!(
+            range_label(&Utc, h(6), h(24 * 400)),
+            "Wed 1 May 2024 06:00 – Thu 5 Jun 2025 00:00"
+        );
+        assert_eq!(
+            range_label(&Utc, h(6), h(30)),
+            "Wed 1 May 06:00 – Thu 2 May 2024 06:00"
+        );
     }
 }

@@ -68,6 +68,8 @@ pub struct Report {
     pub range: Range,
     pub recorded_ms: i64,
     pub coverage: f64,
+    /// When the database's first recording began (`None`: it holds none).
+    pub recording_began: Option<DateTime<Utc>>,
     /// Why there is nothing to draw: `nothing_recorded` (an empty database),
     /// `not_recorded` (no recording in this range), `no_traffic`; `None` when there is.
     pub empty: Option<&'static str>,
@@ -152,6 +154,8 @@ pub struct Heatmap {
     pub rows: Vec<HeatRow>,
     /// The largest cell.
     pub max: u64,
+    /// How many local days have hourly figures (the days the cells are made of).
+    pub days_with_hours: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -214,7 +218,8 @@ pub fn gather<Tz: TimeZone>(
     now: DateTime<Utc>,
     opts: &Options,
 ) -> Result<Report, Error> {
-    let recorded_ever = db.earliest_ms()?.is_some();
+    let began = db.earliest_ms()?;
+    let recorded_ever = began.is_some();
     let apps = apps::apps(
         db,
         tz,
@@ -295,6 +300,7 @@ pub fn gather<Tz: TimeZone>(
         range: covered,
         recorded_ms: apps.coverage.recorded_ms,
         coverage: round6(apps.coverage.fraction()),
+        recording_began: began.map(utc),
         empty,
         totals,
         headline,
@@ -400,6 +406,7 @@ fn heatmap<Tz: TimeZone>(tz: &Tz, hours: &[Bucket], covered: Range) -> Heatmap {
     let nrows = if by_date { ndays } else { 7 };
     let mut cells: Vec<Vec<Option<u64>>> = vec![vec![None; 24]; nrows];
     let mut daily_only = vec![false; nrows];
+    let mut hour_days: std::collections::HashSet<NaiveDate> = std::collections::HashSet::new();
     let row_of = |d: NaiveDate| -> Option<usize> {
         if by_date {
             usize::try_from((d - first).num_days())
@@ -431,6 +438,7 @@ fn heatmap<Tz: TimeZone>(tz: &Tz, hours: &[Bucket], covered: Range) -> Heatmap {
         let Some(r) = row_of(start.date()) else {
             continue;
         };
+        hour_days.insert(start.date());
         let cell = &mut cells[r][start.hour() as usize];
         *cell = Some(cell.unwrap_or(0) + b.bytes_total);
     }
@@ -457,6 +465,7 @@ fn heatmap<Tz: TimeZone>(tz: &Tz, hours: &[Bucket], covered: Range) -> Heatmap {
         rows_are: if by_date { "dates" } else { "weekdays" },
         rows,
         max,
+        days_with_hours: hour_days.len(),
     }
 }
 
@@ -557,6 +566,7 @@ mod tests {
         assert_eq!(h.rows[1].cells[2], None, "not recorded");
         assert_eq!(h.rows[1].cells[14], Some(7));
         assert_eq!(h.max, 7);
+        assert_eq!(h.days_with_hours, 1);
     }
 
     #[test]
@@ -574,6 +584,7 @@ mod tests {
         assert_eq!(h.rows.len(), 7);
         let total: u64 = h.rows.iter().flat_map(|r| r.cells.iter().flatten()).sum();
         assert_eq!(total, (days * 24) as u64);
+        assert_eq!(h.days_with_hours, days as usize);
         // 100 days from a Wednesday: 15 Wednesdays, 14 Tuesdays.
         assert_eq!(h.rows[2].cells[0], Some(15));
         assert_eq!(h.rows[1].cells[0], Some(14));

@@ -293,6 +293,7 @@ where
         heat => Serde(chart::heatmap(&r.heatmap)),
         heat_desc => heat_desc(&r.heatmap),
         range_label => range_label,
+        title_range => chart::range_label(tz, r.range.start, r.range.end),
         span => units::duration_ms(span_ms),
         recorded => units::duration_ms(r.recorded_ms),
         coverage => units::percent(r.coverage),
