@@ -236,6 +236,11 @@ impl Browser {
             "Emulation.setDeviceMetricsOverride",
             json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
         );
+        self.emulate_media(dark, media);
+    }
+
+    /// Colour scheme and media type (`screen`, `print`).
+    pub fn emulate_media(&mut self, dark: bool, media: &str) {
         self.call(
             "Emulation.setEmulatedMedia",
             json!({"media": media, "features": [

@@ -607,7 +607,9 @@ fn issue_7_the_report_opens_from_file_in_headless_chromium_without_errors_or_req
     b.eval("document.querySelector('#apps-table button[data-key=app]').click()");
     assert_eq!(first(&mut b), "Safari");
 
-    // It prints: a PDF comes out.
+    // It prints: a PDF comes out, with the print styles.
+    b.call("Emulation.clearDeviceMetricsOverride", json!({}));
+    b.emulate_media(false, "print");
     let pdf = shots.join("report.pdf");
     b.pdf(&pdf);
     let head = std::fs::read(&pdf).expect("pdf");
