@@ -262,6 +262,12 @@ impl Browser {
         write_base64(path, r["data"].as_str().expect("png data"));
     }
 
+    /// A PNG of what the window shows now.
+    pub fn screenshot_viewport(&mut self, path: &Path) {
+        let r = self.call("Page.captureScreenshot", json!({"format": "png"}));
+        write_base64(path, r["data"].as_str().expect("png data"));
+    }
+
     /// The page printed to PDF (A4), as the print dialog would.
     pub fn pdf(&mut self, path: &Path) {
         let r = self.call(

@@ -593,6 +593,7 @@ fn issue_7_the_report_opens_from_file_in_headless_chromium_without_errors_or_req
     );
     let tip = tip.as_str().expect("a tooltip is shown");
     assert!(tip.contains("Total") && tip.contains("bytes"), "{tip}");
+    b.screenshot_viewport(&shots.join("hover.png"));
 
     // Sorting by name puts the rows in name order; sorting again reverses it.
     let first = |b: &mut Browser| {
