@@ -56,6 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apps(a) => commands::apps::run(&paths::db_path(given_db)?, &a),
         Command::Timeline(a) => commands::timeline::run(&paths::db_path(given_db)?, &a),
         Command::Top(a) => commands::top::run(&paths::db_path(given_db)?, &a),
+        Command::Report(a) => commands::report::run(&paths::db_path(given_db)?, &a),
         Command::Domains(a) => commands::domains::run(&paths::db_path(given_db)?, &a),
         Command::Serve(a) => serve::run(serve::Options::from_args(paths::db_path(given_db)?, a)?),
         Command::GenerateHistory(a) => commands::generate::run(&paths::db_path(given_db)?, &a),

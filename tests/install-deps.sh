@@ -18,8 +18,10 @@ TEST_PACKAGES=(
   iproute2      # namespace tests: `ip netns`, veth pairs
   python3       # namespace tests: the traffic workloads (tests/netns/traffic.py)
   nodejs        # the browser extension's tests run under node's own test runner
-  chromium      # the extension is tested in real headless Chromium (never a downloaded browser)
+  chromium      # the extension and `netmon report html` are tested in real headless Chromium
+                # (never a downloaded browser)
   firefox-esr   # … and in real headless Firefox, over its built-in WebDriver BiDi
+  tzdata        # the report is tested in other time zones (TZ=Asia/Kolkata, America/New_York)
 )
 
 build_only=false

@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod domains;
 pub mod generate;
+pub mod report;
 pub mod timeline;
 pub mod top;
 

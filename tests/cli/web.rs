@@ -543,3 +543,52 @@ fn domains_table() {
         table(&["--no-rollup", "--bytes"])
     );
 }
+
+/// The HTML report's websites panel is `netmon domains` over the same range (sites only).
+#[test]
+fn the_report_shows_the_same_websites_as_domains() {
+    let env = Env::new();
+    web_history(&env);
+    let range = ["--from", "2024-04-11", "--until", "2024-04-11"];
+    let out = env
+        .netmon()
+        .args(["report", "html", "-o", "-"])
+        .args(range)
+        .output()
+        .expect("report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = String::from_utf8(out.stdout).expect("utf8");
+    let open = "<script type=\"application/json\" id=\"netmon-data\">";
+    let start = page.find(open).expect("data element") + open.len();
+    let len = page[start..].find("</script>").expect("end of data");
+    let data: Value = serde_json::from_str(&page[start..start + len]).expect("embedded JSON");
+    let sites: Vec<(String, u64)> = data["websites"]["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["domain"].as_str().expect("domain").to_string(),
+                r["bytes_total"].as_u64().expect("total"),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64)> = domains_json(&env, &range)
+        .iter()
+        .filter(|r| r["kind"] == "site")
+        .map(|r| {
+            (
+                r["domain"].as_str().expect("domain").to_string(),
+                r["bytes_total"].as_u64().expect("total"),
+            )
+        })
+        .collect();
+    assert_eq!(sites, expected);
+    assert_eq!(sites[0].0, "a.example");
+    assert_eq!(data["headline"]["top_website"]["domain"], "a.example");
+    assert!(page.contains("Top website"));
+}
