@@ -137,6 +137,9 @@ pub fn sum_by_key(
     per_app: bool,
     apps: Option<&[i64]>,
 ) -> rusqlite::Result<Vec<KeySum>> {
+    if layer == Layer::Raw && per_app {
+        return raw_sum_by_tick_and_app(conn, a, b, apps);
+    }
     let app_col = if per_app { ", app_id" } else { ", NULL" };
     let group_app = if per_app { ", app_id" } else { "" };
     let (sql, lo, hi, scale) = match layer {
@@ -194,6 +197,75 @@ pub fn sum_by_key(
         })
     })?;
     rows.collect()
+}
+
+/// Raw sums per (tick, application), grouped here rather than by SQL: joining every sample to
+/// `processes` and grouping by tick and application cost SQLite a lookup per row and a sort
+/// (350 ms for a day of 5 s ticks of ~40 apps), where the bare scan takes 70 ms. Samples of one
+/// tick arrive together, so a small map per tick does the grouping.
+fn raw_sum_by_tick_and_app(
+    conn: &Connection,
+    a: i64,
+    b: i64,
+    apps: Option<&[i64]>,
+) -> rusqlite::Result<Vec<KeySum>> {
+    let mut app_of: HashMap<i64, i64> = HashMap::new();
+    {
+        let mut st = conn.prepare_cached("SELECT id, app_id FROM processes")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            app_of.insert(r.get(0)?, r.get(1)?);
+        }
+    }
+    let wanted = |app: i64| apps.is_none_or(|ids| ids.contains(&app));
+    let mut st = conn.prepare_cached(
+        "SELECT t.id, t.at, s.process_id, s.bytes_in, s.bytes_out \
+         FROM ticks t CROSS JOIN samples s ON s.tick_id = t.id \
+         WHERE t.at >= ?1 AND t.at < ?2",
+    )?;
+    let mut rows = st.query(params![a, b])?;
+    let mut out = Vec::new();
+    let mut tick: Option<(i64, i64)> = None;
+    let mut per_app: Vec<(i64, i64, i64)> = Vec::new();
+    let flush = |at: i64, per_app: &mut Vec<(i64, i64, i64)>, out: &mut Vec<KeySum>| {
+        for (app, bin, bout) in per_app.drain(..) {
+            out.push(KeySum {
+                key_ms: at,
+                app_id: Some(app),
+                bytes_in: bin,
+                bytes_out: bout,
+            });
+        }
+    };
+    while let Some(r) = rows.next()? {
+        let (id, at): (i64, i64) = (r.get(0)?, r.get(1)?);
+        if let Some((t, prev_at)) = tick
+            && t != id
+        {
+            flush(prev_at, &mut per_app, &mut out);
+        }
+        tick = Some((id, at));
+        let process: i64 = r.get(2)?;
+        let Some(&app) = app_of.get(&process) else {
+            continue;
+        };
+        if !wanted(app) {
+            continue;
+        }
+        let (bin, bout): (i64, i64) = (r.get(3)?, r.get(4)?);
+        // A handful of applications per tick: a linear search beats hashing.
+        match per_app.iter_mut().find(|e| e.0 == app) {
+            Some(e) => {
+                e.1 += bin;
+                e.2 += bout;
+            }
+            None => per_app.push((app, bin, bout)),
+        }
+    }
+    if let Some((_, at)) = tick {
+        flush(at, &mut per_app, &mut out);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
