@@ -10,6 +10,8 @@
 //!   Linux only with `--source nettop` and a fake `nettop` on PATH).
 //! - Linux kernel sources (`sockdiag`, `ebpf`) live under `linux/` behind the same trait.
 
+#[cfg(target_os = "linux")]
+pub mod linux;
 pub mod nettop;
 
 use std::fmt;
@@ -227,8 +229,24 @@ pub fn open(kind: SourceKind, opts: &SourceOptions) -> Result<Box<dyn Source>, E
     match kind {
         SourceKind::Nettop => Ok(Box::new(nettop::NettopSource::new(opts)?)),
         SourceKind::Auto => auto(opts),
-        SourceKind::Sockdiag | SourceKind::Ebpf => Err(linux_only(kind)),
+        SourceKind::Sockdiag => sockdiag(opts),
+        SourceKind::Ebpf => ebpf(opts),
     }
+}
+
+#[cfg(target_os = "linux")]
+fn auto(opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
+    linux::auto(opts)
+}
+
+#[cfg(target_os = "linux")]
+fn sockdiag(opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
+    linux::sockdiag(opts)
+}
+
+#[cfg(target_os = "linux")]
+fn ebpf(opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
+    linux::ebpf(opts)
 }
 
 #[cfg(target_os = "macos")]
@@ -236,18 +254,27 @@ fn auto(opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
     Ok(Box::new(nettop::NettopSource::new(opts)?))
 }
 
-#[cfg(not(target_os = "macos"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 fn auto(_opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
     Err(Error::Unavailable(
-        "no kernel source is built into this netmon for this OS yet; \
-         use --source nettop on macOS"
-            .into(),
+        "no source is built into this netmon for this OS".into(),
     ))
 }
 
+#[cfg(not(target_os = "linux"))]
+fn sockdiag(_opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
+    Err(linux_only(SourceKind::Sockdiag))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ebpf(_opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
+    Err(linux_only(SourceKind::Ebpf))
+}
+
+#[cfg(not(target_os = "linux"))]
 fn linux_only(kind: SourceKind) -> Error {
     Error::Unavailable(format!(
-        "the {} source is not built into this netmon yet",
+        "the {} source reads the Linux kernel and exists only on Linux",
         kind.as_str()
     ))
 }

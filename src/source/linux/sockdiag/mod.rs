@@ -1,0 +1,276 @@
+//! The `sockdiag` source: per-connection TCP byte counters from the kernel's sock_diag
+//! netlink interface, with no privileges needed.
+//!
+//! Each tick:
+//! 1. Take the destroy notifications queued since the last tick (`netlink::DestroyListener`):
+//!    the final counters of every TCP socket that closed, including connections that opened
+//!    and closed between two ticks.
+//! 2. Dump every TCP socket (IPv4 and IPv6) with its `tcp_info` (`netlink::Diag`).
+//! 3. Find the process holding each socket through `/proc` (`owners`).
+//! 4. Report one cumulative counter per socket, keyed by its cookie (`sockdiag/<hex>`, as
+//!    `ss -e` prints it), with payload bytes (`payload`); closed sockets are reported once
+//!    more with `closed: true` and their final figures, owned by the process learned from
+//!    earlier dumps (destroy notifications carry no inode and no pid).
+//!
+//! Bytes whose process cannot be named go to an unattributed owner whose reason says why:
+//! the connection closed before any dump saw it, the socket belongs to another user's
+//! process (only root can read its descriptors), or its process exited before `/proc` was
+//! read. A socket is one counter however many processes hold it, so nothing is counted twice.
+//!
+//! Only the caller's network namespace is visible: sock_diag answers for the namespace the
+//! netlink socket was opened in.
+
+mod netlink;
+mod owners;
+mod payload;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tracing::{debug, warn};
+
+use crate::source::{
+    Cancel, Counter, CounterKey, Error, Owner, Proto, Remote, Snapshot, Source, SourceKind,
+    SourceOptions,
+};
+
+use netlink::{DestroyListener, Diag, DiagError, Sock};
+use owners::Owners;
+use payload::Monotonic;
+
+/// Unattributed reasons (the app row a user sees is "(unattributed: <reason>)").
+const CLOSED_UNSEEN: &str = "TCP connection closed before its process was seen";
+const EXITED_UNSEEN: &str = "process exited before it was seen";
+
+/// How many samples a socket that left the dump is remembered, waiting for its destroy
+/// notification (the kernel sends it from a work queue, so it can arrive a tick late).
+const GRACE_SAMPLES: u64 = 2;
+
+/// What the source remembers of one socket between samples.
+#[derive(Debug)]
+struct Tracked {
+    owner: Owner,
+    reported: Monotonic,
+    last_seen: u64,
+}
+
+/// The sock_diag source. See the module docs.
+pub struct SockdiagSource {
+    diag: Diag,
+    destroy: Option<DestroyListener>,
+    owners: Owners,
+    sockets: HashMap<u64, Tracked>,
+    samples: u64,
+    notes: Vec<String>,
+    /// Whether this process can read every process's descriptors.
+    privileged: bool,
+    my_uid: u32,
+    live: Vec<Sock>,
+}
+
+impl SockdiagSource {
+    /// Open the netlink sockets and start listening for destroy notifications. `udp_note`
+    /// says why UDP is not counted (it depends on how the source was chosen).
+    pub fn new(opts: &SourceOptions, udp_note: String) -> Result<Self, Error> {
+        let diag = Diag::open(opts.sample_timeout).map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot open a NETLINK_SOCK_DIAG socket ({e}); is this a Linux kernel with \
+                 CONFIG_INET_DIAG?"
+            ))
+        })?;
+        let mut notes = vec![
+            udp_note,
+            "TCP in other network namespaces (containers) is not seen: run netmon inside \
+             the namespace to count it"
+                .to_string(),
+        ];
+        let destroy = match DestroyListener::start() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                notes.push(format!(
+                    "connections that open and close between two samples are not counted: \
+                     the kernel refused the socket-destroy notifications ({e})"
+                ));
+                None
+            }
+        };
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let my_uid = unsafe { libc::geteuid() };
+        // Reading pid 1's descriptors needs what reading any process's needs (root, or
+        // CAP_SYS_PTRACE); in a container whose pid 1 is ours it is true and harmless.
+        let privileged = std::fs::read_dir("/proc/1/fd").is_ok();
+        if !privileged {
+            notes.push(
+                "processes of other users are not named: their bytes are recorded as \
+                 unattributed (by uid); run as root to name them"
+                    .to_string(),
+            );
+        }
+        Ok(SockdiagSource {
+            diag,
+            destroy,
+            owners: Owners::new("/proc"),
+            sockets: HashMap::new(),
+            samples: 0,
+            notes,
+            privileged,
+            my_uid,
+            live: Vec::new(),
+        })
+    }
+
+    /// Who to credit with a socket seen in a dump.
+    fn owner_for(&self, s: &Sock, known: Option<&Tracked>) -> Owner {
+        if s.inode != 0
+            && let Some(p) = self.owners.owner_of(s.inode)
+        {
+            return Owner::Process(p.clone());
+        }
+        // No holder now: the process that held it before (it exited, or closed its copy
+        // while the connection drains).
+        if let Some(t) = known
+            && matches!(t.owner, Owner::Process(_))
+        {
+            return t.owner.clone();
+        }
+        let reason = if s.inode == 0 {
+            CLOSED_UNSEEN.to_string()
+        } else if !self.privileged && s.uid != self.my_uid {
+            format!(
+                "socket of uid {}, whose processes only root can inspect",
+                s.uid
+            )
+        } else {
+            EXITED_UNSEEN.to_string()
+        };
+        Owner::Unattributed { reason }
+    }
+}
+
+impl Source for SockdiagSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Sockdiag
+    }
+
+    fn blind_spots(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
+    fn sample(&mut self, cancel: &Cancel) -> Result<Snapshot, Error> {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let started = Instant::now();
+        self.samples += 1;
+        // Notifications first: a socket destroyed before the dump is not in it, so no socket
+        // can be both live and closed in one snapshot.
+        let closed = self.destroy.as_ref().map(|d| d.take()).unwrap_or_default();
+        if closed.overflows > 0 || closed.dropped > 0 {
+            warn!(
+                overflows = closed.overflows,
+                dropped = closed.dropped,
+                "destroy notifications were lost: the last bytes of some closed connections \
+                 are not counted"
+            );
+        }
+        let mut live = std::mem::take(&mut self.live);
+        live.clear();
+        self.diag.dump(&mut live).map_err(diag_error)?;
+        let dumped = started.elapsed();
+
+        let wanted: HashSet<u32> = live.iter().map(|s| s.inode).filter(|&i| i != 0).collect();
+        self.owners.refresh(&wanted, Instant::now())?;
+
+        let closed_cookies: HashSet<u64> = closed.socks.iter().map(|s| s.cookie).collect();
+        let mut counters = Vec::with_capacity(live.len() + closed.socks.len());
+        for s in &live {
+            if closed_cookies.contains(&s.cookie) {
+                continue;
+            }
+            let Some(c) = &s.counters else { continue };
+            let (bytes_in, bytes_out) = payload::payload(c, s.state, false);
+            let owner = self.owner_for(s, self.sockets.get(&s.cookie));
+            let t = self.sockets.entry(s.cookie).or_insert_with(|| Tracked {
+                owner: owner.clone(),
+                reported: Monotonic::default(),
+                last_seen: 0,
+            });
+            t.owner = owner.clone();
+            t.last_seen = self.samples;
+            let (bytes_in, bytes_out) = t.reported.update(bytes_in, bytes_out);
+            counters.push(counter(s, owner, bytes_in, bytes_out, false));
+        }
+        let mut unseen_closed = 0usize;
+        for s in &closed.socks {
+            let Some(c) = &s.counters else { continue };
+            let (bytes_in, bytes_out) = payload::payload(c, s.state, true);
+            let (owner, bytes_in, bytes_out) = match self.sockets.remove(&s.cookie) {
+                Some(mut t) => {
+                    let (i, o) = t.reported.update(bytes_in, bytes_out);
+                    (t.owner, i, o)
+                }
+                None if bytes_in == 0 && bytes_out == 0 => continue,
+                None => {
+                    unseen_closed += 1;
+                    let reason = CLOSED_UNSEEN.to_string();
+                    (Owner::Unattributed { reason }, bytes_in, bytes_out)
+                }
+            };
+            counters.push(counter(s, owner, bytes_in, bytes_out, true));
+        }
+        let horizon = self.samples.saturating_sub(GRACE_SAMPLES);
+        self.sockets.retain(|_, t| t.last_seen > horizon);
+        self.live = live;
+        debug!(
+            sockets = self.live.len(),
+            closed = closed.socks.len(),
+            closed_unseen = unseen_closed,
+            processes = self.owners.last.processes,
+            fd_dirs_read = self.owners.last.fd_dirs_read,
+            full_pass = self.owners.last.full_pass,
+            dump_us = dumped.as_micros() as u64,
+            took_us = started.elapsed().as_micros() as u64,
+            "sockdiag sample"
+        );
+        Ok(Snapshot { counters })
+    }
+}
+
+fn counter(s: &Sock, owner: Owner, bytes_in: u64, bytes_out: u64, closed: bool) -> Counter {
+    Counter {
+        key: CounterKey(format!("sockdiag/{:x}", s.cookie)),
+        owner,
+        remote: Some(remote(&s.local, &s.remote)),
+        bytes_in,
+        bytes_out,
+        closed,
+    }
+}
+
+/// The remote end; a connection between two addresses of this machine is loopback traffic
+/// (Linux routes it over `lo` whatever the address).
+fn remote(local: &SocketAddr, remote: &SocketAddr) -> Remote {
+    let ip = remote.ip();
+    Remote {
+        proto: Proto::Tcp,
+        host: ip.to_string(),
+        addr: Some(ip),
+        port: Some(remote.port()),
+        loopback: ip.is_loopback() || local.ip().is_loopback() || ip == local.ip(),
+    }
+}
+
+fn diag_error(e: DiagError) -> Error {
+    match e {
+        DiagError::Io(e) => Error::Io(e),
+        DiagError::Timeout(timeout) => Error::Timeout {
+            tool: "sock_diag".into(),
+            timeout,
+        },
+        other => Error::Io(std::io::Error::other(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+//! Which process holds which socket: socket inodes found in `/proc/<pid>/fd`, kept up to
+//! date incrementally, because reading every descriptor of every process each tick would
+//! cost more than everything else a tick does (one readlink per descriptor).
+//!
+//! Each tick, with the set of socket inodes the dump returned:
+//! - `/proc` is listed (one directory read). Processes that are gone are forgotten with
+//!   their sockets.
+//! - New processes have their descriptors read: a forked child holds its parent's sockets.
+//! - When the dump has sockets no known process holds (a process made a new socket), the
+//!   other processes are read, those that made sockets most recently first, until all are
+//!   found; inodes still not found (another user's process, or it already exited) are not
+//!   searched for again until the next full pass.
+//! - A full pass reads every process every [`FULL_PASS_EVERY`]: it catches sockets passed
+//!   between running processes over UNIX sockets (SCM_RIGHTS) and closed copies.
+//!
+//! A process is identified by pid *and* start time: whenever it is read, its start time is
+//! checked, so a reused pid is a new process. Its name, executable, uid and command line are
+//! read when it is first found holding a socket, and its name once more a tick later (a
+//! forked child often renames itself right after fork).
+//!
+//! A socket held by several processes (inherited across fork, passed over a UNIX socket) is
+//! credited to the most recently started of them: the one that received it, which is the
+//! one that uses it in the common cases (a forked worker, a service started by its socket
+//! manager). It is counted once either way: bytes are per socket, not per holder.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::source::ProcessRef;
+
+/// How often every process's descriptors are read again.
+pub const FULL_PASS_EVERY: Duration = Duration::from_secs(30);
+
+/// What is known about one live process.
+#[derive(Debug, Default)]
+struct Proc {
+    /// Start time (clock ticks after boot), read when it was first found holding a socket.
+    start_time: Option<u64>,
+    info: Option<ProcessRef>,
+    /// Socket inodes of interest it held when last read.
+    inodes: Vec<u32>,
+    /// Its descriptors could not be read (another user's process, without privileges).
+    unreadable: bool,
+    /// Read its name again on the next tick.
+    recheck: bool,
+    /// Tick at which it was last found holding a socket not seen before.
+    found_new_at: u64,
+}
+
+/// Socket inode → holding processes, maintained from `/proc`.
+pub struct Owners {
+    root: PathBuf,
+    procs: HashMap<u32, Proc>,
+    holders: HashMap<u32, Vec<u32>>,
+    /// Inodes searched for and not found since the last full pass.
+    not_found: HashSet<u32>,
+    last_full: Option<Instant>,
+    full_every: Duration,
+    tick: u64,
+    /// Counters of the last refresh, for logs and tests.
+    pub last: RefreshStats,
+}
+
+/// What one refresh did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshStats {
+    pub processes: usize,
+    pub fd_dirs_read: usize,
+    pub full_pass: bool,
+    pub unreadable: usize,
+}
+
+impl Owners {
+    /// Owners read from `root` (normally `/proc`).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Owners {
+            root: root.into(),
+            procs: HashMap::new(),
+            holders: HashMap::new(),
+            not_found: HashSet::new(),
+            last_full: None,
+            full_every: FULL_PASS_EVERY,
+            tick: 0,
+            last: RefreshStats::default(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn with_full_pass_every(mut self, d: Duration) -> Self {
+        self.full_every = d;
+        self
+    }
+
+    /// Bring the map up to date for the socket inodes in `wanted` (those of the dump).
+    pub fn refresh(&mut self, wanted: &HashSet<u32>, now: Instant) -> io::Result<()> {
+        self.tick += 1;
+        let mut stats = RefreshStats::default();
+        let pids = list_pids(&self.root)?;
+        stats.processes = pids.len();
+        let live: HashSet<u32> = pids.iter().copied().collect();
+
+        let gone: Vec<u32> = self
+            .procs
+            .keys()
+            .filter(|p| !live.contains(p))
+            .copied()
+            .collect();
+        for pid in gone {
+            self.forget(pid);
+        }
+
+        // A name read just after the process started may change once more (prctl after fork).
+        let recheck: Vec<u32> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.recheck)
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in recheck {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.recheck = false;
+            }
+            if self.check_identity(pid) {
+                // The pid was reused: what the old process held says nothing of the new one.
+                self.read_fds(pid, wanted);
+            }
+        }
+
+        let mut read: HashSet<u32> = HashSet::new();
+        for &pid in &pids {
+            if !self.procs.contains_key(&pid) {
+                self.procs.insert(pid, Proc::default());
+                self.read_fds(pid, wanted);
+                read.insert(pid);
+                stats.fd_dirs_read += 1;
+            }
+        }
+
+        let full = self
+            .last_full
+            .is_none_or(|t| now.duration_since(t) >= self.full_every);
+        if full {
+            for &pid in &pids {
+                if read.insert(pid) {
+                    self.read_fds(pid, wanted);
+                    stats.fd_dirs_read += 1;
+                }
+            }
+            self.last_full = Some(now);
+            self.not_found.clear();
+            stats.full_pass = true;
+        } else {
+            let mut missing: HashSet<u32> = wanted
+                .iter()
+                .filter(|i| !self.holders.contains_key(i) && !self.not_found.contains(i))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                let mut order: Vec<(u64, u32)> = self
+                    .procs
+                    .iter()
+                    .filter(|(pid, p)| !read.contains(pid) && !p.unreadable)
+                    .map(|(pid, p)| (p.found_new_at, *pid))
+                    .collect();
+                order.sort_unstable_by(|a, b| b.cmp(a));
+                for (_, pid) in order {
+                    self.read_fds(pid, wanted);
+                    read.insert(pid);
+                    stats.fd_dirs_read += 1;
+                    missing.retain(|i| !self.holders.contains_key(i));
+                    if missing.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        // Whatever is still without a holder is not searched for again until the next full pass.
+        self.not_found.retain(|i| wanted.contains(i));
+        for i in wanted {
+            if !self.holders.contains_key(i) {
+                self.not_found.insert(*i);
+            }
+        }
+        stats.unreadable = self.procs.values().filter(|p| p.unreadable).count();
+        self.last = stats;
+        Ok(())
+    }
+
+    /// The process to credit with the socket `inode`, if a holder is known.
+    pub fn owner_of(&self, inode: u32) -> Option<&ProcessRef> {
+        let pids = self.holders.get(&inode)?;
+        pids.iter()
+            .filter_map(|pid| {
+                let p = self.procs.get(pid)?;
+                Some((p.start_time.unwrap_or(0), *pid, p.info.as_ref()?))
+            })
+            .max_by_key(|(start, pid, _)| (*start, *pid))
+            .map(|(_, _, info)| info)
+    }
+
+    /// How many processes hold `inode`.
+    #[cfg(test)]
+    pub fn holder_count(&self, inode: u32) -> usize {
+        self.holders.get(&inode).map_or(0, Vec::len)
+    }
+
+    fn forget(&mut self, pid: u32) {
+        if let Some(p) = self.procs.remove(&pid) {
+            for inode in p.inodes {
+                self.unhold(inode, pid);
+            }
+        }
+    }
+
+    fn unhold(&mut self, inode: u32, pid: u32) {
+        if let Some(h) = self.holders.get_mut(&inode) {
+            h.retain(|&x| x != pid);
+            if h.is_empty() {
+                self.holders.remove(&inode);
+            }
+        }
+    }
+
+    /// Read the descriptors of `pid` and record which wanted sockets it holds.
+    fn read_fds(&mut self, pid: u32, wanted: &HashSet<u32>) {
+        let found = match socket_inodes(&self.root.join(pid.to_string()).join("fd"), wanted) {
+            Ok(found) => found,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.unreadable = true;
+                }
+                return;
+            }
+            Err(_) => {
+                // Exited since the listing.
+                self.forget(pid);
+                return;
+            }
+        };
+        let old = self
+            .procs
+            .get(&pid)
+            .map(|p| p.inodes.clone())
+            .unwrap_or_default();
+        let new_socket = found
+            .iter()
+            .any(|i| !old.contains(i) && !self.holders.contains_key(i));
+        for &i in &old {
+            if !found.contains(&i) {
+                self.unhold(i, pid);
+            }
+        }
+        for &i in &found {
+            if !old.contains(&i) {
+                self.holders.entry(i).or_default().push(pid);
+            }
+        }
+        let holds = !found.is_empty();
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.inodes = found;
+            p.unreadable = false;
+            if new_socket {
+                p.found_new_at = self.tick;
+            }
+        }
+        if holds {
+            self.check_identity(pid);
+        }
+    }
+
+    /// Read the process's start time and name; read the rest when it is new to us, its pid
+    /// was reused, or it changed its name (exec, prctl). True when the pid was reused.
+    fn check_identity(&mut self, pid: u32) -> bool {
+        let dir = self.root.join(pid.to_string());
+        let Some((start, comm)) = read_stat(&dir) else {
+            self.forget(pid);
+            return false;
+        };
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return false;
+        };
+        let reused = p.start_time.is_some_and(|s| s != start);
+        if reused {
+            // Another process under the same pid: nothing known of the old one applies.
+            p.info = None;
+        }
+        let fresh = p.info.is_none();
+        let renamed = p.info.as_ref().is_some_and(|i| i.name != comm);
+        if fresh || renamed {
+            p.info = Some(read_info(&dir, pid, start, comm));
+            p.recheck = fresh;
+        }
+        p.start_time = Some(start);
+        reused
+    }
+}
+
+/// The numeric entries of `/proc`.
+fn list_pids(root: &Path) -> io::Result<Vec<u32>> {
+    let mut out = Vec::with_capacity(512);
+    for entry in fs::read_dir(root)? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        if let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) {
+            out.push(pid);
+        }
+    }
+    Ok(out)
+}
+
+/// The wanted socket inodes among a process's descriptors (`socket:[12345]` links).
+fn socket_inodes(fd_dir: &Path, wanted: &HashSet<u32>) -> io::Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(fd_dir)? {
+        let Ok(entry) = entry else { continue };
+        // A descriptor closed since the directory was read is simply skipped.
+        let Ok(target) = fs::read_link(entry.path()) else {
+            continue;
+        };
+        if let Some(inode) = parse_socket_link(target.as_os_str().as_encoded_bytes())
+            && wanted.contains(&inode)
+            && !out.contains(&inode)
+        {
+            out.push(inode);
+        }
+    }
+    Ok(out)
+}
+
+/// `socket:[12345]` → 12345.
+pub fn parse_socket_link(link: &[u8]) -> Option<u32> {
+    let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Start time and name from `/proc/<pid>/stat`.
+fn read_stat(dir: &Path) -> Option<(u64, String)> {
+    let p = procfs::process::Process::new_with_root(dir.to_path_buf()).ok()?;
+    let stat = p.stat().ok()?;
+    Some((stat.starttime, stat.comm))
+}
+
+/// Everything netmon records about a process; what cannot be read stays `None`.
+fn read_info(dir: &Path, pid: u32, start: u64, comm: String) -> ProcessRef {
+    let p = procfs::process::Process::new_with_root(dir.to_path_buf()).ok();
+    let exe = p.as_ref().and_then(|p| p.exe().ok());
+    let uid = p.as_ref().and_then(|p| p.uid().ok());
+    let cmdline = p
+        .as_ref()
+        .and_then(|p| p.cmdline().ok())
+        .filter(|c| !c.is_empty())
+        .map(|c| c.join("\0"));
+    ProcessRef {
+        pid,
+        name: comm,
+        start_time: Some(start),
+        exe,
+        uid,
+        cmdline,
+    }
+}
+
+#[cfg(test)]
+mod tests;
