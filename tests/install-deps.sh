@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
   tmux          # `netmon top` is tested as a terminal program
   sqlite3       # benchmarks compare against the sqlite3 shell
+  iproute2      # the accuracy test makes network namespaces and a veth pair (ip), and waits on ss
+  python3       # the accuracy test runs ../shared/bench/accuracy/{server,workload}.py
 )
 
 missing=()

@@ -138,14 +138,19 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         });
     }
 
+    let chosen = if opts.source == SourceKind::Auto && kind != SourceKind::Auto {
+        " (chosen by --source auto)"
+    } else {
+        ""
+    };
     eprintln!(
-        "netmon record: source {}, database {}, every {}",
+        "netmon record: source {}{chosen}, database {}, every {}",
         kind.as_str(),
         opts.db.display(),
         humantime::format_duration(opts.interval)
     );
     for note in source.blind_spots() {
-        eprintln!("netmon record: not counted: {note}");
+        eprintln!("netmon record: blind spot: {note}");
     }
     if !opts.include_loopback {
         debug!("loopback traffic is not counted (--include-loopback counts it)");

@@ -2,4 +2,6 @@
 
 mod util;
 
+#[cfg(target_os = "linux")]
+mod accuracy;
 mod record;
