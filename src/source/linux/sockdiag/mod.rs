@@ -12,6 +12,13 @@
 //!    more with `closed: true` and their final figures, owned by the process learned from
 //!    earlier dumps (destroy notifications carry no inode and no pid).
 //!
+//! A socket whose figures did not change is left out of the snapshot, except on the first
+//! sample and every [`REPORT_ALL_EVERY`]: the delta engine remembers a counter that is
+//! missing for far longer (`delta::Config::forget_after`) and resumes it from its last value,
+//! so a quiet socket costs nothing downstream. The IPv4 or IPv6 dump is skipped when
+//! `/proc/net/sockstat{,6}` counts no TCP socket of that family: a dump walks the whole
+//! connection hash table (262,144 buckets on this 24 GiB machine) even when it is empty.
+//!
 //! Bytes whose process cannot be named go to an unattributed owner whose reason says why:
 //! the connection closed before any dump saw it, the socket belongs to another user's
 //! process (only root can read its descriptors), or its process exited before `/proc` was
@@ -24,9 +31,11 @@ mod netlink;
 mod owners;
 mod payload;
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
@@ -43,6 +52,10 @@ use payload::Monotonic;
 const CLOSED_UNSEEN: &str = "TCP connection closed before its process was seen";
 const EXITED_UNSEEN: &str = "process exited before it was seen";
 
+/// How often every socket is reported, changed or not: well within the delta engine's memory
+/// of a counter it has not seen (an hour by default).
+pub const REPORT_ALL_EVERY: Duration = Duration::from_secs(600);
+
 /// How many samples a socket that left the dump is remembered, waiting for its destroy
 /// notification (the kernel sends it from a work queue, so it can arrive a tick late).
 const GRACE_SAMPLES: u64 = 2;
@@ -53,6 +66,8 @@ struct Tracked {
     owner: Owner,
     reported: Monotonic,
     last_seen: u64,
+    /// The figures last put in a snapshot.
+    sent: (u64, u64),
 }
 
 /// The sock_diag source. See the module docs.
@@ -67,6 +82,8 @@ pub struct SockdiagSource {
     privileged: bool,
     my_uid: u32,
     live: Vec<Sock>,
+    wanted: HashSet<u32>,
+    last_report_all: Option<Instant>,
 }
 
 impl SockdiagSource {
@@ -117,22 +134,29 @@ impl SockdiagSource {
             privileged,
             my_uid,
             live: Vec::new(),
+            wanted: HashSet::new(),
+            last_report_all: None,
         })
     }
 
-    /// Who to credit with a socket seen in a dump.
-    fn owner_for(&self, s: &Sock, known: Option<&Tracked>) -> Owner {
+    /// Who to credit with a socket seen in a dump; `None` when it is still `known`'s owner
+    /// (nothing to copy).
+    fn new_owner(&self, s: &Sock, known: Option<&Tracked>) -> Option<Owner> {
+        let known_owner = known.map(|t| &t.owner);
         if s.inode != 0
             && let Some(p) = self.owners.owner_of(s.inode)
         {
-            return Owner::Process(p.clone());
+            if let Some(Owner::Process(k)) = known_owner
+                && k == p
+            {
+                return None;
+            }
+            return Some(Owner::Process(p.clone()));
         }
         // No holder now: the process that held it before (it exited, or closed its copy
         // while the connection drains).
-        if let Some(t) = known
-            && matches!(t.owner, Owner::Process(_))
-        {
-            return t.owner.clone();
+        if let Some(Owner::Process(_)) = known_owner {
+            return None;
         }
         let reason = if s.inode == 0 {
             CLOSED_UNSEEN.to_string()
@@ -144,7 +168,8 @@ impl SockdiagSource {
         } else {
             EXITED_UNSEEN.to_string()
         };
-        Owner::Unattributed { reason }
+        let owner = Owner::Unattributed { reason };
+        (known_owner != Some(&owner)).then_some(owner)
     }
 }
 
@@ -176,30 +201,56 @@ impl Source for SockdiagSource {
         }
         let mut live = std::mem::take(&mut self.live);
         live.clear();
-        self.diag.dump(&mut live).map_err(diag_error)?;
+        let v4 = tcp_in_use(Path::new("/proc/net/sockstat"), "TCP:") != Some(0);
+        let v6 = tcp_in_use(Path::new("/proc/net/sockstat6"), "TCP6:") != Some(0);
+        self.diag.dump(v4, v6, &mut live).map_err(diag_error)?;
         let dumped = started.elapsed();
 
-        let wanted: HashSet<u32> = live.iter().map(|s| s.inode).filter(|&i| i != 0).collect();
+        let mut wanted = std::mem::take(&mut self.wanted);
+        wanted.clear();
+        wanted.extend(live.iter().map(|s| s.inode).filter(|&i| i != 0));
         self.owners.refresh(&wanted, Instant::now())?;
+        self.wanted = wanted;
 
+        let now = Instant::now();
+        let report_all = self
+            .last_report_all
+            .is_none_or(|t| now.duration_since(t) >= REPORT_ALL_EVERY);
+        if report_all {
+            self.last_report_all = Some(now);
+        }
         let closed_cookies: HashSet<u64> = closed.socks.iter().map(|s| s.cookie).collect();
-        let mut counters = Vec::with_capacity(live.len() + closed.socks.len());
+        let mut counters = Vec::new();
         for s in &live {
             if closed_cookies.contains(&s.cookie) {
                 continue;
             }
             let Some(c) = &s.counters else { continue };
             let (bytes_in, bytes_out) = payload::payload(c, s.state, false);
-            let owner = self.owner_for(s, self.sockets.get(&s.cookie));
-            let t = self.sockets.entry(s.cookie).or_insert_with(|| Tracked {
-                owner: owner.clone(),
-                reported: Monotonic::default(),
-                last_seen: 0,
-            });
-            t.owner = owner.clone();
+            let owner = self.new_owner(s, self.sockets.get(&s.cookie));
+            let t = match (self.sockets.entry(s.cookie), owner) {
+                (Entry::Occupied(e), owner) => {
+                    let t = e.into_mut();
+                    if let Some(owner) = owner {
+                        t.owner = owner;
+                    }
+                    t
+                }
+                (Entry::Vacant(e), owner) => e.insert(Tracked {
+                    owner: owner.unwrap_or_else(|| Owner::Unattributed {
+                        reason: EXITED_UNSEEN.into(),
+                    }),
+                    reported: Monotonic::default(),
+                    last_seen: 0,
+                    sent: (0, 0),
+                }),
+            };
             t.last_seen = self.samples;
-            let (bytes_in, bytes_out) = t.reported.update(bytes_in, bytes_out);
-            counters.push(counter(s, owner, bytes_in, bytes_out, false));
+            let figures = t.reported.update(bytes_in, bytes_out);
+            if figures != t.sent || report_all {
+                t.sent = figures;
+                counters.push(counter(s, t.owner.clone(), figures.0, figures.1, false));
+            }
         }
         let mut unseen_closed = 0usize;
         for s in &closed.socks {
@@ -235,6 +286,20 @@ impl Source for SockdiagSource {
         );
         Ok(Snapshot { counters })
     }
+}
+
+/// `inuse` of the TCP line of /proc/net/sockstat (`TCP:`) or sockstat6 (`TCP6:`): the
+/// sockets of this network namespace in the hash tables a dump walks. `None` when unreadable.
+fn tcp_in_use(path: &Path, label: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(label))?;
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "inuse" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
 }
 
 fn counter(s: &Sock, owner: Owner, bytes_in: u64, bytes_out: u64, closed: bool) -> Counter {

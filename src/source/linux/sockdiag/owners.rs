@@ -3,8 +3,9 @@
 //! cost more than everything else a tick does (one readlink per descriptor).
 //!
 //! Each tick, with the set of socket inodes the dump returned:
-//! - `/proc` is listed (one directory read). Processes that are gone are forgotten with
-//!   their sockets.
+//! - `/proc` is listed, unless `/proc/loadavg` shows that no task was created or exited
+//!   since the last listing (its last allocated pid and its task count are both unchanged).
+//!   Processes that are gone are forgotten with their sockets.
 //! - New processes have their descriptors read: a forked child holds its parent's sockets.
 //! - When the dump has sockets no known process holds (a process made a new socket), the
 //!   other processes are read, those that made sockets most recently first, until all are
@@ -59,6 +60,8 @@ pub struct Owners {
     not_found: HashSet<u32>,
     last_full: Option<Instant>,
     full_every: Duration,
+    /// `/proc/loadavg`'s (task count, last pid) at the last listing.
+    listed_at: Option<(u64, u64)>,
     tick: u64,
     /// Counters of the last refresh, for logs and tests.
     pub last: RefreshStats,
@@ -68,6 +71,8 @@ pub struct Owners {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RefreshStats {
     pub processes: usize,
+    /// `/proc` was listed (a task was created or exited since the last listing).
+    pub listed: bool,
     pub fd_dirs_read: usize,
     pub full_pass: bool,
     pub unreadable: usize,
@@ -83,6 +88,7 @@ impl Owners {
             not_found: HashSet::new(),
             last_full: None,
             full_every: FULL_PASS_EVERY,
+            listed_at: None,
             tick: 0,
             last: RefreshStats::default(),
         }
@@ -98,19 +104,30 @@ impl Owners {
     pub fn refresh(&mut self, wanted: &HashSet<u32>, now: Instant) -> io::Result<()> {
         self.tick += 1;
         let mut stats = RefreshStats::default();
-        let pids = list_pids(&self.root)?;
+        let full = self
+            .last_full
+            .is_none_or(|t| now.duration_since(t) >= self.full_every);
+        // Read before listing, so a task created during the listing shows up next time.
+        let stamp = read_loadavg(&self.root);
+        let pids: Vec<u32> = if full || stamp.is_none() || stamp != self.listed_at {
+            let pids = list_pids(&self.root)?;
+            self.listed_at = stamp;
+            stats.listed = true;
+            let live: HashSet<u32> = pids.iter().copied().collect();
+            let gone: Vec<u32> = self
+                .procs
+                .keys()
+                .filter(|p| !live.contains(p))
+                .copied()
+                .collect();
+            for pid in gone {
+                self.forget(pid);
+            }
+            pids
+        } else {
+            self.procs.keys().copied().collect()
+        };
         stats.processes = pids.len();
-        let live: HashSet<u32> = pids.iter().copied().collect();
-
-        let gone: Vec<u32> = self
-            .procs
-            .keys()
-            .filter(|p| !live.contains(p))
-            .copied()
-            .collect();
-        for pid in gone {
-            self.forget(pid);
-        }
 
         // A name read just after the process started may change once more (prctl after fork).
         let recheck: Vec<u32> = self
@@ -139,9 +156,6 @@ impl Owners {
             }
         }
 
-        let full = self
-            .last_full
-            .is_none_or(|t| now.duration_since(t) >= self.full_every);
         if full {
             for &pid in &pids {
                 if read.insert(pid) {
@@ -296,6 +310,16 @@ impl Owners {
         p.start_time = Some(start);
         reused
     }
+}
+
+/// (tasks, last pid) from `/proc/loadavg` ("0.52 0.58 0.59 2/455 5854"): any task created
+/// moves the last pid, any task that exits without another being created lowers the count.
+fn read_loadavg(root: &Path) -> Option<(u64, u64)> {
+    let text = fs::read_to_string(root.join("loadavg")).ok()?;
+    let mut f = text.split_whitespace().skip(3);
+    let tasks = f.next()?.split_once('/')?.1.parse().ok()?;
+    let last_pid = f.next()?.parse().ok()?;
+    Some((tasks, last_pid))
 }
 
 /// The numeric entries of `/proc`.

@@ -77,13 +77,17 @@ fn a_connection_is_one_counter_owned_by_this_process_until_its_final_value() {
     s.write_all(&[2u8; 1500]).expect("write");
     let mut back = vec![0u8; 1500];
     c.read_exact(&mut back).expect("read");
+    // Unchanged sockets are left out of snapshots: keep what each one last reported.
+    let mut server_end: Option<Counter> = None;
     let live = sample_until(&mut src, "all 4000 bytes acknowledged", |snap| {
+        if let Some(k) = by_peer(snap, client, false) {
+            server_end = Some(k);
+        }
         by_peer(snap, server, false).filter(|k| k.bytes_out == 4000)
     });
     assert_eq!(live.key, first.key);
     assert_eq!(live.bytes_in, 1500);
-    let server_end =
-        by_peer(&src.sample(&Cancel::new()).expect("sample"), client, false).expect("server end");
+    let server_end = server_end.expect("server end reported");
     assert_ne!(server_end.key, live.key, "each end is its own counter");
 
     drop(c);
@@ -120,6 +124,27 @@ fn a_connection_that_opens_and_closes_between_samples_is_counted_unattributed() 
             reason: CLOSED_UNSEEN.into()
         }
     );
+}
+
+#[test]
+fn a_quiet_socket_is_reported_once_then_left_out_until_it_changes() {
+    let mut src = source();
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server = l.local_addr().expect("addr");
+    let mut c = TcpStream::connect(server).expect("connect");
+    let (mut s, _) = l.accept().expect("accept");
+    // The first sample reports every socket (the delta engine's baselines).
+    let first = src.sample(&Cancel::new()).expect("sample");
+    assert!(by_peer(&first, server, false).is_some());
+    let quiet = src.sample(&Cancel::new()).expect("sample");
+    assert!(by_peer(&quiet, server, false).is_none());
+    c.write_all(&[5u8; 100]).expect("write");
+    let mut buf = [0u8; 100];
+    s.read_exact(&mut buf).expect("read");
+    let moved = sample_until(&mut src, "the socket that moved", |snap| {
+        by_peer(snap, server, false).filter(|k| k.bytes_out == 100)
+    });
+    assert_eq!(moved.bytes_in, 0);
 }
 
 #[test]

@@ -271,7 +271,7 @@ fn the_kernel_dump_shows_a_loopback_connection_with_exact_payload() {
     let server = s.local_addr().expect("addr");
     let (cs, ss) = poll("both ends fully acknowledged", || {
         let mut socks = Vec::new();
-        diag.dump(&mut socks).expect("dump");
+        diag.dump(true, true, &mut socks).expect("dump");
         let cs = find(&socks, client)?.clone();
         let ss = find(&socks, SocketAddr::new(server.ip(), server.port()))
             .filter(|x| x.remote == client)?
@@ -297,7 +297,7 @@ fn destroy_notifications_carry_the_final_counters_and_the_live_cookie() {
     let (mut c, mut s) = loopback_pair();
     let client = c.local_addr().expect("addr");
     let mut socks = Vec::new();
-    diag.dump(&mut socks).expect("dump");
+    diag.dump(true, true, &mut socks).expect("dump");
     let cookie = find(&socks, client).expect("client in dump").cookie;
     c.write_all(&[7u8; 5000]).expect("write");
     let mut got = vec![0u8; 5000];
@@ -313,4 +313,32 @@ fn destroy_notifications_carry_the_final_counters_and_the_live_cookie() {
     assert_eq!(closed.inode, 0, "destroy notifications carry no inode");
     let k = closed.counters.expect("tcp_info in the notification");
     assert_eq!(payload::payload(&k, closed.state, true), (0, 5000));
+}
+
+#[test]
+fn one_legacy_dump_and_two_family_dumps_see_the_same_ipv4_and_ipv6_sockets() {
+    let l6 = TcpListener::bind("[::1]:0").expect("bind ::1");
+    let c6 = TcpStream::connect(l6.local_addr().expect("addr")).expect("connect v6");
+    let (c4, _s4) = loopback_pair();
+    let (a6, a4) = (
+        c6.local_addr().expect("addr"),
+        c4.local_addr().expect("addr"),
+    );
+    let mut legacy = Diag::open(Duration::from_secs(5)).expect("sock_diag socket");
+    let mut per_family = Diag::open(Duration::from_secs(5)).expect("sock_diag socket");
+    per_family.legacy = false;
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    legacy.dump(true, true, &mut x).expect("legacy dump");
+    per_family
+        .dump(true, true, &mut y)
+        .expect("per-family dumps");
+    assert!(legacy.legacy, "this kernel answers the legacy request");
+    for a in [a4, a6] {
+        let (p, q) = (find(&x, a), find(&y, a));
+        assert!(p.is_some() && q.is_some(), "{a} missing");
+        assert_eq!(p.map(|s| s.cookie), q.map(|s| s.cookie));
+    }
+    let mut none = Vec::new();
+    legacy.dump(false, false, &mut none).expect("no dump");
+    assert!(none.is_empty());
 }

@@ -274,3 +274,37 @@ fn a_missing_proc_is_an_error() {
     let mut o = Owners::new("/nonexistent/proc");
     assert!(o.refresh(&set(&[1]), Instant::now()).is_err());
 }
+
+#[test]
+fn proc_is_listed_only_when_loadavg_shows_a_task_came_or_went() {
+    let fake = FakeProc::new();
+    let loadavg = |tasks: u32, last: u32| {
+        fs::write(
+            fake.root().join("loadavg"),
+            format!("0.10 0.20 0.30 1/{tasks} {last}\n"),
+        )
+        .expect("loadavg");
+    };
+    loadavg(100, 5000);
+    fake.spawn(100, "server", 1000, &[81]);
+    let mut o = Owners::new(fake.root()).with_full_pass_every(Duration::from_secs(3600));
+    let t0 = Instant::now();
+    o.refresh(&set(&[81]), t0).expect("refresh");
+    assert!(o.last.listed);
+    o.refresh(&set(&[81]), t0 + Duration::from_secs(1))
+        .expect("refresh");
+    assert!(!o.last.listed);
+    // fork: a child inherits the socket; the last pid moves.
+    fake.spawn(5001, "server", 2000, &[81]);
+    loadavg(101, 5001);
+    o.refresh(&set(&[81]), t0 + Duration::from_secs(2))
+        .expect("refresh");
+    assert!(o.last.listed);
+    assert_eq!(owner(&o, 81).map(|x| x.0), Some(5001));
+    // The child exits: the task count drops.
+    fake.exit(5001);
+    loadavg(100, 5001);
+    o.refresh(&set(&[81]), t0 + Duration::from_secs(3))
+        .expect("refresh");
+    assert_eq!(owner(&o, 81).map(|x| x.0), Some(100));
+}
