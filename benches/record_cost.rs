@@ -18,6 +18,9 @@
 //! - at 5 s: the steady cost plus a sixth of a full pass, what a tick costs at the default
 //!   interval.
 //!
+//! "source ms" is the source's own CPU per sample (dump, /proc, counters) when it logs it on
+//! its debug line (`cpu_us=`); the rest of a tick is the delta engine, attribution and
+//! SQLite. The recorder runs with `--log-level debug` for that line (a few lines a tick).
 //! Memory is VmRSS after the last tick and the peak (VmHWM). Needs root only for sources that
 //! do (ebpf); a source that cannot start is reported with its reason.
 
@@ -99,10 +102,11 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<9} {:<12} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "{:<9} {:<12} {:>8} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}",
         "source",
         "scenario",
         "sockets",
+        "source ms",
         "steady ms",
         "31-tick ms",
         "at 5s ms",
@@ -117,10 +121,11 @@ fn main() {
         for source in &sources {
             match measure(netmon, source) {
                 Ok(m) => println!(
-                    "{:<9} {:<12} {:>8} {:>10.3} {:>10.3} {:>10.3} {:>9.1} {:>9.1}",
+                    "{:<9} {:<12} {:>8} {:>10} {:>10.3} {:>10.3} {:>10.3} {:>9.1} {:>9.1}",
                     source,
                     sc.name,
                     sc.sockets,
+                    m.source_ms.map_or("-".into(), |v| format!("{v:.3}")),
                     m.steady_ms,
                     m.with_full_ms,
                     m.at_5s_ms,
@@ -135,6 +140,8 @@ fn main() {
 }
 
 struct Measured {
+    /// The source's own CPU per sample, when it logs it (`cpu_us=` on its debug line).
+    source_ms: Option<f64>,
     steady_ms: f64,
     with_full_ms: f64,
     at_5s_ms: f64,
@@ -151,7 +158,7 @@ fn measure(netmon: &Path, source: &str) -> Result<Measured, String> {
         .args(["record", "--db"])
         .arg(&db)
         .args(["--source", source, "--interval", "1s", "--include-loopback"])
-        .args(["--ticks", &(TICKS + 1).to_string(), "--log-level", "warn"])
+        .args(["--ticks", &(TICKS + 1).to_string(), "--log-level", "debug"])
         .stdout(Stdio::null())
         .stderr(err_file)
         .spawn()
@@ -199,7 +206,18 @@ fn measure(netmon: &Path, source: &str) -> Result<Measured, String> {
     );
     // One full pass happened in ticks 13..=TICKS: its cost above the steady ticks.
     let full = ((marks[2] - marks[1]) as f64 / 1e6 - steady * (TICKS - 12) as f64).max(0.0);
+    let log = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let per_sample: Vec<f64> = log
+        .lines()
+        .filter(|l| l.contains(" sample ") || l.contains("sample "))
+        .filter_map(|l| l.split("cpu_us=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .skip(2)
+        .collect();
+    let source_ms = (!per_sample.is_empty())
+        .then(|| per_sample.iter().sum::<f64>() / per_sample.len() as f64 / 1000.0);
     Ok(Measured {
+        source_ms,
         steady_ms: steady,
         with_full_ms: all,
         at_5s_ms: steady + full / 6.0,

@@ -187,6 +187,7 @@ impl Source for SockdiagSource {
             return Err(Error::Cancelled);
         }
         let started = Instant::now();
+        let cpu_start = thread_cpu();
         self.samples += 1;
         // Notifications first: a socket destroyed before the dump is not in it, so no socket
         // can be both live and closed in one snapshot.
@@ -279,13 +280,30 @@ impl Source for SockdiagSource {
             closed_unseen = unseen_closed,
             processes = self.owners.last.processes,
             fd_dirs_read = self.owners.last.fd_dirs_read,
-            full_pass = self.owners.last.full_pass,
+            listed = self.owners.last.listed,
+            searched = self.owners.last.searched,
+            reread = self.owners.last.reread,
             dump_us = dumped.as_micros() as u64,
             took_us = started.elapsed().as_micros() as u64,
+            cpu_us = thread_cpu().saturating_sub(cpu_start).as_micros() as u64,
             "sockdiag sample"
         );
         Ok(Snapshot { counters })
     }
+}
+
+/// CPU time this thread has used (user + system), for the per-sample debug line.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec that lives across the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// `inuse` of the TCP line of /proc/net/sockstat (`TCP:`) or sockstat6 (`TCP6:`): the

@@ -111,24 +111,26 @@ fn sockets_not_in_the_dump_are_not_tracked() {
 }
 
 #[test]
-fn steady_state_reads_no_descriptors_until_the_full_pass() {
+fn steady_state_rereads_only_a_slice_of_the_processes_per_tick() {
     let fake = FakeProc::new();
     for pid in 100..130 {
         fake.spawn(pid, "worker", 1000 + u64::from(pid), &[pid * 10]);
     }
     let wanted: HashSet<u32> = (100..130).map(|p| p * 10).collect();
-    let mut o = Owners::new(fake.root()).with_full_pass_every(Duration::from_secs(30));
+    let mut o = Owners::new(fake.root()).with_reread_every(Duration::from_secs(60));
     let t0 = Instant::now();
     o.refresh(&wanted, t0).expect("refresh");
     assert_eq!(o.last.fd_dirs_read, 30);
-    o.refresh(&wanted, t0 + Duration::from_secs(5))
-        .expect("refresh");
-    assert_eq!(o.last.fd_dirs_read, 0);
-    assert!(!o.last.full_pass);
-    o.refresh(&wanted, t0 + Duration::from_secs(31))
-        .expect("refresh");
-    assert!(o.last.full_pass);
-    assert_eq!(o.last.fd_dirs_read, 30);
+    // 5 s of a 60 s period: a twelfth of 30 processes, rounded up.
+    let mut reread = 0;
+    for k in 1..=12 {
+        o.refresh(&wanted, t0 + Duration::from_secs(5 * k))
+            .expect("refresh");
+        assert_eq!(o.last.searched, 0);
+        assert!(o.last.fd_dirs_read <= 3, "{:?}", o.last);
+        reread += o.last.reread;
+    }
+    assert!(reread >= 30, "every process read again within the period");
 }
 
 #[test]
@@ -143,7 +145,7 @@ fn a_new_socket_of_a_running_process_is_found_by_searching() {
     o.refresh(&set(&[21, 22]), t0 + Duration::from_secs(1))
         .expect("refresh");
     assert_eq!(owner(&o, 22), Some((200, "firefox".into())));
-    assert!(!o.last.full_pass);
+    assert!(o.last.searched >= 1);
 }
 
 #[test]
@@ -159,11 +161,11 @@ fn the_process_that_made_sockets_last_is_searched_first() {
     fake.open(300, 5, 32);
     o.refresh(&set(&[31, 32]), t0 + Duration::from_secs(1))
         .expect("refresh");
-    assert_eq!(o.last.fd_dirs_read, 1, "the browser was read first");
+    assert_eq!(o.last.searched, 1, "the browser was read first");
 }
 
 #[test]
-fn an_inode_nobody_holds_is_searched_for_once_until_the_full_pass() {
+fn an_inode_nobody_holds_is_searched_for_once() {
     let fake = FakeProc::new();
     for pid in 100..110 {
         fake.spawn(pid, "p", 1000, &[]);
@@ -173,11 +175,45 @@ fn an_inode_nobody_holds_is_searched_for_once_until_the_full_pass() {
     o.refresh(&set(&[]), t0).expect("refresh");
     o.refresh(&set(&[77]), t0 + Duration::from_secs(1))
         .expect("refresh");
-    assert_eq!(o.last.fd_dirs_read, 10);
+    assert_eq!(o.last.searched, 10);
     o.refresh(&set(&[77]), t0 + Duration::from_secs(2))
         .expect("refresh");
-    assert_eq!(o.last.fd_dirs_read, 0);
+    assert_eq!(o.last.searched, 0);
     assert_eq!(o.owner_of(77), None);
+}
+
+#[test]
+fn a_search_is_bounded_per_tick_and_goes_on_until_found() {
+    let fake = FakeProc::new();
+    for pid in 1000..1200 {
+        fake.spawn(pid, "quiet", 1000, &[]);
+    }
+    let mut o = Owners::new(fake.root()).with_reread_every(Duration::from_secs(3600));
+    let t0 = Instant::now();
+    o.refresh(&set(&[]), t0).expect("refresh");
+    // A process that never made a socket before makes one.
+    fake.open(1150, 7, 91);
+    let mut ticks = 0;
+    while o.owner_of(91).is_none() {
+        ticks += 1;
+        assert!(ticks <= 2, "not found within 200 processes / 128 per tick");
+        o.refresh(&set(&[91]), t0 + Duration::from_secs(ticks))
+            .expect("refresh");
+        assert!(o.last.searched <= SEARCH_BUDGET);
+    }
+    assert_eq!(owner(&o, 91).map(|x| x.0), Some(1150));
+}
+
+#[test]
+fn closed_sockets_are_forgotten() {
+    let fake = FakeProc::new();
+    fake.spawn(100, "browser", 1000, &[1, 2, 3]);
+    let mut o = Owners::new(fake.root());
+    let t0 = Instant::now();
+    o.refresh(&set(&[1, 2, 3]), t0).expect("refresh");
+    o.refresh(&set(&[2]), t0 + Duration::from_secs(1))
+        .expect("refresh");
+    assert_eq!((o.holder_count(1), o.holder_count(2)), (0, 1));
 }
 
 #[test]
@@ -222,7 +258,7 @@ fn a_child_renamed_right_after_fork_is_named_by_its_new_name() {
 fn a_reused_pid_is_a_new_process() {
     let fake = FakeProc::new();
     fake.spawn(100, "curl", 1000, &[51]);
-    let mut o = Owners::new(fake.root()).with_full_pass_every(Duration::from_secs(3600));
+    let mut o = Owners::new(fake.root()).with_reread_every(Duration::from_secs(3600));
     let t0 = Instant::now();
     o.refresh(&set(&[51]), t0).expect("refresh");
     // curl exits and, before the next tick, pid 100 is reused by wget with a new socket.
@@ -253,11 +289,11 @@ fn a_process_gone_between_listing_and_reading_is_forgotten() {
 }
 
 #[test]
-fn a_socket_passed_to_a_running_process_moves_at_the_full_pass() {
+fn a_socket_passed_to_a_running_process_moves_within_the_reread_period() {
     let fake = FakeProc::new();
     fake.spawn(100, "acceptor", 1000, &[71]);
     fake.spawn(200, "worker", 500, &[]);
-    let mut o = Owners::new(fake.root()).with_full_pass_every(Duration::from_secs(30));
+    let mut o = Owners::new(fake.root()).with_reread_every(Duration::from_secs(30));
     let t0 = Instant::now();
     o.refresh(&set(&[71]), t0).expect("refresh");
     // SCM_RIGHTS: the worker (older) receives it, the acceptor closes its copy.
@@ -287,7 +323,7 @@ fn proc_is_listed_only_when_loadavg_shows_a_task_came_or_went() {
     };
     loadavg(100, 5000);
     fake.spawn(100, "server", 1000, &[81]);
-    let mut o = Owners::new(fake.root()).with_full_pass_every(Duration::from_secs(3600));
+    let mut o = Owners::new(fake.root()).with_reread_every(Duration::from_secs(3600));
     let t0 = Instant::now();
     o.refresh(&set(&[81]), t0).expect("refresh");
     assert!(o.last.listed);
@@ -307,4 +343,24 @@ fn proc_is_listed_only_when_loadavg_shows_a_task_came_or_went() {
     o.refresh(&set(&[81]), t0 + Duration::from_secs(3))
         .expect("refresh");
     assert_eq!(owner(&o, 81).map(|x| x.0), Some(100));
+}
+
+#[test]
+fn a_young_process_is_searched_before_old_ones() {
+    let fake = FakeProc::new();
+    for pid in 1000..1300 {
+        fake.spawn(pid, "old", 1000, &[]);
+    }
+    let mut o = Owners::new(fake.root()).with_reread_every(Duration::from_secs(3600));
+    let t0 = Instant::now();
+    o.refresh(&set(&[]), t0).expect("refresh");
+    // Started later (read when new, before it connected), then it connects.
+    fake.spawn(5000, "v6_tcp", 9000, &[]);
+    o.refresh(&set(&[]), t0 + Duration::from_secs(1))
+        .expect("refresh");
+    fake.open(5000, 3, 95);
+    o.refresh(&set(&[95]), t0 + Duration::from_secs(2))
+        .expect("refresh");
+    assert_eq!(owner(&o, 95).map(|x| x.0), Some(5000));
+    assert_eq!(o.last.searched, 1);
 }
