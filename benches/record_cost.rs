@@ -9,14 +9,11 @@
 //! TCP connections to themselves and keep them; "active" ones also move 100 bytes each way on
 //! every connection every second, so every counter changes every tick and every tick writes.
 //! Then `netmon record --include-loopback --interval 1s` (the release binary) runs for 33
-//! ticks. CPU is the recorder's process CPU clock (all threads, nanoseconds), read when its
-//! 2nd, 12th and 33rd ticks are committed:
-//!
-//! - steady: ticks 3–12, no full /proc pass;
-//! - 31 ticks: ticks 3–33, which include one full pass over every process's descriptors (the
-//!   sockdiag source makes one every 30 s);
-//! - at 5 s: the steady cost plus a sixth of a full pass, what a tick costs at the default
-//!   interval.
+//! ticks. "record ms" is the recorder's process CPU clock (all threads, nanoseconds) from
+//! its 2nd to its 33rd committed tick, per tick: startup and the first tick (which reads
+//! every process's descriptors) are left out. The sockdiag source re-reads a slice of the
+//! processes each tick (each once per 5 minutes), so that share grows with the interval:
+//! at the default 5 s it is five times the 1 s share.
 //!
 //! "source ms" is the source's own CPU per sample (dump, /proc, counters) when it logs it on
 //! its debug line (`cpu_us=`); the rest of a tick is the delta engine, attribution and
@@ -102,16 +99,8 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<9} {:<12} {:>8} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}",
-        "source",
-        "scenario",
-        "sockets",
-        "source ms",
-        "steady ms",
-        "31-tick ms",
-        "at 5s ms",
-        "RSS MiB",
-        "peak MiB"
+        "{:<9} {:<12} {:>8} {:>10} {:>10} {:>9} {:>9}",
+        "source", "scenario", "sockets", "source ms", "record ms", "RSS MiB", "peak MiB"
     );
     for sc in SCENARIOS
         .iter()
@@ -121,14 +110,12 @@ fn main() {
         for source in &sources {
             match measure(netmon, source) {
                 Ok(m) => println!(
-                    "{:<9} {:<12} {:>8} {:>10} {:>10.3} {:>10.3} {:>10.3} {:>9.1} {:>9.1}",
+                    "{:<9} {:<12} {:>8} {:>10} {:>10.3} {:>9.1} {:>9.1}",
                     source,
                     sc.name,
                     sc.sockets,
                     m.source_ms.map_or("-".into(), |v| format!("{v:.3}")),
-                    m.steady_ms,
-                    m.with_full_ms,
-                    m.at_5s_ms,
+                    m.record_ms,
                     m.rss_kib as f64 / 1024.0,
                     m.peak_kib as f64 / 1024.0
                 ),
@@ -142,9 +129,7 @@ fn main() {
 struct Measured {
     /// The source's own CPU per sample, when it logs it (`cpu_us=` on its debug line).
     source_ms: Option<f64>,
-    steady_ms: f64,
-    with_full_ms: f64,
-    at_5s_ms: f64,
+    record_ms: f64,
     rss_kib: u64,
     peak_kib: u64,
 }
@@ -173,7 +158,7 @@ fn measure(netmon: &Path, source: &str) -> Result<Measured, String> {
     let mut marks = Vec::new();
     let mut mem = (0, 0);
     let deadline = Instant::now() + Duration::from_secs(TICKS as u64 * 3 + 30);
-    for want in [2, 12, TICKS] {
+    for want in [2, TICKS] {
         loop {
             if ticks(&db) >= want {
                 break;
@@ -200,12 +185,7 @@ fn measure(netmon: &Path, source: &str) -> Result<Measured, String> {
         }
     }
     let _ = child.wait();
-    let (steady, all) = (
-        (marks[1] - marks[0]) as f64 / 10.0 / 1e6,
-        (marks[2] - marks[0]) as f64 / (TICKS - 2) as f64 / 1e6,
-    );
-    // One full pass happened in ticks 13..=TICKS: its cost above the steady ticks.
-    let full = ((marks[2] - marks[1]) as f64 / 1e6 - steady * (TICKS - 12) as f64).max(0.0);
+    let record_ms = (marks[1] - marks[0]) as f64 / (TICKS - 2) as f64 / 1e6;
     let log = std::fs::read_to_string(&err_path).unwrap_or_default();
     let per_sample: Vec<f64> = log
         .lines()
@@ -218,9 +198,7 @@ fn measure(netmon: &Path, source: &str) -> Result<Measured, String> {
         .then(|| per_sample.iter().sum::<f64>() / per_sample.len() as f64 / 1000.0);
     Ok(Measured {
         source_ms,
-        steady_ms: steady,
-        with_full_ms: all,
-        at_5s_ms: steady + full / 6.0,
+        record_ms,
         rss_kib: mem.0,
         peak_kib: mem.1,
     })

@@ -27,12 +27,12 @@
 //! Only the caller's network namespace is visible: sock_diag answers for the namespace the
 //! netlink socket was opened in.
 
+mod idhash;
 mod netlink;
 mod owners;
 mod payload;
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -44,6 +44,7 @@ use crate::source::{
     SourceOptions,
 };
 
+use idhash::{IdMap, IdSet};
 use netlink::{DestroyListener, Diag, DiagError, Sock};
 use owners::Owners;
 use payload::Monotonic;
@@ -75,14 +76,14 @@ pub struct SockdiagSource {
     diag: Diag,
     destroy: Option<DestroyListener>,
     owners: Owners,
-    sockets: HashMap<u64, Tracked>,
+    sockets: IdMap<u64, Tracked>,
     samples: u64,
     notes: Vec<String>,
     /// Whether this process can read every process's descriptors.
     privileged: bool,
     my_uid: u32,
     live: Vec<Sock>,
-    wanted: HashSet<u32>,
+    wanted: IdSet<u32>,
     last_report_all: Option<Instant>,
 }
 
@@ -128,13 +129,13 @@ impl SockdiagSource {
             diag,
             destroy,
             owners: Owners::new("/proc"),
-            sockets: HashMap::new(),
+            sockets: IdMap::default(),
             samples: 0,
             notes,
             privileged,
             my_uid,
             live: Vec::new(),
-            wanted: HashSet::new(),
+            wanted: IdSet::default(),
             last_report_all: None,
         })
     }
@@ -146,8 +147,11 @@ impl SockdiagSource {
         if s.inode != 0
             && let Some(p) = self.owners.owner_of(s.inode)
         {
+            // Same process, same name: nothing to copy (names change on exec and prctl).
             if let Some(Owner::Process(k)) = known_owner
-                && k == p
+                && k.pid == p.pid
+                && k.start_time == p.start_time
+                && k.name == p.name
             {
                 return None;
             }
@@ -220,7 +224,7 @@ impl Source for SockdiagSource {
         if report_all {
             self.last_report_all = Some(now);
         }
-        let closed_cookies: HashSet<u64> = closed.socks.iter().map(|s| s.cookie).collect();
+        let closed_cookies: IdSet<u64> = closed.socks.iter().map(|s| s.cookie).collect();
         let mut counters = Vec::new();
         for s in &live {
             if closed_cookies.contains(&s.cookie) {

@@ -28,13 +28,14 @@
 //! manager). It is counted once either way: bytes are per socket, not per holder.
 
 use std::cmp::Reverse;
-use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::source::ProcessRef;
+
+use super::idhash::{IdMap, IdSet};
 
 /// Every process's descriptors are read again within this time.
 pub const REREAD_EVERY: Duration = Duration::from_secs(300);
@@ -65,12 +66,12 @@ struct Proc {
 /// Socket inode → holding processes, maintained from `/proc`.
 pub struct Owners {
     root: PathBuf,
-    procs: HashMap<u32, Proc>,
-    holders: HashMap<u32, Vec<u32>>,
+    procs: IdMap<u32, Proc>,
+    holders: IdMap<u32, Vec<u32>>,
     /// Inodes without a known holder, and since when they are searched for.
-    searching: HashMap<u32, Instant>,
+    searching: IdMap<u32, Instant>,
     /// Inodes searched for in every process without success.
-    not_found: HashSet<u32>,
+    not_found: IdSet<u32>,
     reread_every: Duration,
     last_refresh: Option<Instant>,
     /// `/proc/loadavg`'s (task count, last pid) at the last listing.
@@ -98,10 +99,10 @@ impl Owners {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Owners {
             root: root.into(),
-            procs: HashMap::new(),
-            holders: HashMap::new(),
-            searching: HashMap::new(),
-            not_found: HashSet::new(),
+            procs: IdMap::default(),
+            holders: IdMap::default(),
+            searching: IdMap::default(),
+            not_found: IdSet::default(),
             reread_every: REREAD_EVERY,
             last_refresh: None,
             listed_at: None,
@@ -117,7 +118,7 @@ impl Owners {
     }
 
     /// Bring the map up to date for the socket inodes in `wanted` (those of the dump).
-    pub fn refresh(&mut self, wanted: &HashSet<u32>, now: Instant) -> io::Result<()> {
+    pub fn refresh(&mut self, wanted: &IdSet<u32>, now: Instant) -> io::Result<()> {
         self.tick += 1;
         let mut stats = RefreshStats::default();
         // Read before listing, so a task created during the listing shows up next time.
@@ -126,7 +127,7 @@ impl Owners {
             let pids = list_pids(&self.root)?;
             self.listed_at = stamp;
             stats.listed = true;
-            let live: HashSet<u32> = pids.iter().copied().collect();
+            let live: IdSet<u32> = pids.iter().copied().collect();
             let gone: Vec<u32> = self
                 .procs
                 .keys()
@@ -192,7 +193,7 @@ impl Owners {
     }
 
     /// Look for the holders of sockets no known process holds, within the tick's budget.
-    fn search(&mut self, wanted: &HashSet<u32>, now: Instant, stats: &mut RefreshStats) {
+    fn search(&mut self, wanted: &IdSet<u32>, now: Instant, stats: &mut RefreshStats) {
         let mut missing: Vec<u32> = wanted
             .iter()
             .filter(|i| !self.holders.contains_key(i) && !self.not_found.contains(i))
@@ -251,7 +252,7 @@ impl Owners {
     }
 
     /// Read again the processes read longest ago: all of them once per `reread_every`.
-    fn reread(&mut self, wanted: &HashSet<u32>, now: Instant, stats: &mut RefreshStats) {
+    fn reread(&mut self, wanted: &IdSet<u32>, now: Instant, stats: &mut RefreshStats) {
         let Some(last) = self.last_refresh else {
             return;
         };
@@ -316,7 +317,7 @@ impl Owners {
     }
 
     /// Read the descriptors of `pid` and record which wanted sockets it holds.
-    fn read_fds(&mut self, pid: u32, wanted: &HashSet<u32>, now: Instant) {
+    fn read_fds(&mut self, pid: u32, wanted: &IdSet<u32>, now: Instant) {
         if let Some(p) = self.procs.get_mut(&pid) {
             p.read_at = Some(now);
         }
@@ -416,7 +417,7 @@ fn list_pids(root: &Path) -> io::Result<Vec<u32>> {
 }
 
 /// The wanted socket inodes among a process's descriptors (`socket:[12345]` links).
-fn socket_inodes(fd_dir: &Path, wanted: &HashSet<u32>) -> io::Result<Vec<u32>> {
+fn socket_inodes(fd_dir: &Path, wanted: &IdSet<u32>) -> io::Result<Vec<u32>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(fd_dir)? {
         let Ok(entry) = entry else { continue };

@@ -66,7 +66,7 @@ impl FakeProc {
     }
 }
 
-fn set(inodes: &[u32]) -> HashSet<u32> {
+fn set(inodes: &[u32]) -> IdSet<u32> {
     inodes.iter().copied().collect()
 }
 
@@ -116,7 +116,7 @@ fn steady_state_rereads_only_a_slice_of_the_processes_per_tick() {
     for pid in 100..130 {
         fake.spawn(pid, "worker", 1000 + u64::from(pid), &[pid * 10]);
     }
-    let wanted: HashSet<u32> = (100..130).map(|p| p * 10).collect();
+    let wanted: IdSet<u32> = (100..130).map(|p| p * 10).collect();
     let mut o = Owners::new(fake.root()).with_reread_every(Duration::from_secs(60));
     let t0 = Instant::now();
     o.refresh(&wanted, t0).expect("refresh");
