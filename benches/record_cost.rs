@@ -15,7 +15,8 @@
 //! processes each tick (each once per 5 minutes), so that share grows with the interval:
 //! at the default 5 s it is five times the 1 s share.
 //!
-//! "source ms" is the source's own CPU per sample (dump, /proc, counters) when it logs it on
+//! "dump ms" is the CPU of the sock_diag dump alone (the kernel walking its socket table and
+//! filling one message per socket, and their decoding); "source ms" is the source's own CPU per sample (dump, /proc, counters) when it logs it on
 //! its debug line (`cpu_us=`); the rest of a tick is the delta engine, attribution and
 //! SQLite. The recorder runs with `--log-level debug` for that line (a few lines a tick).
 //! Memory is VmRSS after the last tick and the peak (VmHWM). Needs root only for sources that
@@ -110,10 +111,11 @@ fn main() {
         for source in &sources {
             match measure(netmon, source) {
                 Ok(m) => println!(
-                    "{:<9} {:<12} {:>8} {:>10} {:>10.3} {:>9.1} {:>9.1}",
+                    "{:<9} {:<12} {:>8} {:>10} {:>10} {:>10.3} {:>9.1} {:>9.1}",
                     source,
                     sc.name,
                     sc.sockets,
+                    m.dump_ms.map_or("-".into(), |v| format!("{v:.3}")),
                     m.source_ms.map_or("-".into(), |v| format!("{v:.3}")),
                     m.record_ms,
                     m.rss_kib as f64 / 1024.0,
@@ -129,6 +131,8 @@ fn main() {
 struct Measured {
     /// The source's own CPU per sample, when it logs it (`cpu_us=` on its debug line).
     source_ms: Option<f64>,
+    /// Of which the sock_diag dump (`dump_cpu_us=`): almost all kernel time.
+    dump_ms: Option<f64>,
     record_ms: f64,
     rss_kib: u64,
     peak_kib: u64,
@@ -187,17 +191,20 @@ fn measure(netmon: &Path, source: &str) -> Result<Measured, String> {
     let _ = child.wait();
     let record_ms = (marks[1] - marks[0]) as f64 / (TICKS - 2) as f64 / 1e6;
     let log = std::fs::read_to_string(&err_path).unwrap_or_default();
-    let per_sample: Vec<f64> = log
-        .lines()
-        .filter(|l| l.contains(" sample ") || l.contains("sample "))
-        .filter_map(|l| l.split("cpu_us=").nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .skip(2)
-        .collect();
-    let source_ms = (!per_sample.is_empty())
-        .then(|| per_sample.iter().sum::<f64>() / per_sample.len() as f64 / 1000.0);
+    let mean_ms = |field: &str| -> Option<f64> {
+        let v: Vec<f64> = log
+            .lines()
+            .filter_map(|l| l.split(field).nth(1))
+            .filter_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .skip(2)
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64 / 1000.0)
+    };
+    let source_ms = mean_ms(" cpu_us=");
+    let dump_ms = mean_ms(" dump_cpu_us=");
     Ok(Measured {
         source_ms,
+        dump_ms,
         record_ms,
         rss_kib: mem.0,
         peak_kib: mem.1,

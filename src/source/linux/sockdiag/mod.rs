@@ -52,6 +52,8 @@ use payload::Monotonic;
 /// Unattributed reasons (the app row a user sees is "(unattributed: <reason>)").
 const CLOSED_UNSEEN: &str = "TCP connection closed before its process was seen";
 const EXITED_UNSEEN: &str = "process exited before it was seen";
+const NOT_FOUND_UNPRIVILEGED: &str =
+    "process exited before it was seen, or only root may inspect it";
 
 /// How often every socket is reported, changed or not: well within the delta engine's memory
 /// of a counter it has not seen (an hour by default).
@@ -164,13 +166,17 @@ impl SockdiagSource {
         }
         let reason = if s.inode == 0 {
             CLOSED_UNSEEN.to_string()
-        } else if !self.privileged && s.uid != self.my_uid {
+        } else if self.privileged {
+            EXITED_UNSEEN.to_string()
+        } else if s.uid != self.my_uid {
             format!(
                 "socket of uid {}, whose processes only root can inspect",
                 s.uid
             )
         } else {
-            EXITED_UNSEEN.to_string()
+            // The user's own processes that made themselves non-dumpable (ssh-agent, setuid
+            // programs) are unreadable to the user too.
+            NOT_FOUND_UNPRIVILEGED.to_string()
         };
         let owner = Owner::Unattributed { reason };
         (known_owner != Some(&owner)).then_some(owner)
@@ -210,6 +216,7 @@ impl Source for SockdiagSource {
         let v6 = tcp_in_use(Path::new("/proc/net/sockstat6"), "TCP6:") != Some(0);
         self.diag.dump(v4, v6, &mut live).map_err(diag_error)?;
         let dumped = started.elapsed();
+        let dump_cpu = thread_cpu().saturating_sub(cpu_start);
 
         let mut wanted = std::mem::take(&mut self.wanted);
         wanted.clear();
@@ -288,6 +295,7 @@ impl Source for SockdiagSource {
             searched = self.owners.last.searched,
             reread = self.owners.last.reread,
             dump_us = dumped.as_micros() as u64,
+            dump_cpu_us = dump_cpu.as_micros() as u64,
             took_us = started.elapsed().as_micros() as u64,
             cpu_us = thread_cpu().saturating_sub(cpu_start).as_micros() as u64,
             "sockdiag sample"
