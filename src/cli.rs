@@ -22,7 +22,8 @@ subcommands read that database.";
 const EXAMPLES: &str = "\
 Examples:
   netmon record                     record until Ctrl-C, into the default database
-  netmon record --interval 2s --db ~/netmon.db
+  netmon apps --since 7d            which programs used the network this week
+  netmon apps --json | jq '.[0]'    the same as JSON
 
 Exit codes: 0 ok, 1 user error (bad input, nothing to read, source unavailable), 2 runtime failure.";
 
@@ -56,6 +57,161 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Record(RecordArgs),
+    Status(StatusArgs),
+    Service(ServiceArgs),
+    Completions(CompletionsArgs),
+    Apps(AppsArgs),
+    Timeline(TimelineArgs),
+    Top(TopArgs),
+    #[command(hide = true)]
+    GenerateHistory(GenerateArgs),
+    /// Rewrite the committed completions, man pages and service examples (for developers).
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
+}
+
+/// The time range of a query (shared by every query subcommand).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Range")]
+pub struct RangeArgs {
+    /// Cover this long up to now, e.g. 90m, 24h, 7d, 2w.
+    ///
+    /// Units: s, m, h, d, w. Without --since, --from or --until a query covers the last 24
+    /// hours.
+    #[arg(long, value_name = "DURATION", value_parser = crate::query::range::parse_since,
+          conflicts_with_all = ["from", "until"])]
+    pub since: Option<std::time::Duration>,
+
+    /// Start here: a date (2024-05-01, today, yesterday) or a local date-time
+    /// ("2024-05-01 13:30"), or RFC 3339 with an offset.
+    ///
+    /// Without --until the range ends now.
+    #[arg(long, value_name = "WHEN", value_parser = crate::query::range::parse_when)]
+    pub from: Option<crate::query::range::When>,
+
+    /// End here (exclusive); a date means the end of that day, so --from D --until D is day D.
+    ///
+    /// Without --from the range starts where recording began.
+    #[arg(long, value_name = "WHEN", value_parser = crate::query::range::parse_when)]
+    pub until: Option<crate::query::range::When>,
+
+    /// Answer as if it were this instant (RFC 3339), for reproducible reports and tests.
+    #[arg(long, hide = true, value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `--now`: an RFC 3339 instant.
+fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{e} (use RFC 3339, e.g. 2024-05-01T12:00:00Z)"))
+}
+
+impl RangeArgs {
+    pub fn spec(&self) -> crate::query::RangeSpec {
+        crate::query::RangeSpec {
+            since: self.since,
+            from: self.from,
+            until: self.until,
+        }
+    }
+}
+
+/// How results are printed (shared by every query subcommand).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Print one JSON document instead of a table.
+    ///
+    /// Bytes are integers, times RFC 3339 UTC; every row is listed unless --limit is given.
+    /// The schema is documented in the README.
+    #[arg(long, conflicts_with_all = ["ndjson", "csv"])]
+    pub json: bool,
+
+    /// Print one JSON object per line (newline-delimited JSON), one per row.
+    #[arg(long, conflicts_with = "csv")]
+    pub ndjson: bool,
+
+    /// Print CSV (RFC 4180) with a header row and raw numbers.
+    #[arg(long)]
+    pub csv: bool,
+
+    /// Show exact byte counts in tables instead of human units.
+    ///
+    /// Human units are decimal: 1 kB = 1000 bytes, 1 MB = 1000 kB; rates are per second.
+    /// JSON and CSV are always exact.
+    #[arg(long)]
+    pub bytes: bool,
+}
+
+/// Traffic per application: received, sent, total, share, first and last seen.
+///
+/// Covers the last 24 hours unless --since, --from or --until say otherwise. Sizes are in
+/// decimal units (1 MB = 1000 kB = 1,000,000 bytes) unless --bytes; bytes that could not be
+/// tied to a program are a row of their own, "(unattributed: …)". The footer (and every JSON
+/// row) says how much of the range was actually recorded.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon apps --since 7d --limit 10
+  netmon apps --from yesterday --until yesterday --json | jq '.[] | {app, bytes_total}'")]
+pub struct AppsArgs {
+    /// Order of the rows: total, in, out (largest first) or name.
+    #[arg(long, value_enum, default_value = "total")]
+    pub sort: crate::query::apps::Sort,
+
+    /// Show at most N rows; 0 shows all.
+    ///
+    /// Default: 20 in a table; JSON and CSV list every row.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Only applications whose name contains PATTERN (case-insensitive), or matches it as a
+    /// glob when it holds * or ?.
+    #[arg(long, value_name = "PATTERN")]
+    pub app: Option<String>,
+
+    #[command(flatten)]
+    pub range: RangeArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Traffic per time bucket, in total or per application, with how much of each was recorded.
+///
+/// Covers the last 24 hours unless --since, --from or --until say otherwise. In a table each
+/// row carries a bar proportional to its total; buckets nobody recorded say so instead of
+/// showing zero. Sizes are decimal (1 MB = 1000 kB) unless --bytes.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon timeline --since 7d --bucket 1h
+  netmon timeline --since 30d --bucket 1d --app firefox --json")]
+pub struct TimelineArgs {
+    /// Bucket length: a duration dividing a day (5m, 15m, 1h, 6h) or whole days (1d, 7d).
+    ///
+    /// Default auto: 5m up to 6 hours, 1h up to 3 days, 1d up to 90 days, 7d beyond. Buckets
+    /// start at local midnight (7d on Mondays); where only hourly or daily totals are kept,
+    /// shorter buckets are merged to whole hours or days.
+    #[arg(long, value_name = "DURATION", default_value = "auto",
+          value_parser = crate::query::timeline::parse_bucket)]
+    pub bucket: crate::query::timeline::BucketArg,
+
+    /// Only applications whose name contains PATTERN (case-insensitive), or matches it as a
+    /// glob when it holds * or ?.
+    #[arg(long, value_name = "PATTERN")]
+    pub app: Option<String>,
+
+    /// One row per bucket and application (only those with traffic) instead of totals.
+    #[arg(long)]
+    pub per_app: bool,
+
+    #[command(flatten)]
+    pub range: RangeArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Sample per-process network counters into the database until stopped.
@@ -93,6 +249,14 @@ pub struct RecordArgs {
     #[arg(long)]
     pub include_loopback: bool,
 
+    /// Make the database readable (never writable) by the recorder's group.
+    ///
+    /// For a recorder running as another user (the system service runs as root) whose data a
+    /// user reads: files are created 0640 instead of 0600. `netmon service install --system`
+    /// sets it.
+    #[arg(long)]
+    pub share_with_group: bool,
+
     /// Stop after this many ticks (for tests and benchmarks).
     #[arg(long, hide = true, value_name = "N")]
     pub ticks: Option<u64>,
@@ -109,6 +273,223 @@ pub struct RecordArgs {
         default_value_t = 12_500_000_000
     )]
     pub max_rate: u64,
+}
+
+/// Show whether a recorder is running, what it records, and anything wrong.
+///
+/// Reads the database and the recorder's lock without disturbing a running recorder: who
+/// holds the lock (pid, since when), the last committed sample, the source and what it cannot
+/// see, the database's size, rows per table and retention, and problems found (no recorder,
+/// a crashed or stalled one, nettop missing, file permissions). Exits 0 whenever it could
+/// report; problems are listed, not signalled by the exit code.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon status
+  netmon status --json | jq .recorder.state")]
+pub struct StatusArgs {
+    /// Print one JSON object instead of text (fields are documented in the README).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Call a running recorder stalled when it has committed nothing for this long beyond
+    /// its interval.
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    pub stalled_after: Duration,
+}
+
+/// Run the recorder (and optionally `netmon serve`) as a background service.
+///
+/// macOS: a LaunchAgent in ~/Library/LaunchAgents, loaded with launchctl, logging to
+/// ~/Library/Logs/netmon/. Linux: a systemd user unit in ~/.config/systemd/user, run with
+/// `systemctl --user` and logging to the journal; or, with --system, a system unit that runs
+/// as root with the ebpf source and writes /var/lib/netmon/netmon.db, readable by one user.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon service install                       record from now on, at every login
+  netmon service install -- --interval 10s     with options for `netmon record`
+  sudo netmon service install --system         Linux: all processes, eBPF, as root
+  netmon service status
+  netmon service uninstall")]
+pub struct ServiceArgs {
+    #[command(subcommand)]
+    pub command: ServiceCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    Install(ServiceInstallArgs),
+    Uninstall(ServiceUninstallArgs),
+    Status(ServiceStatusArgs),
+}
+
+/// Which service manager and scope to talk to (every `service` subcommand takes these).
+#[derive(Debug, Clone, Args)]
+pub struct ServiceTarget {
+    /// Linux: a system-wide unit run as root, instead of a unit of your own user.
+    #[arg(long)]
+    pub system: bool,
+
+    /// The service manager to use (default: launchd on macOS, systemd elsewhere).
+    #[arg(long, value_enum, hide = true)]
+    pub manager: Option<ServiceManager>,
+
+    /// Write system-wide files under this directory instead of / (packaging, tests).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// A service manager netmon can write definitions for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceManager {
+    Launchd,
+    Systemd,
+}
+
+/// Write the service definition, enable it at login (or boot) and start it now.
+///
+/// Installing again replaces the definition and restarts the service, so it is also how
+/// options are changed. Options for `netmon record` go after `--`; the database is the one
+/// --db (or NETMON_DB) names, else the default, written into the definition as an absolute
+/// path.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon service install --dry-run
+  netmon service install --serve -- --keep-raw 30d")]
+pub struct ServiceInstallArgs {
+    #[command(flatten)]
+    pub target: ServiceTarget,
+
+    /// Also install `netmon serve` (the ingest server for the browser extension).
+    #[arg(long, conflicts_with = "system")]
+    pub serve: bool,
+
+    /// With --system: the user who may read the database (its group is given read access).
+    ///
+    /// Default: the user who ran sudo (SUDO_USER).
+    #[arg(long, value_name = "USER", requires = "system")]
+    pub reader: Option<String>,
+
+    /// Print the files and the commands, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Options passed to `netmon record`, after `--` (see `netmon record --help`).
+    #[arg(last = true, value_name = "RECORD_OPTIONS", allow_hyphen_values = true)]
+    pub record_args: Vec<String>,
+}
+
+/// Stop the service and remove its definition. The database is kept.
+///
+/// Removes the recorder's and the server's definitions, whichever are installed. To delete
+/// the recorded data too, see "Uninstall" in the README.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon service uninstall
+  sudo netmon service uninstall --system")]
+pub struct ServiceUninstallArgs {
+    #[command(flatten)]
+    pub target: ServiceTarget,
+
+    /// Print the commands, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Show whether the service is installed and running, as the service manager sees it.
+///
+/// For the database's side (last sample, rows, problems), see `netmon status`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon service status
+  netmon service status --json")]
+pub struct ServiceStatusArgs {
+    #[command(flatten)]
+    pub target: ServiceTarget,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Print a shell completion script for netmon on stdout.
+///
+/// Packaged completions live in the repository's completions/ directory; this prints the
+/// same script, for installs made with `cargo install`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon completions bash > ~/.local/share/bash-completion/completions/netmon
+  netmon completions zsh > ~/.zfunc/_netmon")]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, powershell or elvish.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// What is using the network right now: per-application rates from the last ticks of a
+/// running `netmon record`, refreshed in place.
+///
+/// In a terminal the screen refreshes every --refresh until q or Ctrl-C (the terminal is
+/// restored); with --once, or when stdout is not a terminal, one snapshot is printed. Rates
+/// are bytes over the ticks' measured duration, averaged over --window, in decimal units per
+/// second (1 MB/s = 1,000,000 bytes/s). When no recorder is writing, top says so instead of
+/// showing old rates.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon top
+  netmon top --oneline          one line for a SwiftBar/xbar menu-bar plugin")]
+pub struct TopArgs {
+    /// Print one snapshot and exit.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Print one line for menu-bar tools (SwiftBar, xbar): current rates and today's total.
+    ///
+    /// Format: "↓ 1.20 MB/s ↑ 34.0 kB/s · 3.40 GB today"; when nothing is recording,
+    /// "netmon: not recording · 3.40 GB today | color=gray".
+    #[arg(long, conflicts_with_all = ["once", "json", "ndjson", "csv"])]
+    pub oneline: bool,
+
+    /// Average rates over the ticks of this window, e.g. 15s, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_interval)]
+    pub window: Duration,
+
+    /// Redraw this often in a terminal, e.g. 1s, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    pub refresh: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Fill a new database with a deterministic synthetic history (for benchmarks).
+///
+/// Writes through the recorder's own write path and retention: 300 applications, about 40
+/// processes alive at a time, 5-second ticks inside the raw window, a daily rhythm, nights
+/// asleep, a new run each week.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Days of history, ending now (or at --end).
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Distinct applications.
+    #[arg(long, default_value_t = 300)]
+    pub apps: usize,
+    /// Processes alive at a time.
+    #[arg(long, default_value_t = 40)]
+    pub active: usize,
+    /// Seed of the generator: the same seed and end give the same history.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The end of the history (RFC 3339); default now.
+    #[arg(long, value_parser = parse_now)]
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A positive duration such as `5s`, `100ms` or `2m`.
@@ -137,6 +518,14 @@ pub fn parse_keep(s: &str) -> Result<Keep, String> {
     Ok(Keep(Some(d)))
 }
 
+/// Where `generate-docs` writes.
+#[derive(Debug, Args)]
+pub struct GenerateDocsArgs {
+    /// The repository root.
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub root: PathBuf,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,8 +551,36 @@ mod tests {
     #[test]
     fn every_subcommand_parses_with_its_defaults() {
         let cli = Cli::try_parse_from(["netmon", "record"]).expect("record");
-        let Command::Record(a) = cli.command;
+        let Command::Record(a) = cli.command else {
+            panic!("record parsed as something else");
+        };
         assert_eq!(a.interval, Duration::from_secs(5));
         assert_eq!(a.keep_raw, Keep(Some(Duration::from_secs(7 * 86400))));
+        assert!(!a.share_with_group);
+        let cli = Cli::try_parse_from(["netmon", "status"]).expect("status");
+        assert!(matches!(
+            cli.command,
+            Command::Status(StatusArgs { json: false, .. })
+        ));
+        let cli = Cli::try_parse_from(["netmon", "service", "install", "--", "--interval", "10s"])
+            .expect("service install");
+        let Command::Service(ServiceArgs {
+            command: ServiceCommand::Install(i),
+        }) = cli.command
+        else {
+            panic!("service install parsed as something else");
+        };
+        assert_eq!(i.record_args, ["--interval", "10s"]);
+        assert!(!i.target.system && !i.dry_run && !i.serve);
+        let cli = Cli::try_parse_from(["netmon", "apps"]).expect("apps");
+        let Command::Apps(a) = cli.command else {
+            panic!("not apps")
+        };
+        assert_eq!(a.range.spec(), crate::query::RangeSpec::default());
+        assert!(!a.output.json && !a.output.bytes);
+        assert!(
+            Cli::try_parse_from(["netmon", "apps", "--since", "1h", "--from", "today"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["netmon", "apps", "--json", "--csv"]).is_err());
     }
 }

@@ -44,6 +44,13 @@ pub fn classify(err: &anyhow::Error) -> Exit {
                 Exit::Runtime
             };
         }
+        if let Some(e) = cause.downcast_ref::<crate::query::Error>() {
+            return if e.is_user_error() {
+                Exit::User
+            } else {
+                Exit::Runtime
+            };
+        }
         if let Some(e) = cause.downcast_ref::<crate::source::Error>() {
             return if e.is_permanent() {
                 Exit::User

@@ -6,13 +6,26 @@
 //! - `procinfo/`: pid to executable to application.
 //! - `record/`: the sampling loop.
 //! - `store/`: SQLite schema (in `sql/`), writes, retention, the recorder lock.
+//! - `query/`: time ranges to typed rows (apps, timeline, top), stitched across tables.
+//! - `output/`: tables, JSON and CSV. `commands/`: the query subcommands.
+//! - `synth`: synthetic history through the store's write path (tests, benchmark).
+//! - `status`: `netmon status`, what is true about a database and its recorder.
+//! - `service/`: `netmon service`, the recorder under launchd or systemd.
 //! - `cli`, `exit`, `paths`: the command line, exit codes, default locations.
+//! - `docs`: completions, man pages and service examples generated from the code.
 
 pub mod cli;
+pub mod commands;
 pub mod delta;
+pub mod docs;
 pub mod exit;
+pub mod output;
 pub mod paths;
 pub mod procinfo;
+pub mod query;
 pub mod record;
+pub mod service;
 pub mod source;
+pub mod status;
 pub mod store;
+pub mod synth;

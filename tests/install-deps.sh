@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
   tmux          # `netmon top` is tested as a terminal program
   sqlite3       # benchmarks compare against the sqlite3 shell
+  systemd       # `systemd-analyze verify` checks the units `netmon service` writes, and
+                # tests/systemd-user runs a private systemd user manager (PID 1 need not be systemd)
   iproute2      # the accuracy test makes network namespaces and a veth pair (ip), and waits on ss
   python3       # the accuracy test runs ../shared/bench/accuracy/{server,workload}.py
 )

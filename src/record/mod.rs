@@ -44,6 +44,8 @@ pub struct Options {
     pub max_rate: u64,
     /// Stop after this many committed ticks.
     pub max_ticks: Option<u64>,
+    /// Files are 0640 rather than 0600 (a system recorder whose data a user reads).
+    pub share_with_group: bool,
 }
 
 impl Options {
@@ -71,6 +73,7 @@ impl Options {
             include_loopback: a.include_loopback,
             max_rate: a.max_rate,
             max_ticks: a.ticks,
+            share_with_group: a.share_with_group,
         })
     }
 }
@@ -90,11 +93,31 @@ enum Stop {
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
     let started = Utc::now();
-    let _lock = RecorderLock::acquire(
+    if opts.share_with_group {
+        // New files (lock, -wal, -shm) readable by the group, never by others.
+        // SAFETY: umask only changes this process's file creation mask.
+        unsafe {
+            libc::umask(0o027);
+        }
+    }
+    // The lock lives beside the database: on a fresh machine its directory is made first.
+    store::open::create_parent(&opts.db)?;
+    let lock = RecorderLock::acquire(
         &opts.db,
         &started.to_rfc3339_opts(SecondsFormat::Secs, true),
     )?;
     let conn = store::open(&opts.db, Create::IfMissing)?;
+    if opts.share_with_group {
+        store::open::share_with_group(&conn, &opts.db, lock.path())?;
+    }
+    // `netmon status` shows the retention this recorder applies.
+    for (key, keep) in [
+        ("keep_raw_s", opts.retention.raw),
+        ("keep_hourly_s", opts.retention.hourly),
+    ] {
+        let secs = keep.map_or(0, |d| d.as_secs());
+        store::meta_set(&conn, key, &secs.to_string())?;
+    }
     let mut source = source::open(
         opts.source,
         &SourceOptions {
@@ -150,7 +173,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         humantime::format_duration(opts.interval)
     );
     for note in source.blind_spots() {
-        eprintln!("netmon record: blind spot: {note}");
+        eprintln!("netmon record: not counted: {note}");
     }
     if !opts.include_loopback {
         debug!("loopback traffic is not counted (--include-loopback counts it)");
@@ -168,7 +191,10 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         failing: None,
         pending: None,
         ticks: 0,
-        summary: Summary::default(),
+        summary: Summary {
+            cpu_at_start: cpu_time(),
+            ..Summary::default()
+        },
     };
     let mut schedule = Schedule::new(Instant::now(), opts.interval);
     let mut last_retention: Option<Instant> = None;
@@ -247,7 +273,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     rec.writer.end_run(run_id, stopped_ms, &reason)?;
     rec.log_summary();
     signal_handle.close();
-    info!(run = run_id, reason = %reason, ticks = rec.ticks, "stopped");
+    let (cpu, max_rss_kib) = usage().unwrap_or_default();
+    info!(run = run_id, reason = %reason, ticks = rec.ticks,
+        cpu_ms = cpu.as_millis() as u64, max_rss_kib, "stopped");
     Ok(())
 }
 
@@ -278,6 +306,36 @@ struct Summary {
     bytes_in: u64,
     bytes_out: u64,
     sample_rows: u64,
+    /// This process's CPU time (user + system) when the summary period started.
+    cpu_at_start: Duration,
+}
+
+/// CPU time (user + system) this process has used so far; children (nettop) are not included.
+pub fn cpu_time() -> Duration {
+    usage().map_or(Duration::ZERO, |u| u.0)
+}
+
+/// This process's CPU time and peak resident memory in KiB.
+fn usage() -> Option<(Duration, u64)> {
+    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: initialised by the successful call above.
+    let u = unsafe { u.assume_init() };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    // ru_maxrss is KiB on Linux and bytes on macOS.
+    let rss = u.ru_maxrss.max(0) as u64;
+    let rss_kib = if cfg!(target_os = "macos") {
+        rss / 1024
+    } else {
+        rss
+    };
+    Some((tv(u.ru_utime) + tv(u.ru_stime), rss_kib))
 }
 
 struct Recorder<'a> {
@@ -440,7 +498,14 @@ impl Recorder<'_> {
     }
 
     fn log_summary(&mut self) {
-        let s = std::mem::take(&mut self.summary);
+        let cpu = cpu_time();
+        let fresh = Summary {
+            cpu_at_start: cpu,
+            ..Summary::default()
+        };
+        let s = std::mem::replace(&mut self.summary, fresh);
+        let cpu_us = cpu.saturating_sub(s.cpu_at_start).as_micros() as u64;
+        let cpu_us_per_tick = cpu_us.checked_div(s.ticks).unwrap_or(0);
         info!(
             ticks = s.ticks,
             failed = s.failed,
@@ -448,6 +513,7 @@ impl Recorder<'_> {
             bytes_out = s.bytes_out,
             sample_rows = s.sample_rows,
             tracked_counters = self.engine.tracked(),
+            cpu_us_per_tick,
             "summary"
         );
     }

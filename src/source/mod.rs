@@ -167,12 +167,10 @@ pub trait Source {
 pub enum Error {
     #[error("{tool} was not found on PATH{hint}")]
     ToolMissing { tool: String, hint: String },
-    #[error("could not start {tool}: {source}")]
-    Spawn {
-        tool: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The cause is in the message and deliberately not a `source()`: main prints the error
+    // chain on one line, which would repeat it.
+    #[error("could not start {tool}: {cause}")]
+    Spawn { tool: String, cause: std::io::Error },
     #[error("{tool} gave no snapshot within {:?}; it was killed", timeout)]
     Timeout { tool: String, timeout: Duration },
     #[error("{tool} output has no usable header ({detail}); is this a supported {tool}?")]
@@ -187,7 +185,7 @@ pub enum Error {
     Unavailable(String),
     #[error("cancelled")]
     Cancelled,
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

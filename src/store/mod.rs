@@ -39,40 +39,45 @@ pub enum Error {
         pid: String,
         since: String,
     },
-    #[error("cannot open database {}: {source}", path.display())]
+    // The underlying error is part of the message and deliberately not a `source()`, so the
+    // one-line `{:#}` chain printed by main does not repeat it.
+    #[error("cannot open database {}: {cause}", path.display())]
     Open {
         path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
-    #[error("upgrading database {} from schema {from} failed (nothing was changed): {source}", path.display())]
+    #[error("upgrading database {} from schema {from} failed (nothing was changed): {cause}", path.display())]
     Migration {
         path: PathBuf,
         from: i64,
-        #[source]
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sqlite(e)
+    }
 }
 
 impl Error {
-    fn io(path: &Path, source: std::io::Error) -> Self {
+    fn io(path: &Path, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
-    fn open(path: &Path, source: rusqlite::Error) -> Self {
+    fn open(path: &Path, cause: rusqlite::Error) -> Self {
         Error::Open {
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
     /// Errors the user can fix by choosing differently (exit code 1), not runtime failures.

@@ -39,16 +39,7 @@ pub fn open(path: &Path, create: Create) -> Result<Connection, Error> {
                 path: path.to_path_buf(),
             });
         }
-        if let Some(dir) = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-        {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| Error::io(dir, e))?;
-        }
+        create_parent(path)?;
     }
     let flags = match create {
         Create::IfMissing => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
@@ -62,6 +53,63 @@ pub fn open(path: &Path, create: Create) -> Result<Connection, Error> {
     prepare(&conn).map_err(|e| Error::open(path, e))?;
     migrate(&conn, path)?;
     Ok(conn)
+}
+
+/// Give the recorder's group read access to the database, its WAL files and its lock (0640),
+/// for a recorder that runs as another user than the one who reads (the system service). The
+/// directory is the caller's business (systemd's StateDirectoryMode).
+///
+/// The WAL and shared-memory files are also kept when the recorder closes (persistent WAL):
+/// a reader without write access to the directory can open a WAL database only while they
+/// exist (SQLite 3.22+ reads it through a read-only -shm), so a stopped recorder's data stays
+/// readable.
+pub fn share_with_group(conn: &Connection, db: &Path, lock: &Path) -> Result<(), Error> {
+    let mut persist: std::ffi::c_int = 1;
+    // SAFETY: the handle is valid for the connection's lifetime; PERSIST_WAL takes an int*.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&raw mut persist).cast(),
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        return Err(Error::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rc),
+            Some("could not keep the WAL files for readers (SQLITE_FCNTL_PERSIST_WAL)".into()),
+        )));
+    }
+    let mut paths = vec![db.to_path_buf(), lock.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        paths.push(p.into());
+    }
+    for p in paths {
+        match fs::set_permissions(&p, fs::Permissions::from_mode(0o640)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Create the directory a database goes in (0700), if missing. The recorder calls it before
+/// taking its lock, which lives beside the database.
+pub fn create_parent(path: &Path) -> Result<(), Error> {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
 }
 
 /// Open an in-memory database with the current schema (tests, benchmarks).
@@ -117,7 +165,7 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), Error> {
             return Err(Error::Migration {
                 path: path.to_path_buf(),
                 from: found,
-                source: e,
+                cause: e,
             });
         }
     }

@@ -5,7 +5,8 @@
 //! Two namespaces made for this test only, joined by a veth pair with private addresses that
 //! exist nowhere else (nothing can leave them): `server.py` listens in B; `netmon record`
 //! and the workloads of `../shared/bench/accuracy/workload.py` run in A, each under its own
-//! process name, and print what their send()/recv() calls moved. Each source is one case
+//! process name, and print what their send()/recv() calls moved; `netmon apps --json` says
+//! what netmon recorded. Each source is one case
 //! ([`Case`]); a new source adds a case and one `#[test]`.
 //!
 //! Needs root (namespaces), iproute2 and python3 (`tests/install-deps.sh` installs them).
@@ -213,26 +214,30 @@ fn truth(outputs: &[(&str, String)]) -> BTreeMap<String, (u64, u64)> {
     t
 }
 
-/// Per application name: (bytes in, bytes out) recorded.
-// Until `netmon apps --json` (branch `queries`) reaches main, the database is read directly.
+/// Per application name: (bytes in, bytes out), as `netmon apps --json` reports them.
 fn measured(db: &Path) -> BTreeMap<String, (u64, u64)> {
-    let conn = rusqlite::Connection::open(db).expect("open db");
-    let mut stmt = conn
-        .prepare(
-            "SELECT a.name, SUM(s.bytes_in), SUM(s.bytes_out) FROM samples s \
-             JOIN processes p ON p.id = s.process_id JOIN apps a ON a.id = p.app_id \
-             GROUP BY a.name",
-        )
-        .expect("prepare");
-    stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            (r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64),
-        ))
-    })
-    .expect("query")
-    .map(|r| r.expect("row"))
-    .collect()
+    let out = Command::new(bin())
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("TZ", "UTC")
+        .args(["apps", "--db", &path_str(db), "--since", "24h", "--json"])
+        .output()
+        .expect("run netmon apps");
+    assert!(
+        out.status.success(),
+        "netmon apps --json failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("apps JSON");
+    let mut m: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for r in rows {
+        let e = m
+            .entry(r["app"].as_str().expect("app").to_string())
+            .or_default();
+        e.0 += r["bytes_in"].as_u64().expect("bytes_in");
+        e.1 += r["bytes_out"].as_u64().expect("bytes_out");
+    }
+    m
 }
 
 fn unattributed(measured: &BTreeMap<String, (u64, u64)>) -> (u64, u64) {

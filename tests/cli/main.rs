@@ -1,7 +1,18 @@
 //! One integration-test binary that drives the real `netmon`, one module per area.
 
+mod history;
 mod util;
 
 #[cfg(target_os = "linux")]
 mod accuracy;
+mod apps;
+mod docs;
+mod help;
 mod record;
+mod regression;
+mod service;
+mod shared_db;
+mod status;
+mod systemd_user;
+mod timeline;
+mod top;

@@ -66,6 +66,42 @@ impl Env {
         ]
     }
 
+    /// `netmon` with a home directory in the temp dir and fake `systemctl` and `launchctl`
+    /// (tests/fake-service) first on PATH, logging their calls to [`Env::service_log`].
+    pub fn netmon_with_fake_services(&self) -> Command {
+        let mut c = self.netmon();
+        let fakes = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-service");
+        let path = self
+            .vars()
+            .into_iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        c.env("PATH", format!("{}:{path}", fakes.display()))
+            .env("HOME", self.home())
+            .env("FAKE_SERVICE_LOG", self.service_log());
+        c
+    }
+
+    /// The home directory `netmon_with_fake_services` gives netmon.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// Where the fake service tools log their calls.
+    pub fn service_log(&self) -> PathBuf {
+        self.dir.path().join("service-calls")
+    }
+
+    /// The fake service tools' calls, one per line.
+    pub fn service_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.service_log())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Write fake nettop step `n` (1-based) with the given extension (csv, hang, fail).
     pub fn step(&self, n: usize, ext: &str, content: &str) {
         std::fs::write(self.steps.join(format!("step-{n:04}.{ext}")), content).expect("write step");

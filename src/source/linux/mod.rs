@@ -14,8 +14,8 @@ pub mod sockdiag;
 use super::{Error, Source, SourceOptions};
 
 /// Why UDP is not counted when sockdiag was asked for by name.
-const UDP_NOTE_EXPLICIT: &str = "UDP not counted (QUIC and HTTP/3 included): sock_diag has no UDP \
-byte counters; --source ebpf counts it (root, or CAP_BPF + CAP_PERFMON)";
+const UDP_NOTE_EXPLICIT: &str = "UDP, so QUIC and HTTP/3 too: sock_diag has no UDP byte counters; \
+--source ebpf counts it (root, or CAP_BPF + CAP_PERFMON)";
 
 /// The sockdiag source, asked for by name.
 pub fn sockdiag(opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
@@ -38,8 +38,7 @@ pub fn auto(opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
         Err(other) => other.to_string(),
     };
     let note = format!(
-        "UDP not counted (QUIC and HTTP/3 included): the ebpf source, which counts it, is not \
-         in use: {why}"
+        "UDP, so QUIC and HTTP/3 too: the ebpf source, which counts it, is not in use: {why}"
     );
     Ok(Box::new(sockdiag::SockdiagSource::new(opts, note)?))
 }

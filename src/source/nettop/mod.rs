@@ -224,9 +224,9 @@ fn run_with_timeout(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| Error::Spawn {
+        .map_err(|cause| Error::Spawn {
             tool: tool.clone(),
-            source,
+            cause,
         })?;
     // Held, never written, until the child is gone.
     let stdin = child.stdin.take();

@@ -101,16 +101,16 @@ impl SockdiagSource {
         })?;
         let mut notes = vec![
             udp_note,
-            "TCP in other network namespaces (containers) is not seen: run netmon inside \
-             the namespace to count it"
+            "TCP in other network namespaces (containers): run netmon inside the namespace to \
+             count it"
                 .to_string(),
         ];
         let destroy = match DestroyListener::start() {
             Ok(d) => Some(d),
             Err(e) => {
                 notes.push(format!(
-                    "connections that open and close between two samples are not counted: \
-                     the kernel refused the socket-destroy notifications ({e})"
+                    "connections that open and close between two samples: the kernel refused \
+                     the socket-destroy notifications ({e})"
                 ));
                 None
             }
@@ -122,7 +122,7 @@ impl SockdiagSource {
         let privileged = std::fs::read_dir("/proc/1/fd").is_ok();
         if !privileged {
             notes.push(
-                "processes of other users are not named: their bytes are recorded as \
+                "the names of other users' processes: their bytes are recorded as \
                  unattributed (by uid); run as root to name them"
                     .to_string(),
             );

@@ -43,6 +43,9 @@ pub const REREAD_EVERY: Duration = Duration::from_secs(300);
 /// processes are always read, and do not count).
 pub const SEARCH_BUDGET: usize = 128;
 
+/// Search order: latest socket maker, then youngest, then read longest ago; then the pid.
+type SearchOrder = (Reverse<u64>, Reverse<u64>, Option<Instant>, u32);
+
 /// What is known about one live process.
 #[derive(Debug, Default)]
 struct Proc {
@@ -209,7 +212,7 @@ impl Owners {
         // Processes read since the oldest search began have been searched already.
         let since = self.searching.values().min().copied().unwrap_or(now);
         // Likeliest first: processes that made sockets lately, then the youngest.
-        let mut candidates: Vec<(Reverse<u64>, Reverse<u64>, Option<Instant>, u32)> = self
+        let mut candidates: Vec<SearchOrder> = self
             .procs
             .iter()
             .filter(|(_, p)| !p.unreadable && p.read_at.is_none_or(|t| t < since))

@@ -1,9 +1,9 @@
 //! What `netmon record` costs per source: CPU time per tick and resident memory, on an idle
 //! system and with thousands of open loopback sockets spread over hundreds of processes.
 //!
-//!     cargo bench --bench record_cost                       # every source, every scenario
-//!     cargo bench --bench record_cost -- --sources sockdiag --scenarios 2000-quiet
-//!     cargo bench --bench record_cost -- --scenarios 2000-active --hold 600   # load only
+//!     cargo bench --bench sources                       # every source, every scenario
+//!     cargo bench --bench sources -- --sources sockdiag --scenarios 2000-quiet
+//!     cargo bench --bench sources -- --scenarios 2000-active --hold 600   # load only
 //!
 //! Each scenario forks its processes (no exec: a few hundred KiB each), which open loopback
 //! TCP connections to themselves and keep them; "active" ones also move 100 bytes each way on

@@ -1,0 +1,234 @@
+//! Recorder costs, printed as figures (never asserted): `cargo bench --bench record`.
+//!
+//! 1. Bytes on disk per sample row: ticks of ~40 active processes written through the
+//!    recorder's own write path (`Writer::commit_tick`), measured with SQLite's dbstat.
+//! 2. CPU time per tick and peak RSS of the real `netmon record` loop with the nettop source,
+//!    fed by the fake nettop (tests/fake-nettop) replaying snapshots of 300 processes and
+//!    600 connections whose counters grow every tick. The figures come from the recorder's
+//!    own getrusage (its `stopped` log line); the fake nettop's CPU is not included.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use netmon::delta::StateChanges;
+use netmon::procinfo::App;
+use netmon::source::CounterKey;
+use netmon::store::write::{AppKind, ProcessRecord, ProcessTraffic, RunInfo, Tick, Writer};
+use netmon::store::{self, Create};
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    store_bytes_per_row(dir.path());
+    loop_cpu_per_tick(dir.path());
+}
+
+fn store_bytes_per_row(dir: &Path) {
+    const TICKS: i64 = 20_000;
+    const ACTIVE: usize = 40;
+    let path = dir.join("rows.db");
+    let mut w = Writer::new(store::open(&path, Create::IfMissing).expect("open"));
+    let t0: i64 = 1_795_000_000_000;
+    let run = w
+        .begin_run(&RunInfo {
+            started_at_ms: t0,
+            source: "bench".into(),
+            interval_ms: 5000,
+            pid: 1,
+            hostname: None,
+            boot_id: None,
+            notes: vec![],
+        })
+        .expect("run");
+    let procs: Vec<ProcessRecord> = (0..300)
+        .map(|i| ProcessRecord {
+            pid: Some(1000 + i),
+            name: format!("proc{i}"),
+            start_time: None,
+            exe: Some(format!("/usr/bin/proc{i}")),
+            uid: Some(501),
+            app: App {
+                name: format!("App {}", i % 120),
+                path: Some(format!("/Applications/App {}.app", i % 120)),
+            },
+            kind: AppKind::Application,
+        })
+        .collect();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let state = StateChanges {
+        upsert: (0..ACTIVE)
+            .map(|i| (CounterKey(format!("bench/{i}")), 1, 1))
+            .collect(),
+        remove: vec![],
+    };
+    let started = Instant::now();
+    for t in 0..TICKS {
+        let base = rng.below(260) as usize;
+        let traffic: Vec<ProcessTraffic> = (0..ACTIVE)
+            .map(|k| {
+                // Heavy-tailed sizes: most deltas are small, a few are megabytes.
+                let scale = [100u64, 2_000, 50_000, 2_000_000][rng.below(4) as usize];
+                ProcessTraffic {
+                    process: procs[(base + k) % procs.len()].clone(),
+                    bytes_in: 1 + rng.below(scale),
+                    bytes_out: 1 + rng.below(scale / 4 + 1),
+                    flows: vec![],
+                }
+            })
+            .collect();
+        let at = t0 + t * 5000;
+        w.commit_tick(&Tick {
+            run_id: run,
+            at_ms: at,
+            elapsed_ms: 5000,
+            day: at.div_euclid(86_400_000) * 86_400,
+            traffic: &traffic,
+            state: &state,
+        })
+        .expect("tick");
+    }
+    let took = started.elapsed();
+    let conn = w.conn();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM samples", [], |r| r.get(0))
+        .expect("rows");
+    let table_bytes: i64 = conn
+        .query_row(
+            "SELECT sum(pgsize) FROM dbstat WHERE name = 'samples'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("dbstat");
+    let payload: i64 = conn
+        .query_row(
+            "SELECT sum(payload) FROM dbstat WHERE name = 'samples'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("dbstat");
+    let ticks_bytes: i64 = conn
+        .query_row(
+            "SELECT sum(pgsize) FROM dbstat WHERE name IN ('ticks', 'ticks_by_time')",
+            [],
+            |r| r.get(0),
+        )
+        .expect("dbstat");
+    let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!("store: {TICKS} ticks x {ACTIVE} active processes = {rows} sample rows");
+    println!(
+        "store: samples table {:.1} bytes/row on disk ({:.1} bytes/row of record payload)",
+        table_bytes as f64 / rows as f64,
+        payload as f64 / rows as f64
+    );
+    println!(
+        "store: ticks table + index {:.1} bytes/tick; whole file {:.1} bytes/sample row (rollups, state included)",
+        ticks_bytes as f64 / TICKS as f64,
+        file as f64 / rows as f64
+    );
+    println!(
+        "store: commit_tick {:.0} us/tick (wall, {ACTIVE} processes, rollups and state included)",
+        took.as_micros() as f64 / TICKS as f64
+    );
+}
+
+fn loop_cpu_per_tick(dir: &Path) {
+    const STEPS: usize = 60;
+    const TICKS: usize = 200;
+    const PROCS: usize = 300;
+    let steps = dir.join("steps");
+    std::fs::create_dir_all(&steps).expect("steps");
+    // 300 processes, two connections each; every step grows every counter.
+    for s in 1..=STEPS {
+        let mut out = String::from(",interface,state,bytes_in,bytes_out,\n");
+        for p in 0..PROCS {
+            let a = (s * (p + 1) * 1000) as u64;
+            let b = (s * (p + 3) * 700) as u64;
+            out.push_str(&format!(
+                "proc{p}.{},,,{},{},\n",
+                5_000_000 + p,
+                a + b,
+                (a + b) / 3
+            ));
+            out.push_str(&format!(
+                "tcp4 192.0.2.1:{}<->198.51.100.{}:443,en0,Established,{a},{},\n",
+                20_000 + p,
+                p % 250 + 1,
+                a / 3
+            ));
+            out.push_str(&format!(
+                "tcp6 2001:db8::1.{}<->2001:db8::{:x}.443,en0,Established,{b},{},\n",
+                30_000 + p,
+                p + 1,
+                b / 3
+            ));
+        }
+        std::fs::write(steps.join(format!("step-{s:04}.csv")), out).expect("step");
+    }
+    let fake = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fake-nettop");
+    let db = dir.join("loop.db");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_netmon"))
+        .args([
+            "record",
+            "--source",
+            "nettop",
+            "--interval",
+            "20ms",
+            "--ticks",
+            &TICKS.to_string(),
+        ])
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", fake.display()))
+        .env("NETMON_DB", &db)
+        .env("FAKE_NETTOP_DIR", &steps)
+        .env("RUST_LOG", "netmon=info")
+        .output()
+        .expect("run netmon");
+    let wall = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "netmon record failed: {err}");
+    let stopped = err
+        .lines()
+        .find(|l| l.contains(" stopped "))
+        .expect("stopped line");
+    let field = |name: &str| -> u64 {
+        stopped
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let cpu_ms = field("cpu_ms");
+    let rss = field("max_rss_kib");
+    println!(
+        "loop: {TICKS} ticks of {PROCS} processes / {} connections in {:.1} s wall",
+        PROCS * 2,
+        wall.as_secs_f64()
+    );
+    println!(
+        "loop: {:.2} ms CPU per tick (netmon itself: parse, deltas, attribution, commit), peak RSS {:.1} MiB",
+        cpu_ms as f64 / TICKS as f64,
+        rss as f64 / 1024.0
+    );
+    println!(
+        "loop: at the default 5 s interval that is {:.3}% of one core",
+        cpu_ms as f64 / TICKS as f64 / 5000.0 * 100.0
+    );
+}

@@ -1,0 +1,31 @@
+//! The query subcommands: each validates its flags, asks `query`, and prints through
+//! `output`. One file per subcommand.
+
+pub mod apps;
+pub mod generate;
+pub mod timeline;
+pub mod top;
+
+use chrono::{DateTime, Local, Utc};
+
+use crate::cli::RangeArgs;
+use crate::query::{self, Db, Range};
+
+/// Resolve the range flags against now (or the hidden --now) in the local time zone.
+pub fn resolve_range(db: &Db, r: &RangeArgs) -> anyhow::Result<(Range, DateTime<Utc>)> {
+    let now = r.now.unwrap_or_else(Utc::now);
+    let earliest = db.earliest_ms()?.unwrap_or(now.timestamp_millis());
+    let range =
+        query::range::resolve(&r.spec(), now, &Local, earliest).map_err(query::Error::from)?;
+    Ok((range, now))
+}
+
+use std::io::Write;
+
+/// Write to stdout in one go (a closed pipe surfaces as a broken-pipe error, which exits 0).
+pub fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

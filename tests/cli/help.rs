@@ -1,0 +1,31 @@
+//! `--help` of the query subcommands, pinned: it is where users learn the defaults, units and
+//! formats, so a change to it should be a reviewed change.
+
+use crate::util::Env;
+
+fn help(sub: &str) -> String {
+    let out = Env::new()
+        .netmon()
+        .env("COLUMNS", "100")
+        .env_remove("NETMON_DB")
+        .args([sub, "--help"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+#[test]
+fn query_subcommands_state_their_default_range_units_and_formats() {
+    for sub in ["apps", "timeline", "top"] {
+        let text = help(sub);
+        assert!(text.contains("1000 kB"), "{sub}: the unit convention");
+        insta::assert_snapshot!(format!("help_{sub}"), text);
+    }
+    for sub in ["apps", "timeline"] {
+        assert!(
+            help(sub).contains("last 24 hours"),
+            "{sub}: the default range"
+        );
+    }
+}
