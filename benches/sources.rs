@@ -100,8 +100,8 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<9} {:<12} {:>8} {:>10} {:>10} {:>9} {:>9}",
-        "source", "scenario", "sockets", "source ms", "record ms", "RSS MiB", "peak MiB"
+        "{:<9} {:<12} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "source", "scenario", "sockets", "dump ms", "source ms", "record ms", "RSS MiB", "peak MiB"
     );
     for sc in SCENARIOS
         .iter()
