@@ -52,3 +52,46 @@ fn open_ebpf(_opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
         "this netmon was built without the ebpf source".into(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceKind;
+    use std::time::Duration;
+
+    fn opts() -> SourceOptions {
+        SourceOptions {
+            sample_timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn auto_falls_back_to_sockdiag_and_says_why_udp_is_not_counted() {
+        let source = auto(&opts()).expect("a source");
+        let why = match open_ebpf(&opts()) {
+            Ok(_) => return, // the ebpf source runs here: auto took it
+            Err(e) => match e {
+                Error::Unavailable(why) => why,
+                other => other.to_string(),
+            },
+        };
+        assert_eq!(source.kind(), SourceKind::Sockdiag);
+        let notes = source.blind_spots();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("UDP") && n.contains(&why)),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn sockdiag_by_name_says_which_source_counts_udp() {
+        let notes = sockdiag(&opts()).expect("sockdiag").blind_spots();
+        assert!(
+            notes.iter().any(|n| n.contains("--source ebpf")),
+            "{notes:?}"
+        );
+        assert!(notes.iter().any(|n| n.contains("network namespaces")));
+    }
+}

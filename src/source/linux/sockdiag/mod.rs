@@ -93,12 +93,17 @@ impl SockdiagSource {
     /// Open the netlink sockets and start listening for destroy notifications. `udp_note`
     /// says why UDP is not counted (it depends on how the source was chosen).
     pub fn new(opts: &SourceOptions, udp_note: String) -> Result<Self, Error> {
-        let diag = Diag::open(opts.sample_timeout).map_err(|e| {
+        let unavailable = |e: DiagError| {
             Error::Unavailable(format!(
-                "cannot open a NETLINK_SOCK_DIAG socket ({e}); is this a Linux kernel with \
-                 CONFIG_INET_DIAG?"
+                "sock_diag TCP dumps do not work here ({e}); the kernel needs CONFIG_INET_DIAG \
+                 and CONFIG_INET_TCP_DIAG (modules inet_diag and tcp_diag)"
             ))
-        })?;
+        };
+        let mut diag = Diag::open(opts.sample_timeout).map_err(unavailable)?;
+        // One dump now, so a kernel without TCP diag is a clear error at start rather than
+        // a tick that fails forever.
+        diag.dump(true, false, &mut Vec::new())
+            .map_err(unavailable)?;
         let mut notes = vec![
             udp_note,
             "TCP in other network namespaces (containers): run netmon inside the namespace to \

@@ -163,3 +163,20 @@ fn loopback_is_any_connection_between_two_addresses_of_this_machine() {
     assert!(remote(&a("10.0.0.5:1"), &a("10.0.0.5:2")).loopback);
     assert!(!remote(&a("10.0.0.5:1"), &a("10.0.0.6:443")).loopback);
 }
+
+#[test]
+fn sockstat_tcp_in_use_is_read_per_family() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v4 = dir.path().join("sockstat");
+    std::fs::write(
+        &v4,
+        "sockets: used 2027\nTCP: inuse 2001 orphan 0 tw 1000 alloc 2001 mem 0\nUDP: inuse 0 mem 0\n",
+    )
+    .expect("write");
+    let v6 = dir.path().join("sockstat6");
+    std::fs::write(&v6, "TCP6: inuse 0\nUDP6: inuse 3\n").expect("write");
+    assert_eq!(tcp_in_use(&v4, "TCP:"), Some(2001));
+    assert_eq!(tcp_in_use(&v6, "TCP6:"), Some(0));
+    assert_eq!(tcp_in_use(&v6, "TCP:"), None);
+    assert_eq!(tcp_in_use(&dir.path().join("missing"), "TCP:"), None);
+}
