@@ -1,18 +1,36 @@
 #!/usr/bin/env bash
-# Install what the build and the test suite need on a fresh Debian/Ubuntu machine.
+# Install what the build (`--build`) or the build and the test suite (no argument) need on a
+# fresh Debian/Ubuntu machine.
 # Idempotent: packages already present are not touched; nothing is installed by hand elsewhere.
 # Runs apt-get as root, or through sudo when not root.
 set -euo pipefail
 
-# Debian packages the tests use (each line says why).
-PACKAGES=(
+# What building netmon needs (`--build` installs only these: the README's main command).
+BUILD_PACKAGES=(
+  clang         # build.rs compiles the ebpf source's kernel programs (without it: no --source ebpf)
+)
+# What the test suite needs on top (each line says why).
+TEST_PACKAGES=(
   tmux          # `netmon top` is tested as a terminal program
   sqlite3       # benchmarks compare against the sqlite3 shell
   systemd       # `systemd-analyze verify` checks the units `netmon service` writes, and
                 # tests/systemd-user runs a private systemd user manager (PID 1 need not be systemd)
-  iproute2      # the accuracy test makes network namespaces and a veth pair (ip), and waits on ss
-  python3       # the accuracy test runs ../shared/bench/accuracy/{server,workload}.py
+  iproute2      # namespace tests (the accuracy test, the ebpf tests): `ip netns`, veth pairs, ss
+  python3       # namespace tests: the traffic workloads (tests/netns/traffic.py,
+                # ../shared/bench/accuracy/{server,workload}.py)
+  nodejs        # the browser extension's tests run under node's own test runner
+  chromium      # the extension is tested in real headless Chromium (never a downloaded browser)
+  firefox-esr   # … and in real headless Firefox, over its built-in WebDriver BiDi
 )
+
+build_only=false
+[ "${1:-}" = "--build" ] && build_only=true
+PACKAGES=("${BUILD_PACKAGES[@]}")
+if ! $build_only; then
+  PACKAGES+=("${TEST_PACKAGES[@]}")
+  # npm comes with nodejs from some sources and as its own Debian package otherwise.
+  command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -24,4 +42,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}" >&2
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+$build_only && exit 0
+
+# The extension's development tools (extension/package-lock.json: playwright-core to drive
+# Debian's chromium, web-ext to lint the Firefox side, ws to talk BiDi to Firefox). Re-run only
+# when the lock file changed.
+ext="$(dirname "$0")/../extension"
+if ! cmp -s "$ext/package-lock.json" "$ext/node_modules/.netmon-installed-lock" 2>/dev/null; then
+  echo "install-deps: npm ci in extension/" >&2
+  (cd "$ext" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$ext/package-lock.json" "$ext/node_modules/.netmon-installed-lock"
 fi

@@ -39,6 +39,15 @@ fn issue_4_sockdiag_counts_every_tcp_workload_within_one_percent() {
     });
 }
 
+#[test]
+fn issue_4_ebpf_counts_every_workload_within_one_percent() {
+    run(Case {
+        source: "ebpf",
+        counts_udp: true,
+        names_short_connections: true,
+    });
+}
+
 /// Relative tolerance on every total.
 const TOLERANCE: f64 = 0.01;
 /// Longest the whole scenario may take before it is abandoned.

@@ -1,12 +1,16 @@
 //! One integration-test binary that drives the real `netmon`, one module per area.
 
 mod history;
+mod netns;
 mod util;
 
 #[cfg(target_os = "linux")]
 mod accuracy;
 mod apps;
 mod docs;
+#[cfg(target_os = "linux")]
+mod ebpf;
+mod extension;
 mod help;
 mod record;
 mod regression;

@@ -9,6 +9,7 @@
 //! `auto` prefers ebpf when this netmon has it and the kernel lets this user load it, and
 //! falls back to sockdiag otherwise, saying why in the run's notes.
 
+pub mod ebpf;
 pub mod sockdiag;
 
 use super::{Error, Source, SourceOptions};
@@ -43,14 +44,9 @@ pub fn auto(opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
     Ok(Box::new(sockdiag::SockdiagSource::new(opts, note)?))
 }
 
-/// HOOK(ebpf): the ebpf source lands from its own branch as
-/// `ebpf::EbpfSource::new(&SourceOptions) -> Result<_, Error>`, returning
-/// `Error::Unavailable(reason)` when it cannot run here. Merging it is this one body:
-/// `ebpf::EbpfSource::new(opts).map(|s| Box::new(s) as Box<dyn Source>)`.
-fn open_ebpf(_opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
-    Err(Error::Unavailable(
-        "this netmon was built without the ebpf source".into(),
-    ))
+/// The ebpf source: `Error::Unavailable(reason)` when it cannot run here.
+fn open_ebpf(opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
+    ebpf::EbpfSource::new(opts).map(|s| Box::new(s) as Box<dyn Source>)
 }
 
 #[cfg(test)]
