@@ -87,6 +87,8 @@ pub struct SockdiagSource {
     live: Vec<Sock>,
     wanted: IdSet<u32>,
     last_report_all: Option<Instant>,
+    /// /proc could not be listed at the last sample (warned once).
+    proc_failing: bool,
 }
 
 impl SockdiagSource {
@@ -144,6 +146,7 @@ impl SockdiagSource {
             live: Vec::new(),
             wanted: IdSet::default(),
             last_report_all: None,
+            proc_failing: false,
         })
     }
 
@@ -226,7 +229,15 @@ impl Source for SockdiagSource {
         let mut wanted = std::mem::take(&mut self.wanted);
         wanted.clear();
         wanted.extend(live.iter().map(|s| s.inode).filter(|&i| i != 0));
-        self.owners.refresh(&wanted, Instant::now())?;
+        // Without /proc the bytes are still counted, as unattributed: better than no tick.
+        match self.owners.refresh(&wanted, Instant::now()) {
+            Ok(()) => self.proc_failing = false,
+            Err(e) if !self.proc_failing => {
+                warn!(error = %e, "cannot read /proc: processes are not named until it can be read");
+                self.proc_failing = true;
+            }
+            Err(_) => {}
+        }
         self.wanted = wanted;
 
         let now = Instant::now();
