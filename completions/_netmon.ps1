@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('apps', 'apps', [CompletionResultType]::ParameterValue, 'Traffic per application: received, sent, total, share, first and last seen')
             [CompletionResult]::new('timeline', 'timeline', [CompletionResultType]::ParameterValue, 'Traffic per time bucket, in total or per application, with how much of each was recorded')
             [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place')
+            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Write a report of the recorded history: one self-contained file to open, mail or archive')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -185,6 +186,40 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'netmon;report' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('html', 'html', [CompletionResultType]::ParameterValue, 'An offline HTML report: headline figures, a timeline stacked by application, top applications and websites, an hour-of-day heatmap, daily and monthly totals, and every application in a sortable table')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'netmon;report;html' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the report; - writes it to stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the report; - writes it to stdout')
+            [CompletionResult]::new('--series', '--series', [CompletionResultType]::ParameterName, 'How many applications the timeline draws separately (1 to 10), largest first; the rest are stacked as "other"')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'End here (exclusive); a date means the end of that day, so --from D --until D is day D')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Answer as if it were this instant (RFC 3339), for reproducible reports and tests')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Cover this long up to now, e.g. 24h, 7d, 30d, 365d')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'netmon;report;help' {
+            [CompletionResult]::new('html', 'html', [CompletionResultType]::ParameterValue, 'An offline HTML report: headline figures, a timeline stacked by application, top applications and websites, an hour-of-day heatmap, daily and monthly totals, and every application in a sortable table')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'netmon;report;help;html' {
+            break
+        }
+        'netmon;report;help;help' {
+            break
+        }
         'netmon;help' {
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Sample per-process network counters into the database until stopped')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether a recorder is running, what it records, and anything wrong')
@@ -193,6 +228,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('apps', 'apps', [CompletionResultType]::ParameterValue, 'Traffic per application: received, sent, total, share, first and last seen')
             [CompletionResult]::new('timeline', 'timeline', [CompletionResultType]::ParameterValue, 'Traffic per time bucket, in total or per application, with how much of each was recorded')
             [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place')
+            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Write a report of the recorded history: one self-contained file to open, mail or archive')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -227,6 +263,13 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             break
         }
         'netmon;help;top' {
+            break
+        }
+        'netmon;help;report' {
+            [CompletionResult]::new('html', 'html', [CompletionResultType]::ParameterValue, 'An offline HTML report: headline figures, a timeline stacked by application, top applications and websites, an hour-of-day heatmap, daily and monthly totals, and every application in a sortable table')
+            break
+        }
+        'netmon;help;report;html' {
             break
         }
         'netmon;help;help' {

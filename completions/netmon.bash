@@ -28,6 +28,9 @@ _netmon() {
             netmon,record)
                 cmd="netmon__subcmd__record"
                 ;;
+            netmon,report)
+                cmd="netmon__subcmd__report"
+                ;;
             netmon,service)
                 cmd="netmon__subcmd__service"
                 ;;
@@ -52,6 +55,9 @@ _netmon() {
             netmon__subcmd__help,record)
                 cmd="netmon__subcmd__help__subcmd__record"
                 ;;
+            netmon__subcmd__help,report)
+                cmd="netmon__subcmd__help__subcmd__report"
+                ;;
             netmon__subcmd__help,service)
                 cmd="netmon__subcmd__help__subcmd__service"
                 ;;
@@ -64,6 +70,9 @@ _netmon() {
             netmon__subcmd__help,top)
                 cmd="netmon__subcmd__help__subcmd__top"
                 ;;
+            netmon__subcmd__help__subcmd__report,html)
+                cmd="netmon__subcmd__help__subcmd__report__subcmd__html"
+                ;;
             netmon__subcmd__help__subcmd__service,install)
                 cmd="netmon__subcmd__help__subcmd__service__subcmd__install"
                 ;;
@@ -72,6 +81,18 @@ _netmon() {
                 ;;
             netmon__subcmd__help__subcmd__service,uninstall)
                 cmd="netmon__subcmd__help__subcmd__service__subcmd__uninstall"
+                ;;
+            netmon__subcmd__report,help)
+                cmd="netmon__subcmd__report__subcmd__help"
+                ;;
+            netmon__subcmd__report,html)
+                cmd="netmon__subcmd__report__subcmd__html"
+                ;;
+            netmon__subcmd__report__subcmd__help,help)
+                cmd="netmon__subcmd__report__subcmd__help__subcmd__help"
+                ;;
+            netmon__subcmd__report__subcmd__help,html)
+                cmd="netmon__subcmd__report__subcmd__help__subcmd__html"
                 ;;
             netmon__subcmd__service,help)
                 cmd="netmon__subcmd__service__subcmd__help"
@@ -104,7 +125,7 @@ _netmon() {
 
     case "${cmd}" in
         netmon)
-            opts="-h -V --db --log-level --help --version record status service completions apps timeline top help"
+            opts="-h -V --db --log-level --help --version record status service completions apps timeline top report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -198,7 +219,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__help)
-            opts="record status service completions apps timeline top help"
+            opts="record status service completions apps timeline top report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -256,6 +277,34 @@ _netmon() {
         netmon__subcmd__help__subcmd__record)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__help__subcmd__report)
+            opts="html"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__help__subcmd__report__subcmd__html)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -397,6 +446,120 @@ _netmon() {
                     return 0
                     ;;
                 --max-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__report)
+            opts="-h --db --log-level --help html help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__report__subcmd__help)
+            opts="html help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__report__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__report__subcmd__help__subcmd__html)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__report__subcmd__html)
+            opts="-o -h --output --series --from --until --now --since --db --log-level --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --series)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

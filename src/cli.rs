@@ -63,6 +63,7 @@ pub enum Command {
     Apps(AppsArgs),
     Timeline(TimelineArgs),
     Top(TopArgs),
+    Report(ReportArgs),
     #[command(hide = true)]
     GenerateHistory(GenerateArgs),
     /// Rewrite the committed completions, man pages and service examples (for developers).
@@ -212,6 +213,63 @@ pub struct TimelineArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Write a report of the recorded history: one self-contained file to open, mail or archive.
+#[derive(Debug, Args)]
+#[command(
+    subcommand_required = true,
+    arg_required_else_help = true,
+    after_help = "\
+Examples:
+  netmon report html                            the last 30 days into netmon-report.html
+  netmon report html --since 7d -o week.html"
+)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportFormat {
+    Html(ReportHtmlArgs),
+}
+
+/// An offline HTML report: headline figures, a timeline stacked by application, top
+/// applications and websites, an hour-of-day heatmap, daily and monthly totals, and every
+/// application in a sortable table.
+///
+/// Covers the last 30 days unless --since, --from or --until say otherwise (not the 24 hours
+/// the query subcommands default to). The file needs no network and no server: styles, script
+/// and data are inside it, and its Content-Security-Policy forbids requests to any host. Its
+/// figures come from the same queries as `netmon apps` and `netmon timeline`, and its data is
+/// embedded as JSON (<script id="netmon-data">). Sizes are decimal (1 MB = 1000 kB); times
+/// are in the local time zone (TZ).
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  netmon report html --since 30d -o usage.html
+  netmon report html --from 2024-05-01 --until 2024-05-31 -o - | gzip > may.html.gz")]
+#[command(mut_arg("since", |a| a
+    .help("Cover this long up to now, e.g. 24h, 7d, 30d, 365d")
+    .long_help("Cover this long up to now, e.g. 24h, 7d, 30d, 365d.\n\nUnits: s, m, h, d, w. \
+                Without --since, --from or --until the report covers the last 30 days.")))]
+pub struct ReportHtmlArgs {
+    /// Where to write the report; - writes it to stdout.
+    ///
+    /// Default: netmon-report.html in the current directory. An existing file is replaced
+    /// (atomically: a reader never sees half a report).
+    #[arg(short, long, value_name = "FILE", default_value = "netmon-report.html")]
+    pub output: PathBuf,
+
+    /// How many applications the timeline draws separately (1 to 10), largest first; the rest
+    /// are stacked as "other".
+    #[arg(long, value_name = "N", default_value_t = 6,
+          value_parser = clap::value_parser!(u8).range(1..=10))]
+    pub series: u8,
+
+    #[command(flatten)]
+    pub range: RangeArgs,
 }
 
 /// Sample per-process network counters into the database until stopped.

@@ -8,6 +8,7 @@
 //! - `store/`: SQLite schema (in `sql/`), writes, retention, the recorder lock.
 //! - `query/`: time ranges to typed rows (apps, timeline, top), stitched across tables.
 //! - `output/`: tables, JSON and CSV. `commands/`: the query subcommands.
+//! - `report/`: `netmon report html`, one offline page drawn from the same queries.
 //! - `synth`: synthetic history through the store's write path (tests, benchmark).
 //! - `status`: `netmon status`, what is true about a database and its recorder.
 //! - `service/`: `netmon service`, the recorder under launchd or systemd.
@@ -24,6 +25,7 @@ pub mod paths;
 pub mod procinfo;
 pub mod query;
 pub mod record;
+pub mod report;
 pub mod service;
 pub mod source;
 pub mod status;

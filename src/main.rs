@@ -56,6 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apps(a) => commands::apps::run(&paths::db_path(given_db)?, &a),
         Command::Timeline(a) => commands::timeline::run(&paths::db_path(given_db)?, &a),
         Command::Top(a) => commands::top::run(&paths::db_path(given_db)?, &a),
+        Command::Report(a) => commands::report::run(&paths::db_path(given_db)?, &a),
         Command::GenerateHistory(a) => commands::generate::run(&paths::db_path(given_db)?, &a),
         Command::GenerateDocs(a) => {
             let (n, changed) = netmon::docs::write_generated(&a.root)?;

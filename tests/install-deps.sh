@@ -19,8 +19,10 @@ TEST_PACKAGES=(
   python3       # namespace tests: the traffic workloads (tests/netns/traffic.py,
                 # ../shared/bench/accuracy/{server,workload}.py)
   nodejs        # the browser extension's tests run under node's own test runner
-  chromium      # the extension is tested in real headless Chromium (never a downloaded browser)
+  chromium      # the extension and `netmon report html` are tested in real headless Chromium
+                # (never a downloaded browser)
   firefox-esr   # … and in real headless Firefox, over its built-in WebDriver BiDi
+  tzdata        # the report is tested in other time zones (TZ=Asia/Kolkata, America/New_York)
 )
 
 build_only=false

@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod generate;
+pub mod report;
 pub mod timeline;
 pub mod top;
 

@@ -1,5 +1,6 @@
 //! One integration-test binary that drives the real `netmon`, one module per area.
 
+mod browser;
 mod history;
 mod netns;
 mod util;
@@ -14,6 +15,7 @@ mod extension;
 mod help;
 mod record;
 mod regression;
+mod report;
 mod service;
 mod shared_db;
 mod status;
