@@ -5,6 +5,8 @@ mod history;
 mod netns;
 mod util;
 
+#[cfg(target_os = "linux")]
+mod accuracy;
 mod apps;
 mod docs;
 #[cfg(target_os = "linux")]
