@@ -12,11 +12,13 @@ BUILD_PACKAGES=(
 # What the test suite needs on top (each line says why).
 TEST_PACKAGES=(
   tmux          # `netmon top` is tested as a terminal program
-  sqlite3       # benchmarks compare against the sqlite3 shell
+  sqlite3       # benchmarks compare against the sqlite3 shell; the browser end-to-end test
+                # (tests/cli/e2e.rs) reads the database with it
   systemd       # `systemd-analyze verify` checks the units `netmon service` writes, and
                 # tests/systemd-user runs a private systemd user manager (PID 1 need not be systemd)
-  iproute2      # namespace tests: `ip netns`, veth pairs
-  python3       # namespace tests: the traffic workloads (tests/netns/traffic.py)
+  iproute2      # namespace tests (the accuracy test, the ebpf tests): `ip netns`, veth pairs, ss
+  python3       # namespace tests: the traffic workloads (tests/netns/traffic.py,
+                # ../shared/bench/accuracy/{server,workload}.py)
   nodejs        # the browser extension's tests run under node's own test runner
   chromium      # the extension and `netmon report html` are tested in real headless Chromium
                 # (never a downloaded browser)

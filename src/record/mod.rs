@@ -163,8 +163,13 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         });
     }
 
+    let chosen = if opts.source == SourceKind::Auto && kind != SourceKind::Auto {
+        " (chosen by --source auto)"
+    } else {
+        ""
+    };
     eprintln!(
-        "netmon record: source {}, database {}, every {}",
+        "netmon record: source {}{chosen}, database {}, every {}",
         kind.as_str(),
         opts.db.display(),
         humantime::format_duration(opts.interval)

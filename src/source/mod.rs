@@ -227,12 +227,24 @@ pub fn open(kind: SourceKind, opts: &SourceOptions) -> Result<Box<dyn Source>, E
     match kind {
         SourceKind::Nettop => Ok(Box::new(nettop::NettopSource::new(opts)?)),
         SourceKind::Auto => auto(opts),
-        #[cfg(target_os = "linux")]
-        SourceKind::Ebpf => Ok(Box::new(linux::ebpf::EbpfSource::new(opts)?)),
-        #[cfg(not(target_os = "linux"))]
-        SourceKind::Ebpf => Err(linux_only(kind)),
-        SourceKind::Sockdiag => Err(linux_only(kind)),
+        SourceKind::Sockdiag => sockdiag(opts),
+        SourceKind::Ebpf => ebpf(opts),
     }
+}
+
+#[cfg(target_os = "linux")]
+fn auto(opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
+    linux::auto(opts)
+}
+
+#[cfg(target_os = "linux")]
+fn sockdiag(opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
+    linux::sockdiag(opts)
+}
+
+#[cfg(target_os = "linux")]
+fn ebpf(opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
+    linux::ebpf(opts)
 }
 
 #[cfg(target_os = "macos")]
@@ -240,18 +252,27 @@ fn auto(opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
     Ok(Box::new(nettop::NettopSource::new(opts)?))
 }
 
-#[cfg(not(target_os = "macos"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 fn auto(_opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
     Err(Error::Unavailable(
-        "no kernel source is built into this netmon for this OS yet; \
-         use --source nettop on macOS"
-            .into(),
+        "no source is built into this netmon for this OS".into(),
     ))
 }
 
+#[cfg(not(target_os = "linux"))]
+fn sockdiag(_opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
+    Err(linux_only(SourceKind::Sockdiag))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ebpf(_opts: &SourceOptions) -> Result<Box<dyn Source>, Error> {
+    Err(linux_only(SourceKind::Ebpf))
+}
+
+#[cfg(not(target_os = "linux"))]
 fn linux_only(kind: SourceKind) -> Error {
     Error::Unavailable(format!(
-        "the {} source is not built into this netmon yet",
+        "the {} source reads the Linux kernel and exists only on Linux",
         kind.as_str()
     ))
 }

@@ -5,8 +5,11 @@ mod history;
 mod netns;
 mod util;
 
+#[cfg(target_os = "linux")]
+mod accuracy;
 mod apps;
 mod docs;
+mod e2e;
 #[cfg(target_os = "linux")]
 mod ebpf;
 mod extension;
