@@ -9,6 +9,7 @@ mod util;
 mod accuracy;
 mod apps;
 mod docs;
+#[cfg(target_os = "linux")]
 mod e2e;
 #[cfg(target_os = "linux")]
 mod ebpf;
