@@ -7,6 +7,7 @@
 //! playwright-core or sqlite3 (bash tests/install-deps.sh installs them) it fails and says
 //! what is missing.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,7 +31,9 @@ fn issue_6_browsing_in_headless_chromium_shows_each_host_in_domains() {
             "{what} is missing: this test needs it; run `bash tests/install-deps.sh`"
         );
     }
+    // Its own process group, so a timeout takes chromium, serve and record down with it.
     let mut child = Command::new("node")
+        .process_group(0)
         .args(["--test", "extension/test/e2e/netmon-domains.mjs"])
         .current_dir(root)
         .env("NETMON_BIN", bin())
@@ -54,7 +57,10 @@ fn issue_6_browsing_in_headless_chromium_shows_each_host_in_domains() {
             break Some(s);
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            // SAFETY: kill(2) on the process group this test started.
+            unsafe {
+                libc::kill(-(child.id() as i32), libc::SIGKILL);
+            }
             let _ = child.wait();
             break None;
         }

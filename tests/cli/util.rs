@@ -265,6 +265,16 @@ impl Serve {
     }
 }
 
+impl Drop for Serve {
+    /// A test that fails before `stop` must not leave its server running.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// An HTTP response as a test sees it.
 #[derive(Debug)]
 pub struct HttpReply {
