@@ -14,7 +14,7 @@
 //! - `serve/`: the localhost ingest server for the browser extension.
 //! - `status`: `netmon status`, what is true about a database and its recorder.
 //! - `service/`: `netmon service`, the recorder under launchd or systemd.
-//! - `cli`, `exit`, `paths`: the command line, exit codes, default locations.
+//! - `cli`, `exit`, `paths`, `text`: the command line, exit codes, default locations, text helpers.
 //! - `docs`: completions, man pages and service examples generated from the code.
 
 pub mod cli;
@@ -34,4 +34,5 @@ pub mod source;
 pub mod status;
 pub mod store;
 pub mod synth;
+pub mod text;
 pub mod web;

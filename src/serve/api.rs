@@ -138,7 +138,7 @@ pub fn observations(body: &[u8], now_ms: i64) -> Result<Vec<Observation>, ApiErr
                 Some(Value::String(s)) => s.parse::<IpAddr>().map_err(|_| {
                     ApiError::bad_request(format!(
                         "{at}.ip: {:?} is not an IPv4 or IPv6 address (no port, no brackets)",
-                        excerpt(s)
+                        crate::text::excerpt(s, 80)
                     ))
                 })?,
                 Some(v) => {
@@ -234,7 +234,7 @@ fn host(v: &Value, at: &str) -> Result<String, ApiError> {
         ApiError::bad_request(format!(
             "{at}: {:?} is not a host name (send only the host, such as \"www.bbc.co.uk\": no \
              scheme, port, path or query)",
-            excerpt(s)
+            crate::text::excerpt(s, 80)
         ))
     };
     if h.is_empty() || h.len() > 253 {
@@ -271,7 +271,12 @@ fn time(o: &Map<String, Value>, at: &str, now_ms: i64) -> Result<i64, ApiError> 
         None => return Err(ApiError::bad_request(format!("{at}.time: missing"))),
     };
     let t = chrono::DateTime::parse_from_rfc3339(s)
-        .map_err(|_| ApiError::bad_request(format!("{at}.time: {expected}, got {:?}", excerpt(s))))?
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "{at}.time: {expected}, got {:?}",
+                crate::text::excerpt(s, 80)
+            ))
+        })?
         .timestamp_millis();
     if t > now_ms + MAX_FUTURE_MS {
         return Err(ApiError::bad_request(format!(
@@ -293,15 +298,6 @@ fn kind(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
-}
-
-/// At most 80 characters of client input, for an error message.
-fn excerpt(s: &str) -> String {
-    let mut out: String = s.chars().take(80).collect();
-    if s.chars().count() > 80 {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]

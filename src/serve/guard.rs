@@ -37,7 +37,7 @@ pub fn host(value: Option<&str>, bound: IpAddr) -> Result<(), ApiError> {
     let name = strip_port(value).ok_or_else(|| {
         forbidden(format!(
             "Host {:?} is not a host name with an optional port",
-            excerpt(value)
+            crate::text::excerpt(value, 80)
         ))
     })?;
     let name = name.to_ascii_lowercase();
@@ -57,7 +57,7 @@ pub fn host(value: Option<&str>, bound: IpAddr) -> Result<(), ApiError> {
             "Host {:?} is not this machine's loopback name: netmon serve only answers requests \
              addressed to 127.0.0.1, [::1] or localhost (this refuses DNS rebinding); point the \
              extension at http://127.0.0.1:PORT",
-            excerpt(value)
+            crate::text::excerpt(value, 80)
         )))
     }
 }
@@ -104,7 +104,7 @@ pub fn origin(value: Option<&str>) -> Result<Option<String>, ApiError> {
             format!(
                 "Origin {:?} is not a browser extension: netmon serve only accepts requests \
                  from the netmon extension (or without an Origin, from local tools)",
-                excerpt(value)
+                crate::text::excerpt(value, 80)
             ),
         ))
     }
@@ -149,7 +149,7 @@ pub fn route(method: &str, url: &str) -> Result<Route, ApiError> {
             format!(
                 "no endpoint {:?}: the endpoints are GET /v1/status, POST /v1/heartbeats \
                  and POST /v1/observations",
-                excerpt(path)
+                crate::text::excerpt(path, 80)
             ),
         ));
     };
@@ -159,7 +159,10 @@ pub fn route(method: &str, url: &str) -> Result<Route, ApiError> {
         Err(ApiError::new(
             405,
             "method_not_allowed",
-            format!("{path} takes {allowed}, not {}", excerpt(method)),
+            format!(
+                "{path} takes {allowed}, not {}",
+                crate::text::excerpt(method, 80)
+            ),
         ))
     }
 }
@@ -185,14 +188,6 @@ fn lookup(path: &str) -> Option<(Route, &'static str)> {
         "/v1/observations" => Some((Route::Observations, "POST")),
         _ => None,
     }
-}
-
-fn excerpt(s: &str) -> String {
-    let mut out: String = s.chars().take(80).collect();
-    if s.chars().count() > 80 {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ fn handle(shared: &Shared, stream: &mut TcpStream) {
         }
     };
     let method = head.request.method.clone();
-    let path = excerpt(head.request.target.split('?').next().unwrap_or(""));
+    let path = crate::text::excerpt(head.request.target.split('?').next().unwrap_or(""), 80);
     let mut cors: Option<String> = None;
     let result = process(shared, stream, head, started, &mut cors);
     let (mut response, refusal) = match result {
@@ -374,8 +374,4 @@ fn internal(e: &dyn std::fmt::Display) -> ApiError {
         "internal",
         format!("netmon could not store this ({e}); its log says more"),
     )
-}
-
-fn excerpt(s: &str) -> String {
-    s.chars().take(80).collect()
 }

@@ -179,12 +179,13 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
         return Err(match unusable_header {
             Some(header) => ParseError::MissingByteColumns { header },
             None => ParseError::NoHeader {
-                first_line: excerpt(
+                first_line: crate::text::excerpt(
                     lines
                         .iter()
                         .map(|l| clean(l))
                         .find(|l| !l.is_empty())
                         .unwrap_or(""),
+                    EXCERPT_CHARS,
                 ),
             },
         });
@@ -207,16 +208,8 @@ fn skip(parsed: &mut Parsed, line: usize, reason: &'static str, text: &str) {
     parsed.skipped.push(Skipped {
         line,
         reason,
-        excerpt: excerpt(text),
+        excerpt: crate::text::excerpt(text, EXCERPT_CHARS),
     });
-}
-
-fn excerpt(text: &str) -> String {
-    let mut out: String = text.chars().take(EXCERPT_CHARS).collect();
-    if text.chars().count() > EXCERPT_CHARS {
-        out.push('…');
-    }
-    out
 }
 
 /// A header is a line of column names (letters, digits, `_`, `-`) with exactly one empty
