@@ -102,6 +102,10 @@ fn store_bytes_per_row(dir: &Path) {
             state: &state,
         })
         .expect("tick");
+        // The recorder folds the counter journal every 5 minutes: every 60 ticks of 5 s.
+        if t % 60 == 59 {
+            w.fold_state().expect("fold");
+        }
     }
     let took = started.elapsed();
     let conn = w.conn();
@@ -150,40 +154,56 @@ fn store_bytes_per_row(dir: &Path) {
 }
 
 fn loop_cpu_per_tick(dir: &Path) {
-    const STEPS: usize = 60;
+    // 300 processes with two connections each; either every counter grows every tick
+    // ("busy"), or one connection in twelve does (about 50 a tick, "typical").
+    for (name, every) in [("busy", 1usize), ("typical", 12)] {
+        loop_scenario(dir, name, every);
+    }
+}
+
+fn loop_scenario(dir: &Path, name: &str, every: usize) {
     const TICKS: usize = 200;
     const PROCS: usize = 300;
-    let steps = dir.join("steps");
+    let steps = dir.join(format!("steps-{name}"));
     std::fs::create_dir_all(&steps).expect("steps");
-    // 300 processes, two connections each; every step grows every counter.
-    for s in 1..=STEPS {
+    let mut counters = vec![(0u64, 0u64); PROCS * 2];
+    // One step per tick (and one to spare), so every tick sees the scripted change.
+    for s in 1..=TICKS + 1 {
         let mut out = String::from(",interface,state,bytes_in,bytes_out,\n");
         for p in 0..PROCS {
-            let a = (s * (p + 1) * 1000) as u64;
-            let b = (s * (p + 3) * 700) as u64;
+            for c in 0..2 {
+                let i = p * 2 + c;
+                if (i + s) % every == 0 {
+                    counters[i].0 += (1000 + i * 37) as u64;
+                    counters[i].1 += (300 + i * 11) as u64;
+                }
+            }
+            let (a, b) = (counters[p * 2], counters[p * 2 + 1]);
             out.push_str(&format!(
                 "proc{p}.{},,,{},{},\n",
                 5_000_000 + p,
-                a + b,
-                (a + b) / 3
+                a.0 + b.0,
+                a.1 + b.1
             ));
             out.push_str(&format!(
-                "tcp4 192.0.2.1:{}<->198.51.100.{}:443,en0,Established,{a},{},\n",
+                "tcp4 192.0.2.1:{}<->198.51.100.{}:443,en0,Established,{},{},\n",
                 20_000 + p,
                 p % 250 + 1,
-                a / 3
+                a.0,
+                a.1
             ));
             out.push_str(&format!(
-                "tcp6 2001:db8::1.{}<->2001:db8::{:x}.443,en0,Established,{b},{},\n",
+                "tcp6 2001:db8::1.{}<->2001:db8::{:x}.443,en0,Established,{},{},\n",
                 30_000 + p,
                 p + 1,
-                b / 3
+                b.0,
+                b.1
             ));
         }
         std::fs::write(steps.join(format!("step-{s:04}.csv")), out).expect("step");
     }
     let fake = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fake-nettop");
-    let db = dir.join("loop.db");
+    let db = dir.join(format!("loop-{name}.db"));
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_netmon"))
         .args([
@@ -216,20 +236,22 @@ fn loop_cpu_per_tick(dir: &Path) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    let cpu_ms = field("cpu_ms");
-    let rss = field("max_rss_kib");
+    let cpu_ms = field("cpu_ms") as f64 / TICKS as f64;
+    let rss = field("max_rss_kib") as f64 / 1024.0;
+    let written_kib = field("written_bytes") as f64 / TICKS as f64 / 1024.0;
+    let changed = (PROCS * 2).div_ceil(every);
     println!(
-        "loop: {TICKS} ticks of {PROCS} processes / {} connections in {:.1} s wall",
+        "loop {name}: {TICKS} ticks, {PROCS} processes / {} connections, ~{changed} changing per tick ({:.1} s wall)",
         PROCS * 2,
         wall.as_secs_f64()
     );
     println!(
-        "loop: {:.2} ms CPU per tick (netmon itself: parse, deltas, attribution, commit), peak RSS {:.1} MiB",
-        cpu_ms as f64 / TICKS as f64,
-        rss as f64 / 1024.0
+        "loop {name}: {cpu_ms:.2} ms CPU per tick (netmon itself: parse, deltas, attribution, commit), \
+         {written_kib:.1} KiB written per tick, peak RSS {rss:.1} MiB"
     );
     println!(
-        "loop: at the default 5 s interval that is {:.3}% of one core",
-        cpu_ms as f64 / TICKS as f64 / 5000.0 * 100.0
+        "loop {name}: at the default 5 s interval: {:.3}% of one core, {:.0} MiB written per day",
+        cpu_ms / 5000.0 * 100.0,
+        written_kib * 17_280.0 / 1024.0
     );
 }

@@ -82,6 +82,9 @@ impl Options {
 
 /// How often the retention pass runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// How often the counter journal is folded into `counter_state` (it is replayed on restart,
+/// so this only bounds its size; see sql/0003_counter_journal.sql).
+const FOLD_EVERY: Duration = Duration::from_secs(300);
 /// How often an info-level summary is logged.
 const SUMMARY_EVERY: Duration = Duration::from_secs(300);
 /// The longest pause between attempts after repeated failures.
@@ -202,6 +205,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let mut schedule = Schedule::new(Instant::now(), opts.interval);
     let mut last_retention: Option<Instant> = None;
     let mut last_summary = Instant::now();
+    let mut last_fold = Instant::now();
 
     let stop = loop {
         let due = schedule.due();
@@ -252,6 +256,12 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             rec.retention();
             last_retention = Some(now);
         }
+        if now.duration_since(last_fold) >= FOLD_EVERY {
+            if let Err(e) = rec.writer.fold_state() {
+                error!(error = %e, "folding the counter journal failed; it is kept and retried");
+            }
+            last_fold = now;
+        }
         if now.duration_since(last_summary) >= SUMMARY_EVERY {
             rec.log_summary();
             last_summary = now;
@@ -273,12 +283,17 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         Stop::Signal(sig) => format!("signal {}", signal_name(sig)),
         Stop::TickLimit => "tick limit".to_string(),
     };
+    if let Err(e) = rec.writer.fold_state() {
+        error!(error = %e, "folding the counter journal failed; the next run replays it");
+    }
     rec.writer.end_run(run_id, stopped_ms, &reason)?;
     rec.log_summary();
     signal_handle.close();
     let (cpu, max_rss_kib) = usage().unwrap_or_default();
+    // Bytes this process handed to write(2): nearly all of it SQLite's WAL and database.
+    let written_bytes = written_bytes().unwrap_or(0);
     info!(run = run_id, reason = %reason, ticks = rec.ticks,
-        cpu_ms = cpu.as_millis() as u64, max_rss_kib, "stopped");
+        cpu_ms = cpu.as_millis() as u64, max_rss_kib, written_bytes, "stopped");
     Ok(())
 }
 
@@ -316,6 +331,14 @@ struct Summary {
 /// CPU time (user + system) this process has used so far; children (nettop) are not included.
 pub fn cpu_time() -> Duration {
     usage().map_or(Duration::ZERO, |u| u.0)
+}
+
+/// Bytes this process has passed to write(2) so far (Linux `/proc/self/io` `wchar`).
+fn written_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// This process's CPU time and peak resident memory in KiB.

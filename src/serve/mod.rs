@@ -311,17 +311,18 @@ fn process(
 
 fn status(shared: &Shared) -> Result<Response, ApiError> {
     let holder = lock::holder(&shared.db).map_err(|e| internal(&e))?;
-    let source = if holder.is_some() {
+    // The holder's own run: for the moment between taking the lock and writing its run row
+    // the source is not known yet (null), rather than an earlier, crashed run's.
+    let source = holder.as_ref().and_then(|h| {
         let conn = lock_conn(shared);
         conn.query_row(
-            "SELECT source FROM runs WHERE stopped_at IS NULL ORDER BY id DESC LIMIT 1",
-            [],
+            "SELECT source FROM runs WHERE stopped_at IS NULL AND pid = ?1 \
+             ORDER BY id DESC LIMIT 1",
+            [h.pid.parse::<i64>().ok()?],
             |r| r.get::<_, String>(0),
         )
         .ok()
-    } else {
-        None
-    };
+    });
     Ok(Response::json(
         200,
         serde_json::json!({

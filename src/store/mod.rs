@@ -1,10 +1,12 @@
 //! The SQLite store: schema and migrations (`open`), the recorder's write path (`write`), the
-//! single-writer lock (`lock`) and the retention pass (`retention`). The SQL schema itself
+//! counter state restarts resume from (`state`), the single-writer lock (`lock`) and the
+//! retention pass (`retention`). The SQL schema itself
 //! lives in `sql/` at the top of the repository.
 
 pub mod lock;
 pub mod open;
 pub mod retention;
+pub mod state;
 pub mod write;
 
 use std::path::{Path, PathBuf};

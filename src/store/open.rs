@@ -17,6 +17,10 @@ use super::Error;
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("../../sql/0001_init.sql")),
     ("0002_web", include_str!("../../sql/0002_web.sql")),
+    (
+        "0003_counter_journal",
+        include_str!("../../sql/0003_counter_journal.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Error, meta_get, meta_set};
+use super::{Error, meta_get, meta_set, state};
 use crate::delta::{Saved, StateChanges};
 use crate::procinfo::App;
 use crate::web::attribute::HostTraffic;
@@ -108,6 +108,8 @@ pub struct Writer {
     processes: HashMap<ProcessRecord, CachedProcess>,
     remotes: HashMap<RemoteRecord, i64>,
     web_hosts: HashMap<String, i64>,
+    /// The counter-state journal: key ids and the changes since the last fold.
+    journal: state::Journal,
 }
 
 impl Writer {
@@ -118,6 +120,7 @@ impl Writer {
             processes: HashMap::new(),
             remotes: HashMap::new(),
             web_hosts: HashMap::new(),
+            journal: state::Journal::default(),
         }
     }
 
@@ -215,38 +218,47 @@ impl Writer {
     /// The counter state saved for `boot_id`, with each value's age at `now_ms`. State saved
     /// under another boot is discarded: a reboot restarted every counter.
     pub fn load_state(&mut self, boot_id: &str, now_ms: i64) -> Result<Vec<Saved>, Error> {
-        let tx = self.conn.transaction()?;
-        let saved_boot = meta_get(&tx, "state_boot_id")?;
-        if saved_boot.as_deref() != Some(boot_id) {
-            tx.execute("DELETE FROM counter_state", [])?;
-            meta_set(&tx, "state_boot_id", boot_id)?;
-            tx.commit()?;
-            return Ok(Vec::new());
+        {
+            let tx = self.conn.transaction()?;
+            let saved_boot = meta_get(&tx, "state_boot_id")?;
+            if saved_boot.as_deref() != Some(boot_id) {
+                tx.execute("DELETE FROM counter_state", [])?;
+                tx.execute("DELETE FROM counter_journal", [])?;
+                meta_set(&tx, "state_boot_id", boot_id)?;
+                tx.commit()?;
+                return Ok(Vec::new());
+            }
         }
-        let rows = {
-            let mut st =
-                tx.prepare("SELECT key, bytes_in, bytes_out, saved_at FROM counter_state")?;
-            st.query_map([], |r| {
-                let saved_at: i64 = r.get(3)?;
-                Ok(Saved {
-                    key: crate::source::CounterKey(r.get(0)?),
-                    bytes_in: r.get::<_, i64>(1)? as u64,
-                    bytes_out: r.get::<_, i64>(2)? as u64,
+        let loaded = self.journal.load(&mut self.conn)?;
+        Ok(loaded
+            .into_iter()
+            .filter_map(|(key, entry)| {
+                let (bin, bout, saved_at) = entry?;
+                Some(Saved {
+                    key: crate::source::CounterKey(key),
+                    bytes_in: bin,
+                    bytes_out: bout,
                     age: std::time::Duration::from_millis(
                         now_ms.saturating_sub(saved_at).max(0) as u64
                     ),
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?
-        };
-        tx.commit()?;
-        Ok(rows)
+            })
+            .collect())
+    }
+
+    /// Fold the counter journal into `counter_state` (the recorder does this every few
+    /// minutes and when it stops; a restart replays whatever is not folded yet).
+    pub fn fold_state(&mut self) -> Result<(), Error> {
+        self.journal.fold(&mut self.conn)
     }
 
     /// Write one tick in one transaction.
     pub fn commit_tick(&mut self, tick: &Tick<'_>) -> Result<TickStats, Error> {
-        let result = self.try_commit_tick(tick);
-        if result.is_err() {
+        let row = self.journal.encode(tick.state);
+        let result = self.try_commit_tick(tick, &row);
+        if result.is_ok() {
+            self.journal.committed(row, tick.state, tick.at_ms);
+        } else {
             // Ids inserted by the rolled-back transaction are gone: forget every cached id
             // rather than write rows that point at nothing.
             self.apps.clear();
@@ -257,7 +269,7 @@ impl Writer {
         result
     }
 
-    fn try_commit_tick(&mut self, tick: &Tick<'_>) -> Result<TickStats, Error> {
+    fn try_commit_tick(&mut self, tick: &Tick<'_>, row: &state::Row) -> Result<TickStats, Error> {
         // Resolve ids outside the hot statements; new ones are inserted inside the transaction.
         let tx = self.conn.transaction()?;
         tx.prepare_cached("INSERT INTO ticks(run_id, at, elapsed_ms) VALUES (?1, ?2, ?3)")?
@@ -357,18 +369,7 @@ impl Writer {
                 ])?;
             }
         }
-        for (key, bin, bout) in &tick.state.upsert {
-            tx.prepare_cached(
-                "INSERT INTO counter_state(key, bytes_in, bytes_out, saved_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT(key) DO UPDATE SET bytes_in = excluded.bytes_in, \
-                 bytes_out = excluded.bytes_out, saved_at = excluded.saved_at",
-            )?
-            .execute(params![key.0, *bin as i64, *bout as i64, tick.at_ms])?;
-        }
-        for key in &tick.state.remove {
-            tx.prepare_cached("DELETE FROM counter_state WHERE key = ?1")?
-                .execute([&key.0])?;
-        }
+        state::journal(&tx, tick_id, tick.at_ms, row)?;
         tx.prepare_cached(
             "UPDATE runs SET last_tick_at = ?2, first_tick_at = coalesce(first_tick_at, ?2) WHERE id = ?1",
         )?

@@ -478,7 +478,10 @@ fn status_says_when_a_recorder_runs_beside_it() {
     assert!(
         wait_until(Duration::from_secs(20), || {
             let r = http(serve.addr, "GET", "/v1/status", Some(&token), "");
-            r.status == 200 && r.json()["recorder"]["running"] == true
+            // Running as soon as the lock is taken; the source once its run row is written.
+            r.status == 200
+                && r.json()["recorder"]["running"] == true
+                && !r.json()["recorder"]["source"].is_null()
         }),
         "status never saw the recorder"
     );

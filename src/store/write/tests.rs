@@ -111,10 +111,15 @@ fn a_tick_writes_samples_rollups_state_and_the_runs_last_tick() {
     assert_eq!(one(&w, "SELECT bytes_out FROM daily"), 16);
     assert_eq!(one(&w, "SELECT first_at FROM hourly"), T0 + 1000);
     assert_eq!(one(&w, "SELECT last_at FROM daily"), T0 + 6000);
+    // State goes to the tick's journal row, and into counter_state when folded.
+    assert_eq!(one(&w, "SELECT count(*) FROM counter_journal"), 1);
+    assert_eq!(one(&w, "SELECT count(*) FROM counter_state"), 0);
+    w.fold_state().expect("fold");
     assert_eq!(
         one(&w, "SELECT bytes_out FROM counter_state WHERE key = 'k'"),
         6
     );
+    assert_eq!(one(&w, "SELECT count(*) FROM counter_journal"), 0);
     assert_eq!(
         one(&w, &format!("SELECT last_tick_at FROM runs WHERE id = {r}")),
         T0 + 6000
@@ -233,6 +238,49 @@ fn state_is_resumed_on_the_same_boot_and_discarded_after_a_reboot() {
         "a new boot restarted every counter"
     );
     assert_eq!(one(&w, "SELECT count(*) FROM counter_state"), 0);
+    assert_eq!(one(&w, "SELECT count(*) FROM counter_journal"), 0);
+}
+
+#[test]
+fn state_survives_a_crash_between_folds_and_after_one() {
+    let k = |s: &str| CounterKey(s.into());
+    let mut w = writer();
+    let r = run(&mut w, T0);
+    w.load_state("boot-a", T0).expect("load");
+    let set = |pairs: &[(&str, u64)]| StateChanges {
+        upsert: pairs.iter().map(|(n, v)| (k(n), *v, *v)).collect(),
+        remove: vec![],
+    };
+    tick(&mut w, r, T0 + 1000, &[], &set(&[("a", 1), ("b", 1)]));
+    w.fold_state().expect("fold");
+    tick(&mut w, r, T0 + 2000, &[], &set(&[("a", 5)]));
+    tick(
+        &mut w,
+        r,
+        T0 + 3000,
+        &[],
+        &StateChanges {
+            upsert: vec![(k("c"), 9, 9)],
+            remove: vec![k("b")],
+        },
+    );
+    // No fold since: a kill -9 here leaves two journal rows over the folded state.
+    assert_eq!(one(&w, "SELECT count(*) FROM counter_journal"), 2);
+    let conn = std::mem::replace(w.conn_mut(), open_in_memory().expect("spare"));
+    let mut again = Writer::new(conn);
+    let mut saved: Vec<_> = again
+        .load_state("boot-a", T0 + 4000)
+        .expect("load")
+        .into_iter()
+        .map(|s| (s.key.0, s.bytes_in))
+        .collect();
+    saved.sort();
+    assert_eq!(saved, vec![("a".to_string(), 5), ("c".to_string(), 9)]);
+    assert_eq!(
+        one(&again, "SELECT count(*) FROM counter_journal"),
+        0,
+        "replayed and folded"
+    );
 }
 
 #[test]
