@@ -333,12 +333,19 @@ pub fn cpu_time() -> Duration {
     usage().map_or(Duration::ZERO, |u| u.0)
 }
 
-/// Bytes this process has passed to write(2) so far (Linux `/proc/self/io` `wchar`).
+/// Bytes this process's live threads have passed to write(2) so far (Linux: the `wchar` of
+/// each `/proc/self/task/<tid>/io`). Not `/proc/self/io`: that one also adds the I/O of every
+/// child the process reaped, which for nettop is the whole sample it printed.
 fn written_bytes() -> Option<u64> {
-    let io = std::fs::read_to_string("/proc/self/io").ok()?;
-    io.lines()
-        .find_map(|l| l.strip_prefix("wchar:"))
-        .and_then(|v| v.trim().parse().ok())
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let io = std::fs::read_to_string(task.ok()?.path().join("io")).ok()?;
+        total += io
+            .lines()
+            .find_map(|l| l.strip_prefix("wchar:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())?;
+    }
+    Some(total)
 }
 
 /// This process's CPU time and peak resident memory in KiB.
