@@ -137,15 +137,14 @@ impl Journal {
         let mut replayed: HashMap<String, Entry> = HashMap::new();
         {
             let mut keys: Vec<String> = Vec::new();
-            let mut st = tx.prepare(
-                "SELECT tick_id, saved_at, changes FROM counter_journal ORDER BY tick_id",
-            )?;
+            let mut st =
+                tx.prepare("SELECT seq, saved_at, changes FROM counter_journal ORDER BY seq")?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
-                let (tick, at, blob): (i64, i64, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                let (seq, at, blob): (i64, i64, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
                 if let Err(why) = decode_into(&blob, at, &mut keys, &mut replayed) {
                     tracing::warn!(
-                        tick,
+                        seq,
                         why,
                         "an unreadable counter journal row: it and later rows are skipped"
                     );
@@ -165,14 +164,12 @@ impl Journal {
 }
 
 /// Write one tick's journal row (inside the tick's transaction).
-pub fn journal(conn: &Connection, tick_id: i64, saved_at: i64, row: &Row) -> rusqlite::Result<()> {
+pub fn journal(conn: &Connection, saved_at: i64, row: &Row) -> rusqlite::Result<()> {
     if row.blob.len() <= 1 {
         return Ok(());
     }
-    conn.prepare_cached(
-        "INSERT INTO counter_journal(tick_id, saved_at, changes) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![tick_id, saved_at, row.blob])?;
+    conn.prepare_cached("INSERT INTO counter_journal(saved_at, changes) VALUES (?1, ?2)")?
+        .execute(params![saved_at, row.blob])?;
     Ok(())
 }
 
@@ -377,7 +374,7 @@ mod tests {
                 if *fail == 0 {
                     continue; // the tick's transaction rolled back: nothing of it counts
                 }
-                journal(&conn, t as i64 + 1, t as i64 * 10, &row).expect("journal");
+                journal(&conn, t as i64 * 10, &row).expect("journal");
                 j.committed(row, &c, t as i64 * 10);
                 for (k, a, b) in &c.upsert { direct.insert(k.0.clone(), Some((*a, *b, t as i64 * 10))); }
                 for k in &c.remove { direct.insert(k.0.clone(), None); }

@@ -369,7 +369,7 @@ impl Writer {
                 ])?;
             }
         }
-        state::journal(&tx, tick_id, tick.at_ms, row)?;
+        state::journal(&tx, tick.at_ms, row)?;
         tx.prepare_cached(
             "UPDATE runs SET last_tick_at = ?2, first_tick_at = coalesce(first_tick_at, ?2) WHERE id = ?1",
         )?
