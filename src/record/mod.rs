@@ -337,15 +337,20 @@ pub fn cpu_time() -> Duration {
 /// each `/proc/self/task/<tid>/io`). Not `/proc/self/io`: that one also adds the I/O of every
 /// child the process reaped, which for nettop is the whole sample it printed.
 fn written_bytes() -> Option<u64> {
-    let mut total = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let io = std::fs::read_to_string(task.ok()?.path().join("io")).ok()?;
-        total += io
-            .lines()
+    // A thread that ends while the list is read is skipped (its writes are then not counted).
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let wchar = |io: String| {
+        io.lines()
             .find_map(|l| l.strip_prefix("wchar:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())?;
-    }
-    Some(total)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some(
+        tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("io")).ok())
+            .filter_map(wchar)
+            .sum(),
+    )
 }
 
 /// This process's CPU time and peak resident memory in KiB.
@@ -444,12 +449,8 @@ impl Recorder<'_> {
 
         let (mut traffic, mut web, mut state) = (traffic, web, outcome.state);
         if let Some((old_traffic, old_web, old_state)) = self.pending.take() {
-            let mut merged = old_traffic;
-            merged.extend(traffic);
-            traffic = merged;
-            let mut merged = old_web;
-            merged.extend(web);
-            web = merged;
+            traffic = merge_traffic(old_traffic, traffic);
+            web = merge_web(old_web, web);
             state = merge_state(old_state, state);
         }
         match self.commit(&traffic, &web, &state, wall_ms, elapsed) {
@@ -572,6 +573,55 @@ impl Recorder<'_> {
 }
 
 /// Apply `later` on top of `earlier`, key by key, in order.
+/// Deltas of two ticks as one: bytes summed per process and per connection, so deltas kept
+/// across failing commits (a full disk, a locked database) grow with the processes seen, not
+/// with the number of ticks.
+fn merge_traffic(earlier: Vec<ProcessTraffic>, later: Vec<ProcessTraffic>) -> Vec<ProcessTraffic> {
+    let mut out: Vec<ProcessTraffic> = Vec::with_capacity(earlier.len().max(later.len()));
+    let mut at: HashMap<store::write::ProcessRecord, usize> = HashMap::new();
+    for t in earlier.into_iter().chain(later) {
+        match at.get(&t.process) {
+            Some(&i) => {
+                let m = &mut out[i];
+                m.bytes_in = m.bytes_in.saturating_add(t.bytes_in);
+                m.bytes_out = m.bytes_out.saturating_add(t.bytes_out);
+                for (remote, bin, bout) in t.flows {
+                    match m.flows.iter_mut().find(|f| f.0 == remote) {
+                        Some(f) => {
+                            f.1 = f.1.saturating_add(bin);
+                            f.2 = f.2.saturating_add(bout);
+                        }
+                        None => m.flows.push((remote, bin, bout)),
+                    }
+                }
+            }
+            None => {
+                at.insert(t.process.clone(), out.len());
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+/// Browser bytes of two ticks as one, summed per application, host and method.
+fn merge_web(earlier: Vec<HostTraffic>, later: Vec<HostTraffic>) -> Vec<HostTraffic> {
+    let mut out: Vec<HostTraffic> = Vec::with_capacity(earlier.len().max(later.len()));
+    for h in earlier.into_iter().chain(later) {
+        match out
+            .iter_mut()
+            .find(|m| m.app == h.app && m.host == h.host && m.method == h.method)
+        {
+            Some(m) => {
+                m.bytes_in = m.bytes_in.saturating_add(h.bytes_in);
+                m.bytes_out = m.bytes_out.saturating_add(h.bytes_out);
+            }
+            None => out.push(h),
+        }
+    }
+    out
+}
+
 fn merge_state(earlier: StateChanges, later: StateChanges) -> StateChanges {
     let mut m: HashMap<CounterKey, Option<(u64, u64)>> = HashMap::new();
     for s in [earlier, later] {
@@ -603,6 +653,188 @@ mod tests {
         assert_eq!(backoff(i, 2), Duration::from_secs(10));
         assert_eq!(backoff(i, 3), Duration::from_secs(20));
         assert_eq!(backoff(i, 30), MAX_BACKOFF);
+    }
+
+    fn process(pid: u32) -> store::write::ProcessRecord {
+        store::write::ProcessRecord {
+            pid: Some(pid),
+            name: format!("p{pid}"),
+            start_time: Some(1),
+            exe: None,
+            uid: None,
+            app: procinfo::App {
+                name: format!("p{pid}"),
+                path: None,
+            },
+            kind: store::write::AppKind::Application,
+        }
+    }
+
+    fn remote(host: &str) -> store::write::RemoteRecord {
+        store::write::RemoteRecord {
+            proto: "tcp",
+            host: host.into(),
+            port: 443,
+        }
+    }
+
+    #[test]
+    fn deltas_kept_across_failed_commits_sum_per_process_and_connection_and_stay_bounded() {
+        let tick = |n: u64| {
+            vec![
+                ProcessTraffic {
+                    process: process(1),
+                    bytes_in: 10 * n,
+                    bytes_out: n,
+                    flows: vec![(remote("a"), 10 * n, n)],
+                },
+                ProcessTraffic {
+                    process: process(2),
+                    bytes_in: 5,
+                    bytes_out: 0,
+                    flows: vec![],
+                },
+            ]
+        };
+        let mut pending = tick(1);
+        for n in 2..=1000 {
+            pending = merge_traffic(pending, tick(n));
+        }
+        let mut extra = tick(1);
+        extra[0].flows.push((remote("b"), 7, 7));
+        pending = merge_traffic(pending, extra);
+        assert_eq!(pending.len(), 2, "one entry per process however many ticks");
+        let sum: u64 = (1..=1000).sum::<u64>() + 1;
+        assert_eq!((pending[0].bytes_in, pending[0].bytes_out), (10 * sum, sum));
+        assert_eq!(
+            pending[0].flows,
+            vec![(remote("a"), 10 * sum, sum), (remote("b"), 7, 7)]
+        );
+        assert_eq!((pending[1].bytes_in, pending[1].bytes_out), (5 * 1001, 0));
+    }
+
+    #[test]
+    fn browser_bytes_kept_across_failed_commits_sum_per_host_and_method() {
+        use web::Method::{ActiveTab, Connection};
+        let h = |host: &str, method, bytes_in, bytes_out| HostTraffic {
+            app: procinfo::App {
+                name: "firefox".into(),
+                path: None,
+            },
+            host: host.into(),
+            method,
+            bytes_in,
+            bytes_out,
+        };
+        let m = merge_web(
+            vec![h("a.org", Connection, 5, 1), h("b.org", Connection, 1, 1)],
+            vec![h("a.org", Connection, 7, 1), h("a.org", ActiveTab, 2, 1)],
+        );
+        assert_eq!(
+            m,
+            vec![
+                h("a.org", Connection, 12, 2),
+                h("b.org", Connection, 1, 1),
+                h("a.org", ActiveTab, 2, 1),
+            ]
+        );
+    }
+
+    /// A commit that fails (here: another writer holds the database; in life also a full
+    /// disk) keeps its deltas, and the next tick that commits writes them: nothing is lost
+    /// and nothing counted twice.
+    #[test]
+    fn ticks_whose_commit_fails_are_committed_with_the_next_one_exactly() {
+        use crate::source::{Counter, Owner, ProcessRef, Snapshot};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("n.db");
+        let conn = store::open(&db, Create::IfMissing).expect("open");
+        conn.busy_timeout(Duration::ZERO).expect("no waiting");
+        let mut writer = Writer::new(conn);
+        let run_id = writer
+            .begin_run(&RunInfo {
+                started_at_ms: Utc::now().timestamp_millis(),
+                source: "nettop".into(),
+                interval_ms: 1000,
+                pid: std::process::id(),
+                hostname: None,
+                boot_id: None,
+                notes: vec![],
+            })
+            .expect("run");
+        let opts = Options {
+            db: db.clone(),
+            source: SourceKind::Nettop,
+            interval: Duration::from_secs(1),
+            sample_timeout: Duration::from_secs(1),
+            retention: Policy::default(),
+            include_loopback: false,
+            max_rate: delta::Config::default().max_rate,
+            max_ticks: None,
+            share_with_group: false,
+        };
+        let mut rec = Recorder {
+            opts: &opts,
+            writer,
+            engine: Engine::new(delta::Config::default()),
+            attributor: attribute::Attributor::default(),
+            web: web::attribute::Attributor::default(),
+            run_id,
+            last_mono: None,
+            last_wall_ms: None,
+            failing: None,
+            pending: None,
+            ticks: 0,
+            summary: Summary::default(),
+        };
+        let snap = |n: u64| Snapshot {
+            counters: vec![Counter {
+                key: CounterKey("nettop/curl.4000000".into()),
+                // A pid no process has here, so the name stays the source's.
+                owner: Owner::Process(ProcessRef {
+                    pid: 4_000_000,
+                    name: "curl".into(),
+                    start_time: None,
+                    exe: None,
+                    uid: None,
+                    cmdline: None,
+                }),
+                remote: None,
+                bytes_in: n * 1000,
+                bytes_out: n * 10,
+                closed: false,
+            }],
+        };
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        rec.tick(snap(1), at(0)); // the baseline
+        let blocker = rusqlite::Connection::open(&db).expect("second connection");
+        blocker
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("hold the write lock");
+        rec.tick(snap(2), at(1));
+        rec.tick(snap(4), at(2));
+        assert!(rec.pending.is_some(), "both commits failed and were kept");
+        blocker.execute_batch("ROLLBACK").expect("release");
+        rec.tick(snap(7), at(3));
+        assert!(rec.pending.is_none());
+        let (bytes_in, bytes_out, rows): (i64, i64, i64) = rec
+            .writer
+            .conn()
+            .query_row(
+                "SELECT sum(bytes_in), sum(bytes_out), count(*) FROM samples",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("totals");
+        assert_eq!((bytes_in, bytes_out), (6000, 60), "7000 - 1000 baseline");
+        assert_eq!(rows, 1, "the kept deltas were merged into one row");
+        let hourly: i64 = rec
+            .writer
+            .conn()
+            .query_row("SELECT sum(bytes_in) FROM hourly", [], |r| r.get(0))
+            .expect("hourly");
+        assert_eq!(hourly, 6000);
     }
 
     #[test]
