@@ -38,9 +38,14 @@ fn require_npm_package(name: &str) {
 /// whole output unless every test passed. Returns the output.
 fn node_test(args: &[&str], limit: Duration) -> String {
     require_node();
+    // Screenshots of the options page go where the report's do, not into a new /tmp folder
+    // per run.
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("extension-screenshots");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
     let mut child = Command::new("node")
         .arg("--test")
         .args(args)
+        .env("EXTENSION_ARTIFACTS", &artifacts)
         .current_dir(ext_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
