@@ -572,7 +572,6 @@ impl Recorder<'_> {
     }
 }
 
-/// Apply `later` on top of `earlier`, key by key, in order.
 /// Deltas of two ticks as one: bytes summed per process and per connection, so deltas kept
 /// across failing commits (a full disk, a locked database) grow with the processes seen, not
 /// with the number of ticks.
@@ -622,6 +621,7 @@ fn merge_web(earlier: Vec<HostTraffic>, later: Vec<HostTraffic>) -> Vec<HostTraf
     out
 }
 
+/// Apply `later` on top of `earlier`, key by key, in order.
 fn merge_state(earlier: StateChanges, later: StateChanges) -> StateChanges {
     let mut m: HashMap<CounterKey, Option<(u64, u64)>> = HashMap::new();
     for s in [earlier, later] {
