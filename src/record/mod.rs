@@ -185,23 +185,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     }
     info!(run = run_id, resumed_counters = resumed, boot = %boot, "recording");
 
-    let mut rec = Recorder {
-        opts: &opts,
-        writer,
-        engine,
-        attributor: attribute::Attributor::default(),
-        web: web::attribute::Attributor::default(),
-        run_id,
-        last_mono: None,
-        last_wall_ms: None,
-        failing: None,
-        pending: None,
-        ticks: 0,
-        summary: Summary {
-            cpu_at_start: cpu_time(),
-            ..Summary::default()
-        },
-    };
+    let mut rec = Recorder::new(&opts, writer, engine, run_id);
     let mut schedule = Schedule::new(Instant::now(), opts.interval);
     let mut last_retention: Option<Instant> = None;
     let mut last_summary = Instant::now();
@@ -394,7 +378,27 @@ struct Recorder<'a> {
     summary: Summary,
 }
 
-impl Recorder<'_> {
+impl<'a> Recorder<'a> {
+    fn new(opts: &'a Options, writer: Writer, engine: Engine, run_id: i64) -> Self {
+        Recorder {
+            opts,
+            writer,
+            engine,
+            attributor: attribute::Attributor::default(),
+            web: web::attribute::Attributor::default(),
+            run_id,
+            last_mono: None,
+            last_wall_ms: None,
+            failing: None,
+            pending: None,
+            ticks: 0,
+            summary: Summary {
+                cpu_at_start: cpu_time(),
+                ..Summary::default()
+            },
+        }
+    }
+
     fn tick(&mut self, mut snapshot: source::Snapshot, sampled_at: Instant) {
         let took = self.last_mono.map(|m| sampled_at.duration_since(m));
         let elapsed = took.unwrap_or(Duration::ZERO);
@@ -773,20 +777,7 @@ mod tests {
             max_ticks: None,
             share_with_group: false,
         };
-        let mut rec = Recorder {
-            opts: &opts,
-            writer,
-            engine: Engine::new(delta::Config::default()),
-            attributor: attribute::Attributor::default(),
-            web: web::attribute::Attributor::default(),
-            run_id,
-            last_mono: None,
-            last_wall_ms: None,
-            failing: None,
-            pending: None,
-            ticks: 0,
-            summary: Summary::default(),
-        };
+        let mut rec = Recorder::new(&opts, writer, Engine::new(delta::Config::default()), run_id);
         let snap = |n: u64| Snapshot {
             counters: vec![Counter {
                 key: CounterKey("nettop/curl.4000000".into()),
