@@ -2,8 +2,9 @@
 //!
 //! Every tick appends its state changes as one compact journal row in its own transaction
 //! (see `sql/0003_counter_journal.sql` for why); the recorder folds the journal into
-//! `counter_state` every few minutes and when it stops. Loading replays the journal over
-//! `counter_state` in tick order, so what a restart sees is exactly what was committed.
+//! `counter_state` every few minutes and when it stops, by replaying the journal rows in the
+//! order they were written; loading does the same first, so what a restart sees is exactly
+//! what was committed.
 //!
 //! Encoding of `counter_journal.changes`: a version byte (1), then entries until the end.
 //! Keys are interned per journal: the first entry for a key since the journal was last
@@ -29,12 +30,12 @@ const FORGET_ID: u8 = 3;
 /// A counter's last committed value and when it was written (epoch ms); `None`: forgotten.
 pub type Entry = Option<(u64, u64, i64)>;
 
-/// The recorder's side of the journal: key ids given out since the journal was last emptied,
-/// and the changes committed since the last fold.
+/// The recorder's side of the journal: the key ids given out since the journal was last
+/// emptied. The changes themselves are only in the journal rows: a fold replays those, so a
+/// tick does no work for the journal beyond encoding its row.
 #[derive(Debug, Default)]
 pub struct Journal {
     ids: HashMap<String, u64>,
-    unfolded: HashMap<String, Entry>,
 }
 
 /// One tick's journal row, before its transaction commits.
@@ -88,42 +89,34 @@ impl Journal {
         }
     }
 
-    /// The row was committed: its keys have their ids, its changes wait for the next fold.
-    pub fn committed(&mut self, row: Row, changes: &StateChanges, saved_at: i64) {
+    /// The row was committed: the keys it introduced have their ids.
+    pub fn committed(&mut self, row: Row) {
         for key in row.new_keys {
             let id = self.ids.len() as u64;
             self.ids.insert(key, id);
         }
-        for (key, bin, bout) in &changes.upsert {
-            self.unfolded
-                .insert(key.0.clone(), Some((*bin, *bout, saved_at)));
-        }
-        for key in &changes.remove {
-            self.unfolded.insert(key.0.clone(), None);
-        }
     }
 
-    /// Apply the changes since the last fold to `counter_state` and empty the journal, in one
-    /// transaction. On failure nothing changes (the journal is kept and replayed on restart).
+    /// Replay the journal into `counter_state` and empty it, in one transaction. On failure
+    /// nothing changes (the journal is kept, and folded again later or replayed on restart).
     pub fn fold(&mut self, conn: &mut Connection) -> Result<(), Error> {
-        if self.unfolded.is_empty() {
+        // Every row written since the journal was emptied introduces a key (ids start again
+        // with it), so no ids means no rows.
+        if self.ids.is_empty() {
             return Ok(());
         }
         let tx = conn.transaction()?;
-        write_entries(&tx, &self.unfolded)?;
-        tx.execute("DELETE FROM counter_journal", [])?;
+        replay_and_empty(&tx)?;
         tx.commit()?;
-        self.unfolded.clear();
         self.ids.clear();
         Ok(())
     }
 
-    /// Everything committed: `counter_state` with the journal replayed over it, folded so the
-    /// journal starts empty. A row that cannot be decoded (only a damaged file could hold one:
-    /// this code wrote it) is logged, and it and the rows after it are skipped, since their ids
-    /// may refer to it.
+    /// Everything committed: the journal folded into `counter_state` (so it starts empty),
+    /// then `counter_state` read back.
     pub fn load(&mut self, conn: &mut Connection) -> Result<HashMap<String, Entry>, Error> {
         let tx = conn.transaction()?;
+        replay_and_empty(&tx)?;
         let mut state: HashMap<String, Entry> = HashMap::new();
         {
             let mut st =
@@ -134,33 +127,37 @@ impl Journal {
                 state.insert(r.get(0)?, Some((bin as u64, bout as u64, r.get(3)?)));
             }
         }
-        let mut replayed: HashMap<String, Entry> = HashMap::new();
-        {
-            let mut keys: Vec<String> = Vec::new();
-            let mut st =
-                tx.prepare("SELECT seq, saved_at, changes FROM counter_journal ORDER BY seq")?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                let (seq, at, blob): (i64, i64, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
-                if let Err(why) = decode_into(&blob, at, &mut keys, &mut replayed) {
-                    tracing::warn!(
-                        seq,
-                        why,
-                        "an unreadable counter journal row: it and later rows are skipped"
-                    );
-                    break;
-                }
-            }
-        }
-        write_entries(&tx, &replayed)?;
-        tx.execute("DELETE FROM counter_journal", [])?;
         tx.commit()?;
         self.ids.clear();
-        self.unfolded.clear();
-        state.extend(replayed);
-        state.retain(|_, e| e.is_some());
         Ok(state)
     }
+}
+
+/// Apply the journal's rows, in the order they were written, to `counter_state`, and delete
+/// them. A row that cannot be decoded (only a damaged file could hold one: this code wrote
+/// it) is logged, and it and the rows after it are skipped, since their ids may refer to it.
+fn replay_and_empty(conn: &Connection) -> Result<(), Error> {
+    let mut replayed: HashMap<String, Entry> = HashMap::new();
+    {
+        let mut keys: Vec<String> = Vec::new();
+        let mut st =
+            conn.prepare("SELECT seq, saved_at, changes FROM counter_journal ORDER BY seq")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (seq, at, blob): (i64, i64, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if let Err(why) = decode_into(&blob, at, &mut keys, &mut replayed) {
+                tracing::warn!(
+                    seq,
+                    why,
+                    "an unreadable counter journal row: it and later rows are skipped"
+                );
+                break;
+            }
+        }
+    }
+    write_entries(conn, &replayed)?;
+    conn.execute("DELETE FROM counter_journal", [])?;
+    Ok(())
 }
 
 /// Write one tick's journal row (inside the tick's transaction).
@@ -291,7 +288,7 @@ mod tests {
         };
         let row1 = j.encode(&first);
         let blob1 = row1.blob.clone();
-        j.committed(row1, &first, 42);
+        j.committed(row1);
         let second = StateChanges {
             upsert: vec![(key("nettop/1/curl/en0/tcp4 a<->b"), 7, u64::MAX)],
             remove: vec![key("é")],
@@ -375,7 +372,7 @@ mod tests {
                     continue; // the tick's transaction rolled back: nothing of it counts
                 }
                 journal(&conn, t as i64 * 10, &row).expect("journal");
-                j.committed(row, &c, t as i64 * 10);
+                j.committed(row);
                 for (k, a, b) in &c.upsert { direct.insert(k.0.clone(), Some((*a, *b, t as i64 * 10))); }
                 for k in &c.remove { direct.insert(k.0.clone(), None); }
                 if (t + 1) % fold_every == 0 {

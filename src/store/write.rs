@@ -108,7 +108,7 @@ pub struct Writer {
     processes: HashMap<ProcessRecord, CachedProcess>,
     remotes: HashMap<RemoteRecord, i64>,
     web_hosts: HashMap<String, i64>,
-    /// The counter-state journal: key ids and the changes since the last fold.
+    /// The counter-state journal's key ids since its last fold.
     journal: state::Journal,
 }
 
@@ -257,7 +257,7 @@ impl Writer {
         let row = self.journal.encode(tick.state);
         let result = self.try_commit_tick(tick, &row);
         if result.is_ok() {
-            self.journal.committed(row, tick.state, tick.at_ms);
+            self.journal.committed(row);
         } else {
             // Ids inserted by the rolled-back transaction are gone: forget every cached id
             // rather than write rows that point at nothing.
