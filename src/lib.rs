@@ -14,7 +14,9 @@
 //! - `serve/`: the localhost ingest server for the browser extension.
 //! - `status`: `netmon status`, what is true about a database and its recorder.
 //! - `service/`: `netmon service`, the recorder under launchd or systemd.
-//! - `cli`, `exit`, `paths`, `text`: the command line, exit codes, default locations, text helpers.
+//! - `cli`, `input`, `exit`, `paths`, `text`: the command line and its range-checked values,
+//!   exit codes, default locations, text helpers.
+//! - `files`: writing files a user names (reports, the token) without harming what is there.
 //! - `docs`: completions, man pages and service examples generated from the code.
 
 pub mod cli;
@@ -22,6 +24,8 @@ pub mod commands;
 pub mod delta;
 pub mod docs;
 pub mod exit;
+pub mod files;
+pub mod input;
 pub mod output;
 pub mod paths;
 pub mod procinfo;

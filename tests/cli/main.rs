@@ -18,6 +18,7 @@ mod help;
 mod record;
 mod regression;
 mod report;
+mod safety;
 mod serve;
 mod service;
 mod shared_db;

@@ -1,0 +1,291 @@
+//! Issue 13 (<https://…/issues/13>, "Nothing netmon is pointed at gets harmed"): each test
+//! drives the real binary at something that must come out unchanged, or changed only in the
+//! way asked for, and compares the hash and `stat` of every file before and after.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::history;
+use crate::util::Env;
+
+/// What is true about one file: its type, owner, mode, size, inode, and its bytes' hash (or
+/// where a link points).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    kind: &'static str,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    len: u64,
+    ino: u64,
+    content: String,
+}
+
+/// Every file under `dir` (not following links), by path.
+pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Stat> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let s = stat(&p);
+            if s.kind == "dir" {
+                todo.push(p.clone());
+            }
+            out.insert(p, s);
+        }
+    }
+    out
+}
+
+/// One file's [`Stat`], not following a link.
+pub fn stat(p: &Path) -> Stat {
+    let m = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let ft = m.file_type();
+    use std::os::unix::fs::FileTypeExt;
+    let (kind, content) = if ft.is_symlink() {
+        (
+            "link",
+            std::fs::read_link(p)
+                .expect("readlink")
+                .display()
+                .to_string(),
+        )
+    } else if ft.is_file() {
+        let bytes = std::fs::read(p).expect("read");
+        ("file", format!("{:x}", Sha256::digest(&bytes)))
+    } else if ft.is_dir() {
+        ("dir", String::new())
+    } else if ft.is_fifo() {
+        ("fifo", String::new())
+    } else if ft.is_char_device() {
+        ("char", String::new())
+    } else {
+        ("other", String::new())
+    };
+    Stat {
+        kind,
+        uid: m.uid(),
+        gid: m.gid(),
+        mode: m.mode() & 0o7777,
+        len: if ft.is_file() { m.len() } else { 0 },
+        ino: m.ino(),
+        content,
+    }
+}
+
+/// Whether this process may chown files (CI runs as root; a developer may not).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn report_fixture() -> Env {
+    let env = Env::new();
+    history::three_tables(&env.db);
+    env
+}
+
+/// `netmon report html --from … --until … -o <out>`, in `dir`.
+fn report_to(env: &Env, out: &Path) -> assert_cmd::assert::Assert {
+    env.netmon()
+        .current_dir(env.dir.path())
+        .args([
+            "report",
+            "html",
+            "--from",
+            "2024-05-01",
+            "--until",
+            "2024-05-09",
+            "--now",
+            "2024-05-10T12:00:00Z",
+            "-o",
+        ])
+        .arg(out)
+        .timeout(Duration::from_secs(60))
+        .assert()
+}
+
+fn is_page(bytes: &[u8]) -> bool {
+    let s = String::from_utf8_lossy(bytes).to_ascii_lowercase();
+    s.starts_with("<!doctype html>") && s.trim_end().ends_with("</html>")
+}
+
+/// The files of `dir` other than the database and its WAL companions.
+fn others(dir: &Path) -> BTreeMap<PathBuf, Stat> {
+    tree(dir)
+        .into_iter()
+        .filter(|(p, _)| {
+            let n = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            !n.is_some_and(|n| n.starts_with("netmon.db"))
+        })
+        .collect()
+}
+
+#[test]
+fn issue_13_report_into_a_fifo_is_a_stream_its_reader_gets_the_page() {
+    let env = report_fixture();
+    let fifo = env.dir.path().join("pipe");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let before = stat(&fifo);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader_path = fifo.clone();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let r = std::fs::File::open(&reader_path).and_then(|mut f| f.read_to_end(&mut got));
+        let _ = tx.send(r.map(|_| got));
+    });
+    report_to(&env, &fifo).success();
+    let got = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the reader finished")
+        .expect("read");
+    assert!(is_page(&got), "the reader got {} bytes, not the page", got.len());
+    assert_eq!(stat(&fifo), before, "the FIFO is still the same FIFO");
+}
+
+#[test]
+fn issue_13_report_into_a_device_writes_it_and_leaves_the_node() {
+    let env = report_fixture();
+    let null = Path::new("/dev/null");
+    let before = stat(null);
+    report_to(&env, null).success();
+    assert_eq!(stat(null).kind, "char");
+    assert_eq!((stat(null).ino, stat(null).mode), (before.ino, before.mode));
+    // A device that refuses the bytes is an error, not "wrote".
+    let full = Path::new("/dev/full");
+    if full.exists() {
+        let before = stat(full);
+        let out = report_to(&env, full).code(1).get_output().clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot write the report"), "{err}");
+        assert!(!err.contains("wrote"), "{err}");
+        assert_eq!(stat(full), before, "/dev/full is still the device");
+    }
+}
+
+#[test]
+fn issue_13_report_through_a_symlink_writes_its_target_and_keeps_the_link() {
+    let env = report_fixture();
+    let real = env.dir.path().join("real.html");
+    std::fs::write(&real, "old").expect("write");
+    let link = env.dir.path().join("latest.html");
+    symlink("real.html", &link).expect("symlink");
+    report_to(&env, &link).success();
+    assert_eq!(stat(&link).kind, "link", "the link is still a link");
+    assert_eq!(stat(&link).content, "real.html");
+    assert!(is_page(&std::fs::read(&real).expect("read")));
+}
+
+#[test]
+fn issue_13_report_over_an_existing_file_keeps_its_owner_and_mode() {
+    let env = report_fixture();
+    let out = env.dir.path().join("shared.html");
+    std::fs::write(&out, "old").expect("write");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o664)).expect("chmod");
+    if is_root() {
+        std::os::unix::fs::chown(&out, Some(65534), Some(65534)).expect("chown to nobody");
+    } else {
+        eprintln!("NOT ROOT: only the mode is checked here, not that another user's file keeps its owner");
+    }
+    let before = stat(&out);
+    let rest = others(env.dir.path());
+    report_to(&env, &out).success();
+    let after = stat(&out);
+    assert_eq!(
+        (after.uid, after.gid, after.mode, after.kind),
+        (before.uid, before.gid, before.mode, "file")
+    );
+    assert!(is_page(&std::fs::read(&out).expect("read")));
+    let mut now = others(env.dir.path());
+    now.remove(&out);
+    let mut was = rest;
+    was.remove(&out);
+    assert_eq!(now, was, "nothing else in the directory changed (no temp file left)");
+}
+
+#[test]
+fn issue_13_report_follows_no_planted_temp_file_link() {
+    // The old temporary name was `.NAME.<pid>.tmp`, opened without O_EXCL: a link planted under
+    // the next pids' names sent the page into the victim. Plant one for each of the next few
+    // hundred pids (Linux tells the last pid given out) and check the victim is untouched.
+    let env = report_fixture();
+    let victim = env.dir.path().join("victim");
+    std::fs::write(&victim, "precious").expect("write");
+    let before = stat(&victim);
+    let last_pid: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if last_pid == 0 {
+        eprintln!("no /proc/sys/kernel/ns_last_pid: links planted under a few guessed names only");
+    }
+    for pid in last_pid..last_pid + 400 {
+        let _ = symlink(&victim, env.dir.path().join(format!(".x.html.{pid}.tmp")));
+    }
+    let out = env.dir.path().join("x.html");
+    std::fs::write(&out, "old").expect("write");
+    report_to(&env, &out).success();
+    assert_eq!(stat(&victim), before, "the victim is untouched");
+    assert!(is_page(&std::fs::read(&out).expect("read")));
+}
+
+#[test]
+fn issue_13_report_to_dash_writes_stdout_and_no_file() {
+    let env = report_fixture();
+    let before = others(env.dir.path());
+    let out = report_to(&env, Path::new("-")).success().get_output().clone();
+    assert!(is_page(&out.stdout));
+    assert_eq!(others(env.dir.path()), before, "no file named - or anything else");
+}
+
+/// Every flag taking a number or a duration, with a value far out of range: exit 1, the
+/// allowed range named, no panic (which exits 101).
+#[test]
+fn issue_13_out_of_range_values_are_refused_naming_the_range() {
+    let env = Env::new();
+    let cases: &[(&[&str], &str)] = &[
+        (&["record", "--interval", "300000000000y"], "from 10ms to 1h"),
+        (&["record", "--interval", "18446744073709551615s"], "from 10ms to 1h"),
+        (&["record", "--interval", "1ms"], "from 10ms to 1h"),
+        (&["record", "--sample-timeout", "9999999999d"], "from 100ms to 10m"),
+        (&["record", "--keep-raw", "18446744073709551615s"], "from 1h to 36500d"),
+        (&["record", "--keep-hourly", "1s"], "from 1h to 36500d"),
+        (&["record", "--max-rate", "99999999999999999999"], "from 1000 to"),
+        (&["record", "--ticks", "0"], "from 1 to"),
+        (&["top", "--refresh", "300000000000y"], "from 50ms to 1h"),
+        (&["top", "--window", "18446744073709551615s"], "from 1s to 1d"),
+        (&["serve", "--client-timeout", "18446744073709551615s"], "from 100ms to 5m"),
+        (&["serve", "--listen", "127.0.0.1:70000"], "from 0 to 65535"),
+        (&["status", "--stalled-after", "999999999w"], "from 1s to 30d"),
+        (&["apps", "--since", "99999999d"], "from 1s to 36500d"),
+        (&["domains", "--since", "999999999999w"], "from 1s to 36500d"),
+        (&["report", "html", "--since", "999999999999w"], "from 1s to 36500d"),
+        (&["apps", "--limit", "99999999999999999999999"], "from 0 to 1000000"),
+        (&["domains", "--limit=-1"], "from 0 to 1000000"),
+        (&["timeline", "--bucket", "18446744073709551615s"], "from 1s to 366d"),
+        (&["apps", "--from", "+99999-01-01"], "from 1970-01-01 to 9999-12-31"),
+        (&["timeline", "--until", "0001-01-01"], "from 1970-01-01 to 9999-12-31"),
+        (&["generate-history", "--days", "4294967296"], "from 1 to 3650"),
+    ];
+    for (args, range) in cases {
+        let out = env
+            .netmon()
+            .args(*args)
+            .timeout(Duration::from_secs(20))
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(range), "{args:?} should name {range:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    assert!(!env.db.exists(), "no database was created by a refused command");
+}
