@@ -98,6 +98,24 @@ pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Replace the regular file `path` (netmon's own: the caller checked) by one holding `bytes`
+/// with `mode`, atomically: a temporary file beside it, flushed, renamed over it.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let (tmp, mut f) = temp_beside(path, mode)?;
+    let result = (|| {
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    sync_dir(path);
+    Ok(())
+}
+
 /// `path` with every symbolic link in its last component followed (the directories above it
 /// are the kernel's business). The result may not exist: a link to a file not yet written.
 pub fn resolve(path: &Path) -> io::Result<PathBuf> {

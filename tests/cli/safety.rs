@@ -289,3 +289,94 @@ fn issue_13_out_of_range_values_are_refused_naming_the_range() {
     }
     assert!(!env.db.exists(), "no database was created by a refused command");
 }
+
+/// Run the sh `script` in a private mount namespace (nothing it mounts is seen outside, and
+/// it all goes when the script ends) with `$FULL` a fresh 64 KiB tmpfs. `None`, said loudly,
+/// when this process may not do that (not root, no `unshare`).
+pub fn with_small_disk(env: &Env, script: &str) -> Option<std::process::Output> {
+    if !is_root() {
+        eprintln!("NOT ROOT: cannot mount a small file system; the full-disk check is skipped");
+        return None;
+    }
+    let full = env.dir.path().join("full");
+    std::fs::create_dir(&full).expect("mkdir");
+    let out = env
+        .command("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size=64k,mode=0755 nm13 \"$FULL\" || exit 99\n{script}"
+        ))
+        .env("FULL", &full)
+        .output()
+        .expect("run unshare");
+    assert_ne!(
+        out.status.code(),
+        Some(99),
+        "mounting a tmpfs failed (CI runs as root and must be able to): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(out)
+}
+
+#[test]
+fn issue_13_a_full_disk_leaves_no_half_made_token_and_serve_starts_once_there_is_room() {
+    let env = Env::new();
+    let Some(out) = with_small_disk(
+        &env,
+        r#"
+        dd if=/dev/zero of="$FULL/fill" bs=4k 2>/dev/null
+        "$NETMON" --db "$FULL/netmon.db" serve --print-token; echo "first=$?"
+        echo "files:"; ls -A "$FULL"; echo ":files"
+        rm "$FULL/fill"
+        "$NETMON" --db "$FULL/netmon.db" serve --print-token; echo "second=$?"
+        "$NETMON" --db "$FULL/netmon.db" serve --print-token; echo "third=$?"
+        "#,
+    ) else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = |k: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k}= in {stdout}\n{stderr}"))
+            .to_string()
+    };
+    assert_ne!(line("first"), "0", "a full disk is an error: {stderr}");
+    let files = stdout
+        .split("files:")
+        .nth(1)
+        .and_then(|s| s.split(":files").next())
+        .expect("listing");
+    let files: Vec<&str> = files.split_whitespace().collect();
+    assert_eq!(files, ["fill"], "no token file, whole or half, and no temp file: {stderr}");
+    assert_eq!(line("second"), "0", "{stderr}");
+    assert_eq!(line("third"), "0", "{stderr}");
+    let tokens: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    assert_eq!(tokens.len(), 2, "{stdout}");
+    assert_eq!(tokens[0], tokens[1], "the token made once there was room is kept");
+}
+
+#[test]
+fn issue_13_an_empty_token_file_left_by_an_earlier_version_is_replaced_with_a_warning() {
+    let env = Env::new();
+    let token_file = env.dir.path().join("netmon.db.token");
+    std::fs::write(&token_file, "").expect("empty token file");
+    let out = env
+        .netmon()
+        .args(["serve", "--print-token"])
+        .timeout(Duration::from_secs(20))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(token.len(), 64, "{token}");
+    assert!(err.contains("made a new token"), "{err}");
+    assert_eq!(std::fs::read_to_string(&token_file).expect("read").trim(), token);
+    assert_eq!(stat(&token_file).mode, 0o600);
+}
