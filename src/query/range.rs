@@ -173,6 +173,16 @@ pub fn resolve<Tz: TimeZone>(
     Ok(Range::from_ms(start, end.min(now_ms)))
 }
 
+/// `range` starting no earlier than the local day in which recording began (`earliest_ms`).
+pub fn from_recording_day<Tz: TimeZone>(range: Range, tz: &Tz, earliest_ms: i64) -> Range {
+    let first_day = day_floor(tz, earliest_ms);
+    if range.start_ms() < first_day && first_day < range.end_ms() {
+        Range::from_ms(first_day, range.end_ms())
+    } else {
+        range
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
     Start,

@@ -131,7 +131,13 @@ pub fn timeline<Tz: TimeZone>(
     range: Range,
     opts: &Options,
 ) -> Result<Timeline, Error> {
-    let (a, b) = plan::widen(tz, &db.bounds, range.start_ms(), range.end_ms());
+    // Buckets before the day recording began would all be empty: the buckets start there, so
+    // the work follows the history, not the width asked for (`--since 36500d --bucket 1d`).
+    let covered = match db.earliest_ms()? {
+        Some(began) => super::range::from_recording_day(range, tz, began),
+        None => range,
+    };
+    let (a, b) = plan::widen(tz, &db.bounds, covered.start_ms(), covered.end_ms());
     let bucket = opts.bucket.unwrap_or_else(|| auto_bucket(b - a));
     let bucket_ms = (bucket.as_millis() as i64).max(1000);
     let all = boundaries(tz, a, b, bucket_ms)?;

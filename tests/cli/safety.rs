@@ -380,3 +380,66 @@ fn issue_13_an_empty_token_file_left_by_an_earlier_version_is_replaced_with_a_wa
     assert_eq!(std::fs::read_to_string(&token_file).expect("read").trim(), token);
     assert_eq!(stat(&token_file).mode, 0o600);
 }
+
+/// Run netmon with `args` on `env` (bounded in time), expecting success; stdout.
+fn ok_stdout(env: &Env, args: &[&str]) -> String {
+    let out = env
+        .netmon()
+        .args(args)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+#[test]
+fn issue_13_a_range_far_wider_than_the_history_costs_what_the_history_does() {
+    // The fixture holds 40 days from 2024-04-01. Ranges reaching back to 1970 or 100 years
+    // walk those 40 days: the timeline's and the report's days start where recording began,
+    // and every command answers (on main, report ran out of buckets and timeline listed
+    // 19,800 empty days).
+    let env = report_fixture();
+    let now = "2024-05-12T00:00:00Z";
+    for range in [["--from", "1970-01-01"], ["--since", "36500d"]] {
+        let with = |cmd: &[&'static str]| -> Vec<&'static str> {
+            let mut v: Vec<&'static str> = cmd.to_vec();
+            v.extend(range);
+            v.extend(["--now", now]);
+            v
+        };
+        let days: serde_json::Value = serde_json::from_str(&ok_stdout(
+            &env,
+            &with(&["timeline", "--bucket", "1d", "--json"]),
+        ))
+        .expect("json");
+        let buckets = days.as_array().expect("buckets");
+        assert_eq!(buckets.len(), 41, "{range:?}: the recorded days and today");
+        assert_eq!(buckets[0]["start"], "2024-04-01T00:00:00Z");
+        let apps: serde_json::Value =
+            serde_json::from_str(&ok_stdout(&env, &with(&["apps", "--json"]))).expect("json");
+        let total: u64 = apps
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["bytes_total"].as_u64().expect("bytes"))
+            .sum();
+        let all: u64 = history::expected(0, i64::MAX)
+            .values()
+            .map(|(i, o)| i + o)
+            .sum();
+        assert_eq!(total, all, "{range:?}: every recorded byte, once");
+        ok_stdout(&env, &with(&["domains", "--json"]));
+        let page = ok_stdout(&env, &with(&["report", "html", "-o", "-"]));
+        let open = "id=\"netmon-data\">";
+        let start = page.find(open).expect("data") + open.len();
+        let len = page[start..].find("</script>").expect("end");
+        let data: serde_json::Value =
+            serde_json::from_str(&page[start..start + len]).expect("data json");
+        assert_eq!(data["days"].as_array().expect("days").len(), 41, "{range:?}");
+    }
+}
