@@ -192,7 +192,10 @@ mod tests {
         );
         assert_eq!(socket_addr("[::1]:0"), Ok("[::1]:0".parse().expect("addr")));
         let e = socket_addr("127.0.0.1:70000").expect_err("port");
-        assert!(e.contains("out of range") && e.contains("0 to 65535"), "{e}");
+        assert!(
+            e.contains("out of range") && e.contains("0 to 65535"),
+            "{e}"
+        );
         for s in ["127.0.0.1", "localhost:7500", "1.2.3.4:x", ""] {
             let e = socket_addr(s).expect_err(s);
             assert!(e.contains("0 to 65535"), "{s}: {e}");

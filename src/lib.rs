@@ -16,9 +16,11 @@
 //! - `service/`: `netmon service`, the recorder under launchd or systemd.
 //! - `cli`, `input`, `exit`, `paths`, `text`: the command line and its range-checked values,
 //!   exit codes, default locations, text helpers.
+//! - `calendar`: where local days start (the recorder's daily rows and the queries agree).
 //! - `files`: writing files a user names (reports, the token) without harming what is there.
 //! - `docs`: completions, man pages and service examples generated from the code.
 
+pub mod calendar;
 pub mod cli;
 pub mod commands;
 pub mod delta;

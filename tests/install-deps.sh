@@ -23,7 +23,8 @@ TEST_PACKAGES=(
   chromium      # the extension and `netmon report html` are tested in real headless Chromium
                 # (never a downloaded browser)
   firefox-esr   # … and in real headless Firefox, over its built-in WebDriver BiDi
-  tzdata        # the report is tested in other time zones (TZ=Asia/Kolkata, America/New_York)
+  tzdata        # the report is tested in other time zones (TZ=Asia/Kolkata, America/New_York),
+                # and daily rows in one that skips midnight (TZ=America/Santiago)
 )
 
 build_only=false

@@ -317,14 +317,20 @@ mod tests {
         // 8000 years each side of three recorded days: the pieces are those days'.
         let t = tile(&Utc, &b, -3_000_000 * D, 3_000_000 * D, true);
         assert!(t.len() <= 2 && !t.is_empty(), "{t:?}");
-        assert!(t.iter().all(|p| p.start_ms >= 20_000 * D && p.end_ms <= 20_004 * D));
+        assert!(
+            t.iter()
+                .all(|p| p.start_ms >= 20_000 * D && p.end_ms <= 20_004 * D)
+        );
         let empty = Bounds {
             data_ms: Some((0, 0)),
             ..b
         };
         assert!(tile(&Utc, &empty, 0, 3_000_000 * D, true).is_empty());
         // A range inside the data is left as it is.
-        assert_eq!(b.clamp(&Utc, 20_001 * D + 5, 20_002 * D), Some((20_001 * D + 5, 20_002 * D)));
+        assert_eq!(
+            b.clamp(&Utc, 20_001 * D + 5, 20_002 * D),
+            Some((20_001 * D + 5, 20_002 * D))
+        );
         assert_eq!(b.clamp(&Utc, 0, 10 * D), None);
     }
 }

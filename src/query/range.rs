@@ -291,7 +291,12 @@ mod tests {
             let e = parse_since(huge).expect_err(huge);
             assert!(e.contains("from 1s to 36500d"), "{e}");
         }
-        for far in ["0001-01-01", "+99999-01-01", "0000-01-01T00:00:00Z", "1969-12-31 23:00"] {
+        for far in [
+            "0001-01-01",
+            "+99999-01-01",
+            "0000-01-01T00:00:00Z",
+            "1969-12-31 23:00",
+        ] {
             let e = parse_when(far).expect_err(far);
             assert!(e.contains("from 1970-01-01 to 9999-12-31"), "{far}: {e}");
         }

@@ -39,9 +39,7 @@ pub fn parse_bucket(s: &str) -> Result<BucketArg, String> {
     if s.trim().eq_ignore_ascii_case("auto") {
         return Ok(BucketArg(None));
     }
-    let d = BUCKET
-        .parse(s)
-        .map_err(|e| format!("{e}, or auto"))?;
+    let d = BUCKET.parse(s).map_err(|e| format!("{e}, or auto"))?;
     let ms = d.as_millis() as i64;
     if DAY_MS % ms != 0 && ms % DAY_MS != 0 {
         return Err(

@@ -188,7 +188,11 @@ mod tests {
             let again = load_or_create(&db).expect("reuse");
             assert_eq!(again.reveal(), t.reveal(), "the new token was kept");
         }
-        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1, "no temp file");
+        assert_eq!(
+            fs::read_dir(dir.path()).expect("ls").count(),
+            1,
+            "no temp file"
+        );
     }
 
     #[test]

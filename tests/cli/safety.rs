@@ -147,7 +147,11 @@ fn issue_13_report_into_a_fifo_is_a_stream_its_reader_gets_the_page() {
         .recv_timeout(Duration::from_secs(30))
         .expect("the reader finished")
         .expect("read");
-    assert!(is_page(&got), "the reader got {} bytes, not the page", got.len());
+    assert!(
+        is_page(&got),
+        "the reader got {} bytes, not the page",
+        got.len()
+    );
     assert_eq!(stat(&fifo), before, "the FIFO is still the same FIFO");
 }
 
@@ -193,7 +197,9 @@ fn issue_13_report_over_an_existing_file_keeps_its_owner_and_mode() {
     if is_root() {
         std::os::unix::fs::chown(&out, Some(65534), Some(65534)).expect("chown to nobody");
     } else {
-        eprintln!("NOT ROOT: only the mode is checked here, not that another user's file keeps its owner");
+        eprintln!(
+            "NOT ROOT: only the mode is checked here, not that another user's file keeps its owner"
+        );
     }
     let before = stat(&out);
     let rest = others(env.dir.path());
@@ -208,7 +214,10 @@ fn issue_13_report_over_an_existing_file_keeps_its_owner_and_mode() {
     now.remove(&out);
     let mut was = rest;
     was.remove(&out);
-    assert_eq!(now, was, "nothing else in the directory changed (no temp file left)");
+    assert_eq!(
+        now, was,
+        "nothing else in the directory changed (no temp file left)"
+    );
 }
 
 #[test]
@@ -241,9 +250,16 @@ fn issue_13_report_follows_no_planted_temp_file_link() {
 fn issue_13_report_to_dash_writes_stdout_and_no_file() {
     let env = report_fixture();
     let before = others(env.dir.path());
-    let out = report_to(&env, Path::new("-")).success().get_output().clone();
+    let out = report_to(&env, Path::new("-"))
+        .success()
+        .get_output()
+        .clone();
     assert!(is_page(&out.stdout));
-    assert_eq!(others(env.dir.path()), before, "no file named - or anything else");
+    assert_eq!(
+        others(env.dir.path()),
+        before,
+        "no file named - or anything else"
+    );
 }
 
 /// Every flag taking a number or a duration, with a value far out of range: exit 1, the
@@ -252,28 +268,73 @@ fn issue_13_report_to_dash_writes_stdout_and_no_file() {
 fn issue_13_out_of_range_values_are_refused_naming_the_range() {
     let env = Env::new();
     let cases: &[(&[&str], &str)] = &[
-        (&["record", "--interval", "300000000000y"], "from 10ms to 1h"),
-        (&["record", "--interval", "18446744073709551615s"], "from 10ms to 1h"),
+        (
+            &["record", "--interval", "300000000000y"],
+            "from 10ms to 1h",
+        ),
+        (
+            &["record", "--interval", "18446744073709551615s"],
+            "from 10ms to 1h",
+        ),
         (&["record", "--interval", "1ms"], "from 10ms to 1h"),
-        (&["record", "--sample-timeout", "9999999999d"], "from 100ms to 10m"),
-        (&["record", "--keep-raw", "18446744073709551615s"], "from 1h to 36500d"),
+        (
+            &["record", "--sample-timeout", "9999999999d"],
+            "from 100ms to 10m",
+        ),
+        (
+            &["record", "--keep-raw", "18446744073709551615s"],
+            "from 1h to 36500d",
+        ),
         (&["record", "--keep-hourly", "1s"], "from 1h to 36500d"),
-        (&["record", "--max-rate", "99999999999999999999"], "from 1000 to"),
+        (
+            &["record", "--max-rate", "99999999999999999999"],
+            "from 1000 to",
+        ),
         (&["record", "--ticks", "0"], "from 1 to"),
         (&["top", "--refresh", "300000000000y"], "from 50ms to 1h"),
-        (&["top", "--window", "18446744073709551615s"], "from 1s to 1d"),
-        (&["serve", "--client-timeout", "18446744073709551615s"], "from 100ms to 5m"),
+        (
+            &["top", "--window", "18446744073709551615s"],
+            "from 1s to 1d",
+        ),
+        (
+            &["serve", "--client-timeout", "18446744073709551615s"],
+            "from 100ms to 5m",
+        ),
         (&["serve", "--listen", "127.0.0.1:70000"], "from 0 to 65535"),
-        (&["status", "--stalled-after", "999999999w"], "from 1s to 30d"),
+        (
+            &["status", "--stalled-after", "999999999w"],
+            "from 1s to 30d",
+        ),
         (&["apps", "--since", "99999999d"], "from 1s to 36500d"),
-        (&["domains", "--since", "999999999999w"], "from 1s to 36500d"),
-        (&["report", "html", "--since", "999999999999w"], "from 1s to 36500d"),
-        (&["apps", "--limit", "99999999999999999999999"], "from 0 to 1000000"),
+        (
+            &["domains", "--since", "999999999999w"],
+            "from 1s to 36500d",
+        ),
+        (
+            &["report", "html", "--since", "999999999999w"],
+            "from 1s to 36500d",
+        ),
+        (
+            &["apps", "--limit", "99999999999999999999999"],
+            "from 0 to 1000000",
+        ),
         (&["domains", "--limit=-1"], "from 0 to 1000000"),
-        (&["timeline", "--bucket", "18446744073709551615s"], "from 1s to 366d"),
-        (&["apps", "--from", "+99999-01-01"], "from 1970-01-01 to 9999-12-31"),
-        (&["timeline", "--until", "0001-01-01"], "from 1970-01-01 to 9999-12-31"),
-        (&["generate-history", "--days", "4294967296"], "from 1 to 3650"),
+        (
+            &["timeline", "--bucket", "18446744073709551615s"],
+            "from 1s to 366d",
+        ),
+        (
+            &["apps", "--from", "+99999-01-01"],
+            "from 1970-01-01 to 9999-12-31",
+        ),
+        (
+            &["timeline", "--until", "0001-01-01"],
+            "from 1970-01-01 to 9999-12-31",
+        ),
+        (
+            &["generate-history", "--days", "4294967296"],
+            "from 1 to 3650",
+        ),
     ];
     for (args, range) in cases {
         let out = env
@@ -287,7 +348,10 @@ fn issue_13_out_of_range_values_are_refused_naming_the_range() {
         assert!(err.contains(range), "{args:?} should name {range:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
-    assert!(!env.db.exists(), "no database was created by a refused command");
+    assert!(
+        !env.db.exists(),
+        "no database was created by a refused command"
+    );
 }
 
 /// Run the sh `script` in a private mount namespace (nothing it mounts is seen outside, and
@@ -350,7 +414,11 @@ fn issue_13_a_full_disk_leaves_no_half_made_token_and_serve_starts_once_there_is
         .and_then(|s| s.split(":files").next())
         .expect("listing");
     let files: Vec<&str> = files.split_whitespace().collect();
-    assert_eq!(files, ["fill"], "no token file, whole or half, and no temp file: {stderr}");
+    assert_eq!(
+        files,
+        ["fill"],
+        "no token file, whole or half, and no temp file: {stderr}"
+    );
     assert_eq!(line("second"), "0", "{stderr}");
     assert_eq!(line("third"), "0", "{stderr}");
     let tokens: Vec<&str> = stdout
@@ -358,7 +426,10 @@ fn issue_13_a_full_disk_leaves_no_half_made_token_and_serve_starts_once_there_is
         .filter(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
         .collect();
     assert_eq!(tokens.len(), 2, "{stdout}");
-    assert_eq!(tokens[0], tokens[1], "the token made once there was room is kept");
+    assert_eq!(
+        tokens[0], tokens[1],
+        "the token made once there was room is kept"
+    );
 }
 
 #[test]
@@ -377,7 +448,10 @@ fn issue_13_an_empty_token_file_left_by_an_earlier_version_is_replaced_with_a_wa
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(token.len(), 64, "{token}");
     assert!(err.contains("made a new token"), "{err}");
-    assert_eq!(std::fs::read_to_string(&token_file).expect("read").trim(), token);
+    assert_eq!(
+        std::fs::read_to_string(&token_file).expect("read").trim(),
+        token
+    );
     assert_eq!(stat(&token_file).mode, 0o600);
 }
 
@@ -440,6 +514,95 @@ fn issue_13_a_range_far_wider_than_the_history_costs_what_the_history_does() {
         let len = page[start..].find("</script>").expect("end");
         let data: serde_json::Value =
             serde_json::from_str(&page[start..start + len]).expect("data json");
-        assert_eq!(data["days"].as_array().expect("days").len(), 41, "{range:?}");
+        assert_eq!(
+            data["days"].as_array().expect("days").len(),
+            41,
+            "{range:?}"
+        );
+    }
+}
+
+#[test]
+fn issue_13_daily_rows_start_where_day_queries_do_in_a_zone_that_skips_midnight() {
+    // Chile skipped 2024-09-08 00:00 (to 01:00). The recorder keyed that day's daily rows at
+    // the UTC midnight (20:00 the evening before, in Santiago) while queries start the day at
+    // 01:00: day queries then missed or misplaced the day's totals.
+    assert!(
+        Path::new("/usr/share/zoneinfo/America/Santiago").exists(),
+        "tzdata is missing: run `bash tests/install-deps.sh`"
+    );
+    let env = Env::new();
+    let tz = "America/Santiago";
+    let out = env
+        .netmon()
+        .env("TZ", tz)
+        .args([
+            "generate-history",
+            "--days",
+            "1",
+            "--apps",
+            "3",
+            "--active",
+            "2",
+        ])
+        .args(["--end", "2024-09-08T16:00:00Z"])
+        .timeout(Duration::from_secs(300))
+        .output()
+        .expect("generate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys: Vec<i64> = {
+        let c = env.sql();
+        let mut st = c
+            .prepare("SELECT DISTINCT day FROM daily ORDER BY day")
+            .expect("sql");
+        st.query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("keys")
+    };
+    // 2024-09-08 01:00 -03 is 04:00Z.
+    assert!(
+        keys.contains(&1_725_768_000),
+        "the skipped day is keyed at 01:00: {keys:?}"
+    );
+    let buckets: serde_json::Value = serde_json::from_str(
+        &String::from_utf8(
+            env.netmon()
+                .env("TZ", tz)
+                .args([
+                    "timeline",
+                    "--bucket",
+                    "1d",
+                    "--json",
+                    "--from",
+                    "2024-09-07",
+                ])
+                .args(["--until", "2024-09-08", "--now", "2024-09-09T00:00:00Z"])
+                .output()
+                .expect("timeline")
+                .stdout,
+        )
+        .expect("utf8"),
+    )
+    .expect("json");
+    let starts: Vec<i64> = buckets
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| {
+            chrono::DateTime::parse_from_rfc3339(b["start"].as_str().expect("start"))
+                .expect("time")
+                .timestamp()
+        })
+        .collect();
+    for k in &keys {
+        assert!(
+            starts.contains(k),
+            "daily key {k} is no day start of the queries: {starts:?}"
+        );
     }
 }
