@@ -606,3 +606,34 @@ fn issue_13_daily_rows_start_where_day_queries_do_in_a_zone_that_skips_midnight(
         );
     }
 }
+
+#[test]
+fn issue_13_a_slow_client_flood_does_not_starve_a_valid_client() {
+    // 50 connections each sending a byte every 500 ms (and connecting again after their 408)
+    // against a 2 s client timeout, while a valid client asks 5 times a second for 6 s. On
+    // main the slow ones held 32 request threads and the valid client got 503s.
+    let env = Env::new();
+    let serve = crate::util::Serve::start(&env, &["--client-timeout", "2s"]);
+    let token = crate::util::serve_token(&env);
+    let flood = crate::flood::Flood {
+        slow: 50,
+        trickle: Duration::from_millis(500),
+        rate: 5,
+        duration: Duration::from_secs(6),
+    };
+    let out = crate::flood::run(serve.addr, &token, flood);
+    assert!(out.sent >= 20, "{out:?}");
+    assert!(
+        out.answered_share() >= 0.99,
+        "{} of {} answered, failures {:?}: {}",
+        out.answered,
+        out.sent,
+        out.failed,
+        serve.stderr()
+    );
+    assert!(
+        out.slow_connections > flood.slow,
+        "the slow clients were timed out and came back: {out:?}"
+    );
+    serve.stop();
+}
