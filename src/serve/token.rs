@@ -23,6 +23,11 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
+    /// A token holding `secret` (tests and the randomised run; the server reads its file).
+    pub fn from_secret(secret: &str) -> Self {
+        Token(secret.to_string())
+    }
+
     /// The secret itself, for `--print-token` only.
     pub fn reveal(&self) -> &str {
         &self.0
