@@ -30,20 +30,62 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
 }
 
 /// Bytes that matter to the parsers, to insert more often than chance would.
 const INTERESTING: &[&[u8]] = &[
-    b"\r\n", b"\n", b",", b":", b" ", b"\t", b"\"", b"\\", b"{", b"}", b"[", b"]", b"0",
-    b"-1", b"18446744073709551615", b"9223372036854775808", b"99999999999999999999", b"1e308",
-    b"NaN", b"null", b"true", b"\xff", b"\xc3\xa9", b"\xe2\x80\xae", b"\0", b"Content-Length: ",
-    b"Transfer-Encoding: chunked", b"Expect: 100-continue", b"Host: ", b"Origin: ",
-    b"Authorization: Bearer ", b"bytes_in", b"bytes_out", b"time", b"interface", b"state",
-    b".", b"<->", b"*", b"%", b"y", b"d", b"w", b"ms", b"ns", b"T", b"Z", b"+", b"24:00",
-    b"9999-12-31", b"1970-01-01", b"0000-00-00",
+    b"\r\n",
+    b"\n",
+    b",",
+    b":",
+    b" ",
+    b"\t",
+    b"\"",
+    b"\\",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"0",
+    b"-1",
+    b"18446744073709551615",
+    b"9223372036854775808",
+    b"99999999999999999999",
+    b"1e308",
+    b"NaN",
+    b"null",
+    b"true",
+    b"\xff",
+    b"\xc3\xa9",
+    b"\xe2\x80\xae",
+    b"\0",
+    b"Content-Length: ",
+    b"Transfer-Encoding: chunked",
+    b"Expect: 100-continue",
+    b"Host: ",
+    b"Origin: ",
+    b"Authorization: Bearer ",
+    b"bytes_in",
+    b"bytes_out",
+    b"time",
+    b"interface",
+    b"state",
+    b".",
+    b"<->",
+    b"*",
+    b"%",
+    b"y",
+    b"d",
+    b"w",
+    b"ms",
+    b"ns",
+    b"T",
+    b"Z",
+    b"+",
+    b"24:00",
+    b"9999-12-31",
+    b"1970-01-01",
+    b"0000-00-00",
 ];
 
 fn mutate(rng: &mut Rng, seed: &[u8], corpus: &[Vec<u8>]) -> Vec<u8> {
@@ -180,18 +222,47 @@ fn journal_seeds() -> Vec<Vec<u8>> {
     // Version 1, then entries: SET_NEW len key in out, SET_ID id in out, FORGET_NEW len key,
     // FORGET_ID id (varints).
     vec![
-        [&[1u8, 1, 5][..], b"k:1/a", &[0x80, 0x01, 7], &[2, 0, 9, 10], &[0, 3], b"k:2", &[3, 0]]
-            .concat(),
-        vec![1, 2, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0],
+        [
+            &[1u8, 1, 5][..],
+            b"k:1/a",
+            &[0x80, 0x01, 7],
+            &[2, 0, 9, 10],
+            &[0, 3],
+            b"k:2",
+            &[3, 0],
+        ]
+        .concat(),
+        vec![
+            1, 2, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0,
+        ],
     ]
 }
 
 fn time_seeds() -> Vec<Vec<u8>> {
     [
-        "5s", "500ms", "2m", "1h 30m", "7d", "2w", "36500d", "0", "auto", "15m", "1d",
-        "2024-05-01", "2024-05-01 13:30", "2024-05-01T13:30:15", "2024-05-01T13:30:00Z",
-        "2024-05-01T13:30:00+05:30", "today", "yesterday", "now", "127.0.0.1:7500", "[::1]:0",
-        "1000000", "12500000000",
+        "5s",
+        "500ms",
+        "2m",
+        "1h 30m",
+        "7d",
+        "2w",
+        "36500d",
+        "0",
+        "auto",
+        "15m",
+        "1d",
+        "2024-05-01",
+        "2024-05-01 13:30",
+        "2024-05-01T13:30:15",
+        "2024-05-01T13:30:00Z",
+        "2024-05-01T13:30:00+05:30",
+        "today",
+        "yesterday",
+        "now",
+        "127.0.0.1:7500",
+        "[::1]:0",
+        "1000000",
+        "12500000000",
     ]
     .iter()
     .map(|s| s.as_bytes().to_vec())
@@ -204,7 +275,9 @@ fn run_nettop(b: &[u8]) {
 
 fn run_http(b: &[u8]) {
     use netmon::serve::{guard, http};
-    let token = netmon::serve::token::Token::from_secret("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    let token = netmon::serve::token::Token::from_secret(
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    );
     // Fed whole and in two pieces, as a connection delivers it.
     let split = b.len() / 2;
     let _ = http::parse_head(&b[..split]);
@@ -351,7 +424,11 @@ fn main() {
                     let _ = std::fs::create_dir_all(&out_dir);
                     let file = out_dir.join(format!("{}-{i}.bin", t.name.replace(' ', "_")));
                     let _ = std::fs::write(&file, &inp);
-                    println!("  PANIC in {} on input {i}: saved to {}", t.name, file.display());
+                    println!(
+                        "  PANIC in {} on input {i}: saved to {}",
+                        t.name,
+                        file.display()
+                    );
                 }
             }
         }

@@ -134,10 +134,9 @@ pub fn resolve(path: &Path) -> io::Result<PathBuf> {
             Err(e) => return Err(e),
         }
     }
-    Err(io::Error::new(
-        ErrorKind::Other,
-        format!("more than {MAX_LINKS} symbolic links in a row"),
-    ))
+    Err(io::Error::other(format!(
+        "more than {MAX_LINKS} symbolic links in a row"
+    )))
 }
 
 /// A new file at `path`, created exclusively with `mode` (less the umask), holding `bytes`;

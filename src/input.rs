@@ -120,14 +120,14 @@ pub fn compact(d: Duration) -> String {
         return "0s".into();
     }
     for (unit, len) in [("w", 604_800_000u128), ("d", 86_400_000), ("h", 3_600_000)] {
-        if ms % len == 0 && ms / len >= 1 && !(unit == "w" && ms / len > 52) {
+        if ms.is_multiple_of(len) && ms / len >= 1 && !(unit == "w" && ms / len > 52) {
             return format!("{}{unit}", ms / len);
         }
     }
-    if ms % 60_000 == 0 {
+    if ms.is_multiple_of(60_000) {
         return format!("{}m", ms / 60_000);
     }
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         return format!("{}s", ms / 1000);
     }
     format!("{ms}ms")

@@ -173,15 +173,13 @@ pub fn check_body(head: &Head, limit: usize) -> Result<(), ApiError> {
 }
 
 impl Head {
-    /// The request with the body received so far, once all of it has come.
-    pub fn complete(self) -> Result<Request, Head> {
-        if self.already.len() >= self.content_length {
+    /// The request with its body, once all of it has come.
+    pub fn complete(self) -> Option<Request> {
+        (self.already.len() >= self.content_length).then(|| {
             let mut r = self.request;
             r.body = self.already;
-            Ok(r)
-        } else {
-            Err(self)
-        }
+            r
+        })
     }
 
     /// Take more body bytes; a refusal when they overrun the Content-Length.
@@ -308,7 +306,7 @@ mod tests {
             rest = &rest[n..];
         }
         head.complete()
-            .map_err(|_| ApiError::bad_request("the body ended before its Content-Length"))
+            .ok_or_else(|| ApiError::bad_request("the body ended before its Content-Length"))
     }
 
     fn read(raw: &[u8], limit: usize) -> Result<Request, ApiError> {

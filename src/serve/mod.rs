@@ -207,22 +207,33 @@ impl reactor::App for Shared {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let result = match t.route {
             Route::Status => status(self),
-            Route::Heartbeats => api::heartbeats(&request.body, now_ms)
-                .and_then(|beats| store_batch(self, |c| ingest::record_heartbeats(c, &beats, now_ms))),
+            Route::Heartbeats => api::heartbeats(&request.body, now_ms).and_then(|beats| {
+                store_batch(self, |c| ingest::record_heartbeats(c, &beats, now_ms))
+            }),
             Route::Observations => api::observations(&request.body, now_ms).and_then(|obs| {
                 store_batch(self, |c| ingest::record_observations(c, &obs, now_ms))
             }),
         };
         match result {
             Ok(r) => finish(r, None, t.cors, &t.method, &t.path, started),
-            Err(e) => finish(error_response(&e), Some(e), t.cors, &t.method, &t.path, started),
+            Err(e) => finish(
+                error_response(&e),
+                Some(e),
+                t.cors,
+                &t.method,
+                &t.path,
+                started,
+            ),
         }
     }
 
     fn refuse(&self, e: &ApiError, started: Instant) -> Response {
         let took_ms = started.elapsed().as_millis() as u64;
         if e.status == 503 {
-            warn!(status = e.status, took_ms, "refused a request: too many at once");
+            warn!(
+                status = e.status,
+                took_ms, "refused a request: too many at once"
+            );
         } else {
             info!(status = e.status, code = e.code, message = %e.message, took_ms, "request refused");
         }

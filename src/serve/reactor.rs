@@ -54,7 +54,11 @@ pub trait App: Send + Sync + 'static {
 
     /// Judge a request head as soon as it has arrived, before any body is read: `Err` answers
     /// now (a refusal, a CORS preflight); `Ok` gives the ticket and the largest body to read.
-    fn screen(&self, request: &Request, started: Instant) -> Result<(Self::Ticket, usize), Response>;
+    fn screen(
+        &self,
+        request: &Request,
+        started: Instant,
+    ) -> Result<(Self::Ticket, usize), Response>;
 
     /// Handle a whole request (on a worker thread).
     fn work(&self, ticket: Self::Ticket, request: Request, started: Instant) -> Response;
@@ -451,7 +455,7 @@ impl<A: App> Loop<'_, A> {
         let State::Body(head, ticket) = std::mem::replace(&mut conn.state, State::Working) else {
             return;
         };
-        let Ok(request) = head.complete() else {
+        let Some(request) = head.complete() else {
             return self.close(id);
         };
         let job = Job {
@@ -463,7 +467,10 @@ impl<A: App> Loop<'_, A> {
         match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => {
-                warn!(queued = self.limits.queue, "refused a request: too many at once");
+                warn!(
+                    queued = self.limits.queue,
+                    "refused a request: too many at once"
+                );
                 let r = self.app.refuse(&busy(), job.started);
                 self.respond(id, &r);
             }
@@ -646,9 +653,15 @@ mod tests {
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
         assert!(out.ends_with("hello"), "{out}");
         // Refused on its head: the 10-byte body never sent is not waited for.
-        let out = exchange(srv.addr, b"POST /refuse HTTP/1.1\r\nContent-Length: 10\r\n\r\n");
+        let out = exchange(
+            srv.addr,
+            b"POST /refuse HTTP/1.1\r\nContent-Length: 10\r\n\r\n",
+        );
         assert!(out.starts_with("HTTP/1.1 403"), "{out}");
-        let out = exchange(srv.addr, b"POST /x HTTP/1.1\r\nContent-Length: 99999\r\n\r\n");
+        let out = exchange(
+            srv.addr,
+            b"POST /x HTTP/1.1\r\nContent-Length: 99999\r\n\r\n",
+        );
         assert!(out.starts_with("HTTP/1.1 413"), "{out}");
     }
 
