@@ -17,7 +17,7 @@ use chrono::TimeZone;
 use rusqlite::Connection;
 
 use super::time::{HOUR_MS, ceil_hour, day_ceil, day_floor, floor_hour, is_midnight, next_day};
-use crate::store::meta_get;
+use crate::store::meta::{self, Key};
 
 /// Where the raw and hourly tables begin (epoch ms); `None`: the table holds all it ever got.
 /// And where any data lies at all, so that a query's cost follows the data recorded, not the
@@ -40,9 +40,6 @@ impl Bounds {
     /// `daily` (which is kept forever and gets every tick's bytes: no row of any table lies
     /// outside its days).
     pub fn load(conn: &Connection) -> rusqlite::Result<Self> {
-        let num = |k: &str| -> rusqlite::Result<Option<i64>> {
-            Ok(meta_get(conn, k)?.and_then(|v| v.trim().parse::<i64>().ok()))
-        };
         let (first_day, last_day): (Option<i64>, Option<i64>) =
             conn.query_row("SELECT min(day), max(day) FROM daily", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -55,8 +52,8 @@ impl Bounds {
             _ => Some((0, 0)),
         };
         Ok(Bounds {
-            raw_from_ms: num("raw_from_ms")?,
-            hourly_from_ms: num("hourly_from")?.map(|s| s.saturating_mul(1000)),
+            raw_from_ms: meta::get_i64(conn, Key::RawFromMs)?,
+            hourly_from_ms: meta::get_i64(conn, Key::HourlyFromS)?.map(|s| s.saturating_mul(1000)),
             data_ms,
         })
     }
