@@ -98,6 +98,9 @@ impl<'a> Session<'a> {
                 libc::umask(0o027);
             }
         }
+        // Nothing is created or changed (directory, lock, mode) before the path is known to
+        // be a new file or a netmon database.
+        store::check_target(&opts.db)?;
         // The lock lives beside the database: on a fresh machine its directory is made first.
         store::open::create_parent(&opts.db)?;
         let lock = RecorderLock::acquire(

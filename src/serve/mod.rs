@@ -57,6 +57,9 @@ struct Shared {
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
+    // Nothing (token, directory, mode) is created or changed before the path is known to be
+    // a new file or a netmon database.
+    store::check_target(&opts.db)?;
     let token = token::load_or_create(&opts.db)?;
     if opts.print_token {
         println!("{}", token.reveal());

@@ -637,3 +637,136 @@ fn issue_13_a_slow_client_flood_does_not_starve_a_valid_client() {
     );
     serve.stop();
 }
+
+/// Files that are not a netmon database, each in its own directory: (name, dir, file).
+fn not_netmon_databases(root: &Path) -> Vec<(&'static str, PathBuf)> {
+    let make = |name: &str| {
+        let d = root.join(name);
+        std::fs::create_dir(&d).expect("mkdir");
+        d.join("the.db")
+    };
+    let empty = make("empty");
+    std::fs::write(&empty, "").expect("empty");
+    let text = make("text");
+    std::fs::write(&text, "root:x:0:0:root:/root:/bin/bash\n").expect("text");
+    std::fs::set_permissions(&text, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let foreign = make("foreign");
+    {
+        let c = rusqlite::Connection::open(&foreign).expect("sqlite");
+        c.execute_batch(
+            "PRAGMA journal_mode = DELETE; CREATE TABLE bookmarks(url TEXT); \
+             INSERT INTO bookmarks VALUES ('https://example.org'); PRAGMA user_version = 3;",
+        )
+        .expect("foreign db");
+    }
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    vec![("empty", empty), ("text", text), ("foreign", foreign)]
+}
+
+#[test]
+fn issue_13_read_only_commands_change_no_file_and_refuse_what_is_not_netmons() {
+    let env = Env::new();
+    let root = env.dir.path().join("cases");
+    std::fs::create_dir(&root).expect("mkdir");
+    let mut cases = not_netmon_databases(&root);
+    let missing_dir = root.join("missing");
+    std::fs::create_dir(&missing_dir).expect("mkdir");
+    cases.push(("missing", missing_dir.join("the.db")));
+    let commands: &[&[&str]] = &[
+        &["apps"],
+        &["timeline"],
+        &["top", "--once"],
+        &["domains"],
+        &["report", "html", "-o", "-"],
+    ];
+    for (what, db) in &cases {
+        let dir = db.parent().expect("dir");
+        for cmd in commands {
+            let before = tree(dir);
+            let out = env
+                .netmon()
+                .env("NETMON_DB", db)
+                .args(*cmd)
+                .timeout(Duration::from_secs(30))
+                .output()
+                .expect("run");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{cmd:?} on {what}: {err}");
+            assert_eq!(
+                err.trim().lines().count(),
+                1,
+                "{cmd:?} on {what}: one line: {err}"
+            );
+            let want = if *what == "missing" {
+                "no database"
+            } else {
+                "not a netmon database"
+            };
+            assert!(err.contains(want), "{cmd:?} on {what}: {err}");
+            assert_eq!(tree(dir), before, "{cmd:?} changed something on {what}");
+        }
+    }
+    // A real netmon database: read, and left byte for byte as it was (no -wal or -shm).
+    let good = report_fixture();
+    let before = tree(good.dir.path());
+    for cmd in commands.iter().chain([&["status"][..]].iter()) {
+        good.netmon()
+            .args(*cmd)
+            .args(
+                ["--now", "2024-05-10T12:00:00Z"]
+                    .iter()
+                    .filter(|_| cmd[0] != "top" && cmd[0] != "status"),
+            )
+            .timeout(Duration::from_secs(60))
+            .assert()
+            .success();
+        assert_eq!(
+            tree(good.dir.path()),
+            before,
+            "{cmd:?} changed the database's files"
+        );
+    }
+}
+
+#[test]
+fn issue_13_record_and_serve_create_and_chmod_nothing_beside_a_file_that_is_not_netmons() {
+    let env = Env::new();
+    let root = env.dir.path().join("cases");
+    std::fs::create_dir(&root).expect("mkdir");
+    for (what, db) in not_netmon_databases(&root) {
+        let dir = db.parent().expect("dir").to_path_buf();
+        for cmd in [
+            &[
+                "record",
+                "--ticks",
+                "1",
+                "--interval",
+                "100ms",
+                "--source",
+                "nettop",
+            ][..],
+            &["serve", "--listen", "127.0.0.1:0"][..],
+            &["serve", "--print-token"][..],
+        ] {
+            let before = tree(&dir);
+            let out = env
+                .netmon()
+                .env("NETMON_DB", &db)
+                .args(cmd)
+                .timeout(Duration::from_secs(30))
+                .output()
+                .expect("run");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{cmd:?} on {what}: {err}");
+            assert!(
+                err.contains("not a netmon database"),
+                "{cmd:?} on {what}: {err}"
+            );
+            assert_eq!(
+                tree(&dir),
+                before,
+                "{cmd:?} on {what}: no .lock, no .token, no chmod"
+            );
+        }
+    }
+}
