@@ -83,11 +83,13 @@ pub fn open_read_only(path: &Path) -> Result<Connection, Error> {
 }
 
 /// `record` and `serve`, before they create or change anything (the directory, the lock, the
-/// token, the file's mode): `path` must be missing (a new database) or a netmon database.
+/// token, the file's mode): `path` must be new (missing, or an empty regular file, which holds
+/// nothing to harm: SQLite itself treats it as a new database) or a netmon database.
 pub fn check_target(path: &Path) -> Result<(), Error> {
-    match fs::symlink_metadata(path) {
+    match fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(path, e)),
+        Ok(m) if m.is_file() && m.len() == 0 => Ok(()),
         Ok(_) => open_existing(path).map(drop),
     }
 }
