@@ -177,7 +177,12 @@ fn issue_13_report_into_a_device_writes_it_and_leaves_the_node() {
     let null = device(&env, "null", 3);
     let before = stat(&null);
     report_to(&env, &null).success();
-    assert_eq!(stat(&null), before, "{} is still the same device", null.display());
+    assert_eq!(
+        stat(&null),
+        before,
+        "{} is still the same device",
+        null.display()
+    );
     // A device that refuses the bytes is an error, not "wrote".
     let full = device(&env, "full", 7);
     let before = stat(&full);
@@ -185,7 +190,12 @@ fn issue_13_report_into_a_device_writes_it_and_leaves_the_node() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot write the report"), "{err}");
     assert!(!err.contains("wrote"), "{err}");
-    assert_eq!(stat(&full), before, "{} is still the device", full.display());
+    assert_eq!(
+        stat(&full),
+        before,
+        "{} is still the device",
+        full.display()
+    );
 }
 
 #[test]
@@ -747,7 +757,10 @@ fn issue_13_record_and_serve_create_and_chmod_nothing_beside_a_file_that_is_not_
     let root = env.dir.path().join("cases");
     std::fs::create_dir(&root).expect("mkdir");
     // An empty file holds nothing to harm: record and serve may make it a database.
-    for (what, db) in not_netmon_databases(&root).into_iter().filter(|(w, _)| *w != "empty") {
+    for (what, db) in not_netmon_databases(&root)
+        .into_iter()
+        .filter(|(w, _)| *w != "empty")
+    {
         let dir = db.parent().expect("dir").to_path_buf();
         for cmd in [
             &[
