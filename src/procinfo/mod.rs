@@ -2,7 +2,7 @@
 //!
 //! Users think in applications ("Google Chrome"), not in the fifteen `Google Chrome H` helper
 //! processes nettop lists. [`app_for`] is the pure mapping from what is known of a process to
-//! its application; [`lookup`] asks the OS (macOS: libproc; Linux: /proc) once per process.
+//! its application; [`lookup`] asks the OS (macOS: libproc through `libc`; Linux: /proc) once per process.
 //!
 //! Never credit bytes to the wrong program: when the path cannot be resolved, or the process
 //! found under the pid does not match the name the source gave (the pid was reused between the
@@ -26,6 +26,9 @@ pub struct ProcInfo {
     pub cmdline: Vec<String>,
     pub uid: Option<u32>,
     pub start_time: Option<u64>,
+    /// The process macOS holds responsible for this one (the app behind an XPC service; for
+    /// an ordinary process, itself); `None` where the OS has no such relation or gave none.
+    pub responsible_pid: Option<u32>,
 }
 
 /// Ask the OS about `pid`. `None` when the process is gone or cannot be read.
@@ -239,6 +242,7 @@ mod tests {
             cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
             uid: Some(501),
             start_time: None,
+            responsible_pid: None,
         }
     }
 
