@@ -327,24 +327,15 @@ fn space_padded_fields_and_indented_connection_rows_parse_like_plain_csv() {
     let (a, b) = (parse(padded).expect("padded"), parse(plain).expect("plain"));
     assert!(a.skipped.is_empty(), "{:?}", a.skipped);
     assert_eq!(procs(&a), procs(&b));
-    let conns = |p: &Parsed| -> Vec<(
-        Option<String>,
-        Option<String>,
-        Option<u64>,
-        Option<u64>,
-        Endpoint,
-    )> {
+    let conns = |p: &Parsed| -> Vec<String> {
         p.blocks[0]
             .processes
             .iter()
             .flat_map(|r| r.connections.iter())
             .map(|c| {
-                (
-                    c.interface.clone(),
-                    c.state.clone(),
-                    c.bytes_in,
-                    c.bytes_out,
-                    c.local.clone(),
+                format!(
+                    "{} {:?} {:?} {:?} {:?} {:?} {:?}",
+                    c.proto, c.local, c.remote, c.interface, c.state, c.bytes_in, c.bytes_out
                 )
             })
             .collect()
