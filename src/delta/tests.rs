@@ -9,6 +9,7 @@ fn counter(key: &str, bytes_in: u64, bytes_out: u64) -> Counter {
         key: CounterKey(key.to_string()),
         owner: Owner::Process(ProcessRef::new(1, "p")),
         remote: None,
+        loopback: false,
         bytes_in,
         bytes_out,
         closed: false,

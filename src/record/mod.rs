@@ -404,9 +404,7 @@ impl<'a> Recorder<'a> {
         let elapsed = took.unwrap_or(Duration::ZERO);
         let wall_ms = Utc::now().timestamp_millis();
         if !self.opts.include_loopback {
-            snapshot
-                .counters
-                .retain(|c| !c.remote.as_ref().is_some_and(|r| r.loopback));
+            snapshot.counters.retain(|c| !c.loopback);
         }
         let counters = snapshot.counters.len();
         let outcome = self.engine.apply(&snapshot, elapsed);
@@ -791,6 +789,7 @@ mod tests {
                     cmdline: None,
                 }),
                 remote: None,
+                loopback: false,
                 bytes_in: n * 1000,
                 bytes_out: n * 10,
                 closed: false,
