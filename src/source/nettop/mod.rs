@@ -20,6 +20,7 @@
 //! (closed or /dev/null stdin makes nettop spin at 100%+ CPU, §8).
 
 pub mod parse;
+pub mod sim;
 
 use std::io::Read;
 use std::net::IpAddr;
@@ -533,5 +534,94 @@ mod tests {
         assert_eq!(r.host, "fe80::13:faff:fe55:a839");
         assert_eq!(r.port, Some(50386));
         assert_eq!(r.proto, Proto::Quic);
+    }
+
+    /// One event of the property test's scenarios.
+    #[derive(Debug, Clone)]
+    enum Event {
+        /// Socket `n` (of those opened) moves bytes.
+        Traffic(usize, u32, u32),
+        /// Socket `n` is now used on interface `i`.
+        Move(usize, usize),
+    }
+
+    fn event() -> impl proptest::strategy::Strategy<Value = Event> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0usize..8, 0u32..50_000, 0u32..50_000).prop_map(|(n, a, b)| Event::Traffic(n, a, b)),
+            2 => (0usize..8, 0usize..4).prop_map(|(n, i)| Event::Move(n, i)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Issue 14: for any sequence of socket counters moved between interfaces and listed in
+        /// any order (padded or not, across restarts), the recorded totals equal the true
+        /// growth, never more. The sockets include twins that differ only in the interface.
+        #[test]
+        fn recorded_totals_equal_true_growth_whatever_the_moves_and_the_order(
+            ticks in proptest::collection::vec(
+                (proptest::collection::vec(event(), 0..6), any_u64(), proptest::bool::ANY, proptest::bool::ANY),
+                1..20,
+            ),
+        ) {
+            use super::sim::{Sim, Style, socket};
+            const IFACES: [&str; 4] = ["en0", "awdl0", "utun4", "en1"];
+            let mut sim = Sim::new();
+            sim.spawn("mDNSResponder", 690);
+            sim.spawn("Safari", 501);
+            let mut ids = Vec::new();
+            // Three twins (one wildcard socket per interface), with history before recording.
+            for (n, iface) in IFACES.iter().take(3).enumerate() {
+                let id = sim.open(690, socket("udp6", "*.5353", "*.*", iface));
+                sim.traffic(id, 1_000_000 * (n as u64 + 1), 700_000);
+                ids.push(id);
+            }
+            ids.push(sim.open(690, socket("udp4", "*:5353", "*:*", "en0")));
+            ids.push(sim.open(690, socket("tcp4", "198.18.0.1:64818", "1.1.1.1:443", "utun4")));
+            for port in [50000, 50001, 50002] {
+                let id = sim.open(501, socket("quic4", &format!("192.0.2.7:{port}"), "198.51.100.1:443", "en0"));
+                sim.traffic(id, 5_000, 500);
+                ids.push(id);
+            }
+
+            let mut engine = crate::delta::Engine::new(crate::delta::Config::default());
+            let mut saved: std::collections::HashMap<CounterKey, (u64, u64)> = Default::default();
+            let mut counted: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+            let sample = |sim: &Sim, engine: &mut crate::delta::Engine, style: Style, counted: &mut std::collections::BTreeMap<String, (u64, u64)>, saved: &mut std::collections::HashMap<CounterKey, (u64, u64)>| {
+                let text = sim.render(style);
+                let o = engine.apply(&to_snapshot(&block(&text)), std::time::Duration::from_secs(5));
+                for d in o.deltas {
+                    let Owner::Process(p) = &d.owner else { continue };
+                    let e = counted.entry(p.name.clone()).or_insert((0, 0));
+                    e.0 += d.bytes_in;
+                    e.1 += d.bytes_out;
+                }
+                for (k, a, b) in o.state.upsert { saved.insert(k, (a, b)); }
+                for k in o.state.remove { saved.remove(&k); }
+            };
+            sample(&sim, &mut engine, Style::default(), &mut counted, &mut saved);
+            sim.mark();
+            for (events, seed, padded, restart) in ticks {
+                for e in events {
+                    match e {
+                        Event::Traffic(n, a, b) => sim.traffic(ids[n % ids.len()], a as u64, b as u64),
+                        Event::Move(n, i) => sim.move_to(ids[n % ids.len()], IFACES[i]),
+                    }
+                }
+                if restart {
+                    let mut fresh = crate::delta::Engine::new(crate::delta::Config::default());
+                    fresh.resume(saved.iter().map(|(k, v)| crate::delta::Saved {
+                        key: k.clone(), bytes_in: v.0, bytes_out: v.1, age: std::time::Duration::from_secs(5),
+                    }));
+                    engine = fresh;
+                }
+                sample(&sim, &mut engine, Style { shuffle: seed, padded, header_only: false }, &mut counted, &mut saved);
+            }
+            proptest::prop_assert_eq!(counted, sim.moved(false));
+        }
+    }
+
+    fn any_u64() -> impl proptest::strategy::Strategy<Value = u64> {
+        proptest::num::u64::ANY
     }
 }
