@@ -148,6 +148,10 @@ pub struct Problem {
     pub message: String,
 }
 
+/// Consecutive samples with no rows after which nettop is reported as blind: one can happen
+/// (a read between two states of the machine), tick after tick cannot on a working Mac.
+const EMPTY_SAMPLES_PROBLEM: i64 = 3;
+
 /// How `gather` decides and where it looks (tests and `--stalled-after` change these).
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -526,6 +530,24 @@ fn read_database(conn: &Connection, status: &mut Status, problems: &mut Vec<Prob
             });
         status.recorder.last_sample_at =
             ms(conn.query_row("SELECT max(at) FROM ticks", [], |r| r.get(0))?);
+        if let Some(run) = &status.last_run
+            && run.source == "nettop"
+            && let Some(e) = store::empty_samples(conn)?
+            && e.run_id == run.id
+            && e.ticks >= EMPTY_SAMPLES_PROBLEM
+        {
+            problems.push(Problem {
+                code: "no_rows",
+                message: format!(
+                    "nettop has printed its header and no rows for every one of the last {}                      samples (since {}): it sees no sockets at all, so nothing is counted.                      nettop shows nothing when it may not read the network statistics (inside                      a sandbox, for one); run `nettop -L 1 -n -x` as the user the recorder                      runs as and see what it prints",
+                    e.ticks,
+                    ms(Some(e.since_ms)).map_or_else(
+                        || "?".to_string(),
+                        |t| local(t).format("%Y-%m-%d %H:%M:%S %:z").to_string()
+                    )
+                ),
+            });
+        }
         let keep = |key: &str| -> rusqlite::Result<Option<Option<u64>>> {
             Ok(store::meta_get(conn, key)?
                 .and_then(|v| v.parse::<u64>().ok())

@@ -187,6 +187,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     info!(run = run_id, resumed_counters = resumed, boot = %boot, "recording");
 
     let mut rec = Recorder::new(&opts, writer, engine, run_id);
+    rec.watch_empty = kind == SourceKind::Nettop;
     let mut schedule = Schedule::new(Instant::now(), opts.interval);
     let mut last_retention: Option<Instant> = None;
     let mut last_summary = Instant::now();
@@ -377,6 +378,12 @@ struct Recorder<'a> {
     pending: Option<(Vec<ProcessTraffic>, Vec<HostTraffic>, StateChanges)>,
     ticks: u64,
     summary: Summary,
+    /// Whether a sample with no counters at all is a fault worth telling `status` about: for
+    /// nettop it is (a Mac always has sockets; nettop prints its header alone when it cannot
+    /// read the statistics), for the Linux sources an idle machine can show nothing.
+    watch_empty: bool,
+    /// Wall time of the first of the current run of samples with no counters.
+    empty_since: Option<i64>,
 }
 
 impl<'a> Recorder<'a> {
@@ -397,6 +404,28 @@ impl<'a> Recorder<'a> {
                 cpu_at_start: cpu_time(),
                 ..Summary::default()
             },
+            watch_empty: false,
+            empty_since: None,
+        }
+    }
+
+    /// Keep `status` told whether samples keep coming back empty (only the start and the end
+    /// of such a run are written).
+    fn note_empty(&mut self, empty: bool, wall_ms: i64) {
+        if !self.watch_empty {
+            return;
+        }
+        let since = match (empty, self.empty_since) {
+            (true, None) => {
+                warn!("the source printed no rows at all: it sees no sockets");
+                Some(wall_ms)
+            }
+            (false, Some(_)) => None,
+            _ => return,
+        };
+        match self.writer.empty_samples(self.run_id, since) {
+            Ok(()) => self.empty_since = since,
+            Err(e) => error!(error = %e, "could not note empty samples for `netmon status`"),
         }
     }
 
@@ -404,6 +433,7 @@ impl<'a> Recorder<'a> {
         let took = self.last_mono.map(|m| sampled_at.duration_since(m));
         let elapsed = took.unwrap_or(Duration::ZERO);
         let wall_ms = Utc::now().timestamp_millis();
+        self.note_empty(snapshot.counters.is_empty(), wall_ms);
         if !self.opts.include_loopback {
             snapshot.counters.retain(|c| !c.loopback);
         }

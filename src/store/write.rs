@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Error, meta_get, meta_set, state};
+use super::{EMPTY_SAMPLES_KEY, Error, meta_get, meta_set, state};
 use crate::delta::{Saved, StateChanges};
 use crate::tick::{App, AppKind, HostTraffic, ProcessRecord, ProcessTraffic, RemoteRecord};
 
@@ -165,6 +165,20 @@ impl Writer {
             "INSERT INTO gaps(run_id, start_at, end_at, reason) VALUES (?1, ?2, ?3, ?4)",
             params![run_id, start_ms, end_ms, reason],
         )?;
+        Ok(())
+    }
+
+    /// Note that the run's samples have come back with no counters at all since `since_ms`
+    /// (`None`: they have rows again), for `netmon status` (meta `empty_samples_since`, value
+    /// `"<run id> <epoch ms>"`).
+    pub fn empty_samples(&mut self, run_id: i64, since_ms: Option<i64>) -> Result<(), Error> {
+        match since_ms {
+            Some(ms) => meta_set(&self.conn, EMPTY_SAMPLES_KEY, &format!("{run_id} {ms}"))?,
+            None => {
+                self.conn
+                    .execute("DELETE FROM meta WHERE key = ?1", [EMPTY_SAMPLES_KEY])?;
+            }
+        }
         Ok(())
     }
 
