@@ -49,6 +49,8 @@ pub struct Options {
     pub max_ticks: Option<u64>,
     /// Files are 0640 rather than 0600 (a system recorder whose data a user reads).
     pub share_with_group: bool,
+    /// A process table to resolve pids from instead of the OS (tests).
+    pub process_table: Option<HashMap<u32, procinfo::ProcInfo>>,
 }
 
 impl Options {
@@ -77,6 +79,19 @@ impl Options {
             max_rate: a.max_rate,
             max_ticks: a.ticks,
             share_with_group: a.share_with_group,
+            process_table: match &a.process_table {
+                None => None,
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading the process table {}", path.display()))?;
+                    Some(procinfo::table_from_json(&text).map_err(|e| {
+                        crate::exit::user(format!(
+                            "--process-table {}: not a JSON array of processes: {e}",
+                            path.display()
+                        ))
+                    })?)
+                }
+            },
         })
     }
 }
@@ -188,6 +203,10 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
 
     let mut rec = Recorder::new(&opts, writer, engine, run_id);
     rec.watch_empty = kind == SourceKind::Nettop;
+    if let Some(table) = opts.process_table.clone() {
+        rec.resolver =
+            attribute::ProcessResolver::new(Box::new(move |pid| table.get(&pid).cloned()));
+    }
     let mut schedule = Schedule::new(Instant::now(), opts.interval);
     let mut last_retention: Option<Instant> = None;
     let mut last_summary = Instant::now();
@@ -813,6 +832,7 @@ mod tests {
             max_rate: delta::Config::default().max_rate,
             max_ticks: None,
             share_with_group: false,
+            process_table: None,
         };
         let mut rec = Recorder::new(&opts, writer, Engine::new(delta::Config::default()), run_id);
         let snap = |n: u64| Snapshot {
