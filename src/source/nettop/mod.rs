@@ -521,6 +521,18 @@ mod tests {
         assert_eq!(counted["io.tailscale.ip"], (645, 25_200));
         // A process none of whose sockets survived and which opened none counts nothing.
         assert!(!counted.contains_key("Happ"));
+        // The local proxy's UDP socket bound to 127.0.0.1, remote `*:*`, on lo0 (hundreds of
+        // MB in the first capture) is loopback, though it has no remote to tell.
+        let snap = to_snapshot(&block(&capture(
+            "L1_J_bytes_in_bytes_out_interface_state_time.csv",
+        )));
+        let proxy = snap
+            .counters
+            .iter()
+            .find(|c| c.key.0.ends_with("/udp4 127.0.0.1:10808<->*"))
+            .expect("the Tunnel proxy's UDP socket");
+        assert!(proxy.loopback && proxy.remote.is_none());
+        assert_eq!((proxy.bytes_in, proxy.bytes_out), (31_822_707, 233_407_085));
     }
 
     #[test]
