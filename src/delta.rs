@@ -135,6 +135,17 @@ pub struct Outcome {
     pub baselined: usize,
 }
 
+/// Per-key working buffers of [`Engine::apply`].
+#[derive(Debug, Default)]
+struct Scratch {
+    values: Vec<(u64, u64)>,
+    slot_values: Vec<(u64, u64)>,
+    matched: Vec<Option<usize>>,
+    taken: Vec<bool>,
+    spare: Vec<usize>,
+    forget: Vec<usize>,
+}
+
 /// One counter remembered under a key.
 #[derive(Debug, Clone)]
 struct Slot {
@@ -184,6 +195,8 @@ fn continues(row: (u64, u64), slot: (u64, u64)) -> bool {
 pub struct Engine {
     cfg: Config,
     slots: HashMap<CounterKey, Vec<Slot>>,
+    /// Buffers reused for every key, so a tick allocates nothing per key.
+    scratch: Scratch,
     ticks: u64,
     /// Sum of the elapsed time of every tick: the engine's own clock.
     now: Duration,
@@ -194,6 +207,7 @@ impl Engine {
         Engine {
             cfg,
             slots: HashMap::new(),
+            scratch: Scratch::default(),
             ticks: 0,
             now: Duration::ZERO,
         }
@@ -296,23 +310,42 @@ impl Engine {
         let Some(slots) = self.slots.get_mut(key) else {
             return;
         };
-        let values: Vec<(u64, u64)> = rows.iter().map(|c| (c.bytes_in, c.bytes_out)).collect();
-        let slot_values: Vec<(u64, u64)> = slots.iter().map(Slot::value).collect();
-        let matched = match_rows(&slot_values, &values, |v| u128::from(v.0) + u128::from(v.1));
+        let Scratch {
+            values,
+            slot_values,
+            matched,
+            taken,
+            spare,
+            forget,
+        } = &mut self.scratch;
+        values.clear();
+        values.extend(rows.iter().map(|c| (c.bytes_in, c.bytes_out)));
+        slot_values.clear();
+        slot_values.extend(slots.iter().map(Slot::value));
+        match_rows_into(
+            slot_values,
+            values,
+            |v| u128::from(v.0) + u128::from(v.1),
+            matched,
+        );
 
         // Slots no row continued, most recently seen first: a row that continues nothing
         // replaces one of them (a reset) before it is taken for a counter of its own.
-        let mut taken = vec![false; slots.len()];
+        taken.clear();
+        taken.resize(slots.len(), false);
         for s in matched.iter().flatten() {
             taken[*s] = true;
         }
-        let mut spare: Vec<usize> = (0..slots.len()).filter(|&s| !taken[s]).collect();
-        spare.sort_by_key(|&s| std::cmp::Reverse(slots[s].seen_at));
-        let mut spare = spare.into_iter();
+        spare.clear();
+        spare.extend((0..slots.len()).filter(|&s| !taken[s]));
+        if spare.len() > 1 {
+            spare.sort_by_key(|&s| std::cmp::Reverse(slots[s].seen_at));
+        }
+        let mut spare = spare.iter().copied();
 
         // The surplus an ambiguous matching could add in each direction (see the module docs).
         let mut surplus = (0u64, 0u64);
-        if !spare.as_slice().is_empty() && slots.len() > 1 && matched.iter().any(Option::is_some) {
+        if spare.len() > 0 && slots.len() > 1 && matched.iter().any(Option::is_some) {
             // Bytes of the slots a matching continued, (in, out).
             let used = |m: &[Option<usize>]| -> (u64, u64) {
                 m.iter().flatten().fold((0, 0), |acc, &s| {
@@ -322,16 +355,16 @@ impl Engine {
                     )
                 })
             };
-            let now_used = used(&matched);
-            let best_in = used(&match_rows(&slot_values, &values, |v| u128::from(v.0))).0;
-            let best_out = used(&match_rows(&slot_values, &values, |v| u128::from(v.1))).1;
+            let now_used = used(matched);
+            let best_in = used(&match_rows(slot_values, values, |v| u128::from(v.0))).0;
+            let best_out = used(&match_rows(slot_values, values, |v| u128::from(v.1))).1;
             surplus = (
                 best_in.saturating_sub(now_used.0),
                 best_out.saturating_sub(now_used.1),
             );
         }
 
-        let mut forget: Vec<usize> = Vec::new();
+        forget.clear();
         for (row, c) in rows.iter().enumerate() {
             let value = values[row];
             // (slot, previous value, cause, time covered); None: a baseline.
@@ -426,7 +459,7 @@ impl Engine {
         }
         if !forget.is_empty() {
             forget.sort_unstable();
-            for s in forget.into_iter().rev() {
+            for &s in forget.iter().rev() {
                 let gone = slots.swap_remove(s);
                 out.state.remove.push(slot_key(key, gone.id));
             }
@@ -468,15 +501,29 @@ fn match_rows(
     rows: &[(u64, u64)],
     weight: impl Fn((u64, u64)) -> u128,
 ) -> Vec<Option<usize>> {
-    let mut row_slot: Vec<Option<usize>> = vec![None; rows.len()];
+    let mut row_slot = Vec::new();
+    match_rows_into(slots, rows, weight, &mut row_slot);
+    row_slot
+}
+
+/// [`match_rows`] into a buffer the caller reuses; a key with one row and at most one slot
+/// (nearly every key) allocates nothing.
+fn match_rows_into(
+    slots: &[(u64, u64)],
+    rows: &[(u64, u64)],
+    weight: impl Fn((u64, u64)) -> u128,
+    row_slot: &mut Vec<Option<usize>>,
+) {
+    row_slot.clear();
+    row_slot.resize(rows.len(), None);
     if slots.is_empty() || rows.is_empty() {
-        return row_slot;
+        return;
     }
     if slots.len() == 1 && rows.len() == 1 {
         if continues(rows[0], slots[0]) {
             row_slot[0] = Some(0);
         }
-        return row_slot;
+        return;
     }
     let mut slot_row: Vec<Option<usize>> = vec![None; slots.len()];
 
@@ -505,7 +552,7 @@ fn match_rows(
         .collect();
     let open_rows: Vec<usize> = (0..rows.len()).filter(|&r| row_slot[r].is_none()).collect();
     if open_slots.is_empty() || open_rows.is_empty() {
-        return row_slot;
+        return;
     }
     open_slots.sort_by_key(|&s| std::cmp::Reverse(weight(slots[s])));
 
@@ -519,7 +566,7 @@ fn match_rows(
                 row_slot[r] = Some(s);
             }
         }
-        return row_slot;
+        return;
     }
 
     // Augmenting paths (Kuhn), slots heaviest first.
@@ -550,9 +597,8 @@ fn match_rows(
     let mut seen = vec![false; open_rows.len()];
     for s in open_slots {
         seen.iter_mut().for_each(|x| *x = false);
-        augment(s, slots, rows, &open_rows, &mut row_slot, &mut seen);
+        augment(s, slots, rows, &open_rows, row_slot, &mut seen);
     }
-    row_slot
 }
 
 #[cfg(test)]
