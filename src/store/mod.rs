@@ -3,10 +3,14 @@
 //! retention pass (`retention`). The SQL schema itself
 //! lives in `sql/` at the top of the repository.
 
+pub mod inspect;
 pub mod lock;
+pub mod meta;
 pub mod open;
 pub mod retention;
 pub mod state;
+#[cfg(test)]
+pub mod testing;
 pub mod web;
 pub mod write;
 
@@ -90,56 +94,4 @@ impl Error {
             Error::TooNew { .. } | Error::Missing { .. } | Error::Locked { .. }
         )
     }
-}
-
-/// `meta` key under which the recorder notes a run of samples with no counters at all.
-pub const EMPTY_SAMPLES_KEY: &str = "empty_samples_since";
-
-/// A run of samples that came back with no counters, as far as the database tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EmptySamples {
-    pub run_id: i64,
-    /// Wall time (epoch ms) of the first empty sample.
-    pub since_ms: i64,
-    /// Ticks the run has committed since then, all of them empty.
-    pub ticks: i64,
-}
-
-/// The run of empty samples the recorder noted, if it is still going on.
-pub fn empty_samples(conn: &rusqlite::Connection) -> rusqlite::Result<Option<EmptySamples>> {
-    let Some(value) = meta_get(conn, EMPTY_SAMPLES_KEY)? else {
-        return Ok(None);
-    };
-    let mut parts = value.split(' ').map(str::parse::<i64>);
-    let (Some(Ok(run_id)), Some(Ok(since_ms)), None) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Ok(None);
-    };
-    let ticks: i64 = conn.query_row(
-        "SELECT count(*) FROM ticks WHERE run_id = ?1 AND at >= ?2",
-        [run_id, since_ms],
-        |r| r.get(0),
-    )?;
-    Ok(Some(EmptySamples {
-        run_id,
-        since_ms,
-        ticks,
-    }))
-}
-
-/// Read a `meta` value.
-pub fn meta_get(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    use rusqlite::OptionalExtension;
-    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()
-}
-
-/// Write a `meta` value.
-pub fn meta_set(conn: &rusqlite::Connection, key: &str, value: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO meta(key, value) VALUES (?1, ?2) \
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        [key, value],
-    )?;
-    Ok(())
 }

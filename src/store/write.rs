@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{EMPTY_SAMPLES_KEY, Error, meta_get, meta_set, state};
+use super::meta::{self, Key};
+use super::{Error, state};
 use crate::delta::{Saved, StateChanges};
 use crate::tick::{App, AppKind, HostTraffic, ProcessRecord, ProcessTraffic, RemoteRecord};
 
@@ -150,6 +151,22 @@ impl Writer {
         Ok(run_id)
     }
 
+    /// Write what this recorder was told to keep (0: forever), for `status` to show.
+    pub fn set_retention_settings(
+        &self,
+        keep_raw: Option<std::time::Duration>,
+        keep_hourly: Option<std::time::Duration>,
+    ) -> Result<(), Error> {
+        for (key, keep) in [(Key::KeepRawS, keep_raw), (Key::KeepHourlyS, keep_hourly)] {
+            meta::set(
+                &self.conn,
+                key,
+                &keep.map_or(0, |d| d.as_secs()).to_string(),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Record a stretch of a run in which counting was incomplete.
     pub fn gap(
         &mut self,
@@ -173,11 +190,8 @@ impl Writer {
     /// `"<run id> <epoch ms>"`).
     pub fn empty_samples(&mut self, run_id: i64, since_ms: Option<i64>) -> Result<(), Error> {
         match since_ms {
-            Some(ms) => meta_set(&self.conn, EMPTY_SAMPLES_KEY, &format!("{run_id} {ms}"))?,
-            None => {
-                self.conn
-                    .execute("DELETE FROM meta WHERE key = ?1", [EMPTY_SAMPLES_KEY])?;
-            }
+            Some(ms) => meta::set(&self.conn, Key::EmptySamplesSince, &format!("{run_id} {ms}"))?,
+            None => meta::delete(&self.conn, Key::EmptySamplesSince)?,
         }
         Ok(())
     }
@@ -196,11 +210,11 @@ impl Writer {
     pub fn load_state(&mut self, boot_id: &str, now_ms: i64) -> Result<Vec<Saved>, Error> {
         {
             let tx = self.conn.transaction()?;
-            let saved_boot = meta_get(&tx, "state_boot_id")?;
+            let saved_boot = meta::get(&tx, Key::StateBootId)?;
             if saved_boot.as_deref() != Some(boot_id) {
                 tx.execute("DELETE FROM counter_state", [])?;
                 tx.execute("DELETE FROM counter_journal", [])?;
-                meta_set(&tx, "state_boot_id", boot_id)?;
+                meta::set(&tx, Key::StateBootId, boot_id)?;
                 tx.commit()?;
                 return Ok(Vec::new());
             }
