@@ -59,6 +59,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
         }
         'netmon;status' {
             [CompletionResult]::new('--stalled-after', '--stalled-after', [CompletionResultType]::ParameterName, 'Call a running recorder stalled when it has committed nothing for this long beyond its interval')
+            [CompletionResult]::new('--service-manager', '--service-manager', [CompletionResultType]::ParameterName, 'Whose service to ask about the installed recorder (default: launchd on macOS; tests)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of text (fields are documented in the README)')

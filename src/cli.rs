@@ -443,6 +443,10 @@ pub struct StatusArgs {
     /// its interval.
     #[arg(long, hide = true, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
     pub stalled_after: Duration,
+
+    /// Whose service to ask about the installed recorder (default: launchd on macOS; tests).
+    #[arg(long, value_enum, hide = true)]
+    pub service_manager: Option<ServiceManager>,
 }
 
 /// Run the recorder (and optionally `netmon serve`) as a background service.

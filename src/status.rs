@@ -161,6 +161,9 @@ pub struct Options {
     pub service_files: Vec<ServiceFile>,
     /// Check that nettop is on PATH (macOS, or a database recorded with nettop).
     pub need_nettop: bool,
+    /// Problems the service manager reports about the installed recorder (a LaunchAgent
+    /// switched off, or failing at launch), found by the caller.
+    pub service_problems: Vec<Problem>,
 }
 
 impl Default for Options {
@@ -169,6 +172,7 @@ impl Default for Options {
             stalled_after: Duration::from_secs(60),
             service_files: Vec::new(),
             need_nettop: cfg!(target_os = "macos"),
+            service_problems: Vec::new(),
         }
     }
 }
@@ -303,6 +307,7 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
                 .into(),
         });
     }
+    problems.extend(opts.service_problems.iter().cloned());
     status.problems = problems;
     status
 }

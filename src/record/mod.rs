@@ -418,9 +418,7 @@ impl<'a> Recorder<'a> {
         let wall_ms = Utc::now().timestamp_millis();
         self.note_empty(snapshot.counters.is_empty(), wall_ms);
         if !self.opts.include_loopback {
-            snapshot
-                .counters
-                .retain(|c| !c.loopback);
+            snapshot.counters.retain(|c| !c.loopback);
         }
         let counters = snapshot.counters.len();
         let outcome = self.engine.apply(&snapshot, elapsed);

@@ -190,7 +190,11 @@ impl Writer {
     /// `"<run id> <epoch ms>"`).
     pub fn empty_samples(&mut self, run_id: i64, since_ms: Option<i64>) -> Result<(), Error> {
         match since_ms {
-            Some(ms) => meta::set(&self.conn, Key::EmptySamplesSince, &format!("{run_id} {ms}"))?,
+            Some(ms) => meta::set(
+                &self.conn,
+                Key::EmptySamplesSince,
+                &format!("{run_id} {ms}"),
+            )?,
             None => meta::delete(&self.conn, Key::EmptySamplesSince)?,
         }
         Ok(())
