@@ -384,6 +384,11 @@ pub struct RecordArgs {
         value_parser = |s: &str| MAX_RATE.parse(s)
     )]
     pub max_rate: u64,
+
+    /// Resolve pids from this JSON process table instead of asking the OS (tests: processes
+    /// this machine does not have, such as Safari and its WebKit services).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub process_table: Option<PathBuf>,
 }
 
 /// Receive reports from the netmon browser extension on a local HTTP port.
@@ -448,6 +453,10 @@ pub struct StatusArgs {
     #[arg(long, hide = true, value_name = "DURATION", default_value = "60s",
           value_parser = |s: &str| STALLED_AFTER.parse(s))]
     pub stalled_after: Duration,
+
+    /// Whose service to ask about the installed recorder (default: launchd on macOS; tests).
+    #[arg(long, value_enum, hide = true)]
+    pub service_manager: Option<ServiceManager>,
 }
 
 /// Run the recorder (and optionally `netmon serve`) as a background service.

@@ -16,6 +16,7 @@ mod ebpf;
 mod extension;
 mod flood;
 mod help;
+mod nettop_scenarios;
 mod record;
 mod regression;
 mod report;
