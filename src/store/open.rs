@@ -12,6 +12,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::Error;
+use super::inspect::Kind;
 
 /// The schema files, in order. Index + 1 is the `user_version` after applying each.
 pub const MIGRATIONS: &[(&str, &str)] = &[
@@ -61,9 +62,6 @@ pub fn open(path: &Path, create: Create) -> Result<Connection, Error> {
     migrate(&conn, path)?;
     Ok(conn)
 }
-
-/// The tables every netmon database has had since schema 1.
-const NETMON_TABLES: &[&str] = &["meta", "runs", "ticks", "daily"];
 
 /// Open an existing netmon database for reading, creating, migrating, chmod-ing and writing
 /// nothing (`netmon apps`, `timeline`, `top`, `domains`, `report`). A missing file, an empty
@@ -136,21 +134,7 @@ fn open_existing(path: &Path) -> Result<Connection, Error> {
             supported: SCHEMA_VERSION,
         });
     }
-    let tables: i64 = conn
-        .query_row(
-            &format!(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({})",
-                NETMON_TABLES
-                    .iter()
-                    .map(|t| format!("'{t}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|e| Error::open(path, e))?;
-    if found < 1 || tables != NETMON_TABLES.len() as i64 {
+    if found < 1 || super::inspect::kind(&conn).map_err(|e| Error::open(path, e))? != Kind::Netmon {
         return Err(not("an SQLite database without netmon's tables"));
     }
     Ok(conn)

@@ -14,6 +14,7 @@ mod e2e;
 #[cfg(target_os = "linux")]
 mod ebpf;
 mod extension;
+mod figures;
 mod flood;
 mod help;
 mod nettop_scenarios;

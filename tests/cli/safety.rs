@@ -381,6 +381,11 @@ fn issue_13_out_of_range_values_are_refused_naming_the_range() {
 /// it all goes when the script ends) with `$FULL` a fresh 64 KiB tmpfs. `None`, said loudly,
 /// when this process may not do that (not root, no `unshare`).
 pub fn with_small_disk(env: &Env, script: &str) -> Option<std::process::Output> {
+    with_disk_of(env, "64k", script)
+}
+
+/// [`with_small_disk`] with a tmpfs of `size` (tmpfs's `size=` syntax: `64k`, `4m`).
+pub fn with_disk_of(env: &Env, size: &str, script: &str) -> Option<std::process::Output> {
     if !is_root() {
         eprintln!("NOT ROOT: cannot mount a small file system; the full-disk check is skipped");
         return None;
@@ -391,7 +396,7 @@ pub fn with_small_disk(env: &Env, script: &str) -> Option<std::process::Output> 
         .command("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         .arg(format!(
-            "mount -t tmpfs -o size=64k,mode=0755 nm13 \"$FULL\" || exit 99\n{script}"
+            "mount -t tmpfs -o size={size},mode=0755 nm13 \"$FULL\" || exit 99\n{script}"
         ))
         .env("FULL", &full)
         .output()
