@@ -552,86 +552,103 @@ fn issue_13_a_range_far_wider_than_the_history_costs_what_the_history_does() {
 
 #[test]
 fn issue_13_daily_rows_start_where_day_queries_do_in_a_zone_that_skips_midnight() {
-    // Chile skipped 2024-09-08 00:00 (to 01:00). The recorder keyed that day's daily rows at
-    // the UTC midnight (20:00 the evening before, in Santiago) while queries start the day at
-    // 01:00: day queries then missed or misplaced the day's totals.
+    // Chile skips midnight at the start of September's first Sunday (00:00 becomes 01:00).
+    // main's recorder keyed such a day's daily rows at the UTC midnight (20:00 the evening
+    // before, in Santiago) wherever chrono reads the zone from its rule rather than its table
+    // of transitions: a POSIX TZ string, and every year after the table (2037 in tzdata),
+    // while its queries started the day at 01:00, so day queries missed or misplaced the
+    // day's totals. One calendar now decides for both.
     assert!(
         Path::new("/usr/share/zoneinfo/America/Santiago").exists(),
         "tzdata is missing: run `bash tests/install-deps.sh`"
     );
-    let env = Env::new();
-    let tz = "America/Santiago";
-    let out = env
-        .netmon()
-        .env("TZ", tz)
-        .args([
-            "generate-history",
-            "--days",
-            "1",
-            "--apps",
-            "3",
-            "--active",
-            "2",
-        ])
-        .args(["--end", "2024-09-08T16:00:00Z"])
-        .timeout(Duration::from_secs(300))
-        .output()
-        .expect("generate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let keys: Vec<i64> = {
-        let c = env.sql();
-        let mut st = c
-            .prepare("SELECT DISTINCT day FROM daily ORDER BY day")
-            .expect("sql");
-        st.query_map([], |r| r.get(0))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("keys")
-    };
-    // 2024-09-08 01:00 -03 is 04:00Z.
-    assert!(
-        keys.contains(&1_725_768_000),
-        "the skipped day is keyed at 01:00: {keys:?}"
-    );
-    let buckets: serde_json::Value = serde_json::from_str(
-        &String::from_utf8(
-            env.netmon()
-                .env("TZ", tz)
-                .args([
-                    "timeline",
-                    "--bucket",
-                    "1d",
-                    "--json",
-                    "--from",
-                    "2024-09-07",
-                ])
-                .args(["--until", "2024-09-08", "--now", "2024-09-09T00:00:00Z"])
-                .output()
-                .expect("timeline")
-                .stdout,
-        )
-        .expect("utf8"),
-    )
-    .expect("json");
-    let starts: Vec<i64> = buckets
-        .as_array()
-        .expect("buckets")
-        .iter()
-        .map(|b| {
-            chrono::DateTime::parse_from_rfc3339(b["start"].as_str().expect("start"))
-                .expect("time")
-                .timestamp()
-        })
-        .collect();
-    for k in &keys {
+    let cases = [
+        // (TZ, the skipped day, its 01:00 local as epoch seconds)
+        ("America/Santiago", "2024-09-08", 1_725_768_000),
+        (
+            "<-04>4<-03>,M9.1.6/24,M4.1.6/24",
+            "2024-09-08",
+            1_725_768_000,
+        ),
+        ("America/Santiago", "2040-09-02", 2_230_171_200),
+    ];
+    for (tz, day, starts_at) in cases {
+        let env = Env::new();
+        let out = env
+            .netmon()
+            .env("TZ", tz)
+            .args([
+                "generate-history",
+                "--days",
+                "1",
+                "--apps",
+                "3",
+                "--active",
+                "2",
+            ])
+            .args(["--end", &format!("{day}T16:00:00Z")])
+            .timeout(Duration::from_secs(300))
+            .output()
+            .expect("generate");
         assert!(
-            starts.contains(k),
-            "daily key {k} is no day start of the queries: {starts:?}"
+            out.status.success(),
+            "{tz}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
+        let keys: Vec<i64> = {
+            let c = env.sql();
+            let mut st = c
+                .prepare("SELECT DISTINCT day FROM daily ORDER BY day")
+                .expect("sql");
+            st.query_map([], |r| r.get(0))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("keys")
+        };
+        assert!(
+            keys.contains(&starts_at),
+            "{tz}: the skipped day {day} is keyed at 01:00 ({starts_at}): {keys:?}"
+        );
+        let next = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+            .expect("day")
+            .succ_opt()
+            .expect("next day");
+        let buckets: serde_json::Value = serde_json::from_str(
+            &String::from_utf8(
+                env.netmon()
+                    .env("TZ", tz)
+                    .args(["timeline", "--bucket", "1d", "--json", "--from"])
+                    .arg(
+                        chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                            .expect("day")
+                            .pred_opt()
+                            .expect("day before")
+                            .to_string(),
+                    )
+                    .args(["--until", day, "--now", &format!("{next}T00:00:00Z")])
+                    .output()
+                    .expect("timeline")
+                    .stdout,
+            )
+            .expect("utf8"),
+        )
+        .expect("json");
+        let starts: Vec<i64> = buckets
+            .as_array()
+            .expect("buckets")
+            .iter()
+            .map(|b| {
+                chrono::DateTime::parse_from_rfc3339(b["start"].as_str().expect("start"))
+                    .expect("time")
+                    .timestamp()
+            })
+            .collect();
+        for k in &keys {
+            assert!(
+                starts.contains(k),
+                "{tz}: daily key {k} is no day start of the queries: {starts:?}"
+            );
+        }
     }
 }
 
