@@ -21,6 +21,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_counter_journal",
         include_str!("../../sql/0003_counter_journal.sql"),
     ),
+    (
+        "0004_metrics_series",
+        include_str!("../../sql/0004_metrics_series.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

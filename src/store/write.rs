@@ -333,8 +333,11 @@ impl Writer {
             }
         }
         state::journal(&tx, tick.at_ms, row)?;
+        // A wall clock stepped back does not move the run's end back: recorded time (which
+        // `/metrics` exports as a counter) never shrinks.
         tx.prepare_cached(
-            "UPDATE runs SET last_tick_at = ?2, first_tick_at = coalesce(first_tick_at, ?2) WHERE id = ?1",
+            "UPDATE runs SET last_tick_at = max(coalesce(last_tick_at, ?2), ?2), \
+             first_tick_at = coalesce(first_tick_at, ?2) WHERE id = ?1",
         )?
         .execute(params![tick.run_id, tick.at_ms])?;
         tx.commit()?;
