@@ -187,6 +187,11 @@ pub fn route(method: &str, url: &str) -> Result<Route, ApiError> {
     }
 }
 
+/// Whether a URL is `/metrics` (whatever the method): it takes the metrics token.
+pub fn is_metrics(url: &str) -> bool {
+    path_of(url) == "/metrics"
+}
+
 /// Which method a URL's endpoint takes (for the Allow header of a 405).
 pub fn allowed_method(url: &str) -> Option<&'static str> {
     lookup(path_of(url)).map(|(_, m)| m)

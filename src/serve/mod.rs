@@ -314,15 +314,14 @@ fn process(
             )
             .with("Access-Control-Max-Age", "600"));
     }
-    // The route decides which token is due; an unknown route is refused only after the
-    // (extension's) token was checked, so endpoints are not probed without one.
-    let route = guard::route(&r.method, &r.target);
-    if route == Ok(Route::Metrics) {
+    // The path decides which token is due; an unknown path or method is refused only after
+    // the token, so endpoints are not probed without one.
+    if guard::is_metrics(&r.target) {
         guard::metrics_token(r.header("authorization")?, &shared.metrics_token)?;
     } else {
         guard::token(r.header("authorization")?, &shared.token)?;
     }
-    let route = route?;
+    let route = guard::route(&r.method, &r.target)?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let ok = match route {
         Route::Status => status(shared)?,

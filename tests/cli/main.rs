@@ -15,6 +15,7 @@ mod e2e;
 mod ebpf;
 mod extension;
 mod help;
+mod metrics;
 mod record;
 mod regression;
 mod report;
