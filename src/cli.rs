@@ -379,8 +379,7 @@ pub struct RecordArgs {
     pub max_rate: u64,
 }
 
-/// Receive the browser extension's reports, and serve /metrics to Prometheus, on a local
-/// HTTP port.
+/// Receive the browser extension's reports and serve /metrics to Prometheus, on a local port.
 ///
 /// Listens on 127.0.0.1:7500 until Ctrl-C or SIGTERM and stores what the extension reports
 /// (each browser's active-tab host, and which server address each host was served from) in
