@@ -521,7 +521,7 @@ pub fn split(totals: &BTreeMap<String, Bytes>, tracked: &Tracked, family: Family
             None => s.other = s.other.plus(*b),
         }
     }
-    for ((f, name), _) in &tracked.members {
+    for (f, name) in tracked.members.keys() {
         if *f == family && !reserved(name) {
             s.members.entry(name.clone()).or_default();
         }

@@ -16,6 +16,8 @@ mod ebpf;
 mod extension;
 mod help;
 mod metrics;
+#[cfg(target_os = "linux")]
+mod prometheus;
 mod record;
 mod regression;
 mod report;
