@@ -160,11 +160,13 @@ fn start_serve(bin: &Path, db: &Path) -> (Child, SocketAddr) {
         .expect("spawn serve");
     let err = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(err).lines();
+    let mut said = String::new();
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("serve said where it listens")
-            .expect("line");
+        let Some(Ok(line)) = lines.next() else {
+            panic!("netmon serve exited before listening: {said}");
+        };
+        said.push_str(&line);
+        said.push('\n');
         if let Some(a) = line
             .split("listening on http://")
             .nth(1)

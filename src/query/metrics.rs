@@ -223,24 +223,35 @@ pub struct History {
 /// Application ids below this are summed in a vector (they are rowids: 1, 2, 3…).
 const DENSE_IDS: usize = 1 << 20;
 
-/// Read the all-time totals, recorded time and gaps. Call inside one read transaction so
-/// every figure comes from the same commit.
-pub fn history(conn: &Connection) -> rusqlite::Result<History> {
-    let mut h = History::default();
+/// All-time bytes per application id and per web host id, as of one tick: what [`History`]
+/// is grouped from. A full read sums the daily tables; afterwards [`sums_since`] adds only the
+/// per-tick rows of the ticks committed since, which is what keeps a scrape cheap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sums {
+    /// The newest tick included (id, `at`); `None`: there was no tick.
+    pub upto: Option<(i64, i64)>,
+    pub apps: HashMap<i64, Bytes>,
+    pub hosts: HashMap<i64, Bytes>,
+    /// Whether any browser bytes were ever split across sites.
+    pub any_web: bool,
+}
 
-    let mut names: HashMap<i64, (String, bool)> = HashMap::new();
-    {
-        let mut st = conn.prepare_cached("SELECT id, name, kind FROM apps")?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            names.insert(r.get(0)?, (r.get(1)?, r.get::<_, i64>(2)? == 1));
-        }
-    }
-    // The daily table is most of a scrape's time (31,000 rows for the benchmark year).
-    // Summed here rather than with SQL's GROUP BY (a sort), and in a vector indexed by id
-    // (ids are small, dense rowids) rather than a hash map: half the time of either.
+fn newest_tick(conn: &Connection) -> rusqlite::Result<Option<(i64, i64)>> {
+    conn.prepare_cached("SELECT id, at FROM ticks ORDER BY id DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// Sum the daily tables (kept forever): every byte ever committed.
+pub fn sums(conn: &Connection) -> rusqlite::Result<Sums> {
+    let mut s = Sums {
+        upto: newest_tick(conn)?,
+        ..Sums::default()
+    };
+    // The daily table is most of a full read (31,000 rows for the benchmark year). Summed
+    // here rather than with SQL's GROUP BY (a sort), and in a vector indexed by id (ids are
+    // small, dense rowids) rather than a hash map.
     let mut dense: Vec<Bytes> = Vec::new();
-    let mut sparse: HashMap<i64, Bytes> = HashMap::new();
     {
         let mut st = conn.prepare_cached("SELECT app_id, bytes_in, bytes_out FROM daily")?;
         let mut rows = st.query([])?;
@@ -253,20 +264,101 @@ pub fn history(conn: &Connection) -> rusqlite::Result<History> {
                     }
                     &mut dense[i]
                 }
-                _ => sparse.entry(id).or_default(),
+                _ => s.apps.entry(id).or_default(),
             };
             slot.add(r.get(1)?, r.get(2)?);
         }
     }
-    let per_app = dense
-        .into_iter()
-        .enumerate()
-        .filter(|(_, b)| *b != Bytes::default())
-        .map(|(i, b)| (i as i64, b))
-        .chain(sparse);
-    for (id, b) in per_app {
+    for (i, b) in dense.into_iter().enumerate() {
+        if b != Bytes::default() {
+            s.apps.insert(i as i64, b);
+        }
+    }
+    let mut st = conn.prepare_cached("SELECT host_id, bytes_in, bytes_out FROM web_daily")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        s.any_web = true;
+        s.hosts
+            .entry(r.get(0)?)
+            .or_default()
+            .add(r.get(1)?, r.get(2)?);
+    }
+    Ok(s)
+}
+
+/// `prev` plus the ticks committed since it was read, or `None` when that cannot be known
+/// exactly (its newest tick is gone, or a new row names a process that is not there): then
+/// read [`sums`] again.
+///
+/// Exact because every tick adds the same bytes to its per-tick rows and to the daily totals
+/// in one transaction (`store::write`), and tick ids only grow while the newest one `prev`
+/// saw is still there: the ticks with a larger id are exactly those committed since.
+pub fn sums_since(conn: &Connection, prev: &Sums) -> rusqlite::Result<Option<Sums>> {
+    let after = match prev.upto {
+        Some((id, at)) => {
+            let still: Option<i64> = conn
+                .prepare_cached("SELECT at FROM ticks WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            if still != Some(at) {
+                return Ok(None);
+            }
+            id
+        }
+        None => 0,
+    };
+    let mut s = prev.clone();
+    s.upto = newest_tick(conn)?.or(prev.upto);
+    {
+        let mut st = conn.prepare_cached(
+            "SELECT p.app_id, s.bytes_in, s.bytes_out FROM samples s \
+             LEFT JOIN processes p ON p.id = s.process_id WHERE s.tick_id > ?1",
+        )?;
+        let mut rows = st.query([after])?;
+        while let Some(r) = rows.next()? {
+            let Some(app) = r.get::<_, Option<i64>>(0)? else {
+                return Ok(None);
+            };
+            s.apps.entry(app).or_default().add(r.get(1)?, r.get(2)?);
+        }
+    }
+    let mut st = conn.prepare_cached(
+        "SELECT host_id, bytes_in, bytes_out FROM web_samples WHERE tick_id > ?1",
+    )?;
+    let mut rows = st.query([after])?;
+    while let Some(r) = rows.next()? {
+        s.any_web = true;
+        s.hosts
+            .entry(r.get(0)?)
+            .or_default()
+            .add(r.get(1)?, r.get(2)?);
+    }
+    Ok(Some(s))
+}
+
+/// Read the all-time totals, recorded time and gaps. Call inside one read transaction so
+/// every figure comes from the same commit.
+pub fn history(conn: &Connection) -> rusqlite::Result<History> {
+    history_from(conn, &sums(conn)?)
+}
+
+/// The history, from sums read in the same transaction.
+pub fn history_from(conn: &Connection, sums: &Sums) -> rusqlite::Result<History> {
+    let mut h = History {
+        any_web: sums.any_web,
+        ..History::default()
+    };
+    let mut names: HashMap<i64, (String, bool)> = HashMap::new();
+    {
+        let mut st = conn.prepare_cached("SELECT id, name, kind FROM apps")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            names.insert(r.get(0)?, (r.get(1)?, r.get::<_, i64>(2)? == 1));
+        }
+    }
+    for (id, b) in &sums.apps {
         let (name, unattributed) = names
-            .get(&id)
+            .get(id)
             .cloned()
             .unwrap_or_else(|| (format!("(unknown app #{id})"), false));
         if unattributed {
@@ -276,37 +368,24 @@ pub fn history(conn: &Connection) -> rusqlite::Result<History> {
                 .unwrap_or(&name)
                 .to_string();
             let e = h.unattributed.entry(reason).or_default();
-            *e = e.plus(b);
+            *e = e.plus(*b);
         } else {
             let e = h.apps.entry(name).or_default();
-            *e = e.plus(b);
+            *e = e.plus(*b);
         }
     }
-
-    let mut per_host: HashMap<i64, Bytes> = HashMap::new();
-    {
-        let mut st = conn.prepare_cached("SELECT host_id, bytes_in, bytes_out FROM web_daily")?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            h.any_web = true;
-            per_host
-                .entry(r.get(0)?)
-                .or_default()
-                .add(r.get(1)?, r.get(2)?);
-        }
-    }
-    if !per_host.is_empty() {
+    if !sums.hosts.is_empty() {
         let mut st = conn.prepare_cached("SELECT id, name FROM web_hosts")?;
         let hosts: HashMap<i64, String> = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
-        for (id, b) in per_host {
-            match hosts.get(&id).filter(|h| !h.is_empty()) {
+        for (id, b) in &sums.hosts {
+            match hosts.get(id).filter(|h| !h.is_empty()) {
                 Some(host) => {
                     let e = h.websites.entry(domain::registrable(host)).or_default();
-                    *e = e.plus(b);
+                    *e = e.plus(*b);
                 }
-                None => h.no_site = h.no_site.plus(b),
+                None => h.no_site = h.no_site.plus(*b),
             }
         }
     }

@@ -3,7 +3,9 @@
 //! The handler owns a connection of its own (so a scrape never waits for the extension's
 //! ingest, nor the other way round), reads everything it reports in one read transaction
 //! (`query::metrics`; a WAL snapshot, which never blocks the recorder's commits), and renders
-//! it in the format the scraper asked for (`output::prometheus`). Only when names join the set
+//! it in the format the scraper asked for (`output::prometheus`). It keeps the last answer's
+//! sums and adds only the ticks committed since (`query::metrics::sums_since`), reading the
+//! daily totals in full on the first scrape and hourly after that. Only when names join the set
 //! of those with a series of their own (the first answer, and each time an application or
 //! website first reaches the threshold while there is room) does it write: one short IMMEDIATE
 //! transaction that reads the totals again and stores the new members with their bases
@@ -11,9 +13,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::api::ApiError;
 use super::http::Response;
@@ -21,18 +24,31 @@ use crate::output::prometheus::{self, Format};
 use crate::query::metrics::{self as q, Limits};
 use crate::store::{self, Create};
 
+/// Sums older than this are read again in full (and compared with the incremental ones).
+const FULL_READ_EVERY: Duration = Duration::from_secs(3600);
+
 /// The `/metrics` endpoint's state.
 pub struct Exporter {
     db: PathBuf,
-    conn: Mutex<Connection>,
+    inner: Mutex<Inner>,
     limits: Limits,
+}
+
+/// Scrapes take turns on this.
+struct Inner {
+    conn: Connection,
+    /// The last answer's sums, and when they were last read in full.
+    sums: Option<(q::Sums, Instant)>,
 }
 
 impl Exporter {
     pub fn open(db: &Path, limits: Limits) -> Result<Exporter, store::Error> {
         Ok(Exporter {
             db: db.to_path_buf(),
-            conn: Mutex::new(store::open(db, Create::IfMissing)?),
+            inner: Mutex::new(Inner {
+                conn: store::open(db, Create::IfMissing)?,
+                sums: None,
+            }),
             limits,
         })
     }
@@ -41,18 +57,21 @@ impl Exporter {
     pub fn scrape(&self, accept: Option<&str>) -> Result<Response, ApiError> {
         let format = negotiate(accept);
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         // Scrapes take turns on the connection; a poisoned lock is still a usable connection
         // (rusqlite rolls back an open transaction on drop).
-        let mut conn = self
-            .conn
+        let mut guard = self
+            .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Inner { conn, sums } = &mut *guard;
         let metrics = {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Deferred)
                 .map_err(|e| sql(&e))?;
-            let history = q::history(&tx).map_err(|e| sql(&e))?;
+            let (now_sums, read_at) = read_sums(&tx, sums.take()).map_err(|e| sql(&e))?;
+            let history = q::history_from(&tx, &now_sums).map_err(|e| sql(&e))?;
+            *sums = Some((now_sums, read_at));
             let tracked = store::metrics::tracked(&tx).map_err(|e| sql(&e))?;
             let recorder = q::recorder(&tx, &self.db, now_ms).map_err(|e| match e {
                 store::Error::Sqlite(e) => sql(&e),
@@ -62,13 +81,13 @@ impl Exporter {
                 || !q::joins(&history, &tracked, &self.limits, now_ms).is_empty();
             drop(tx);
             let (history, tracked) = if joining {
-                self.add_members(&mut conn, now_ms)?
+                self.add_members(conn, now_ms)?
             } else {
                 (history, tracked)
             };
             q::metrics(&history, &recorder, &tracked, &self.limits)
         };
-        drop(conn);
+        drop(guard);
         let read_us = started.elapsed().as_micros() as u64;
         let body = prometheus::render(&metrics, format);
         debug!(
@@ -106,6 +125,38 @@ impl Exporter {
             );
         }
         Ok((history, after))
+    }
+}
+
+/// This scrape's sums: the last ones plus the ticks since, or a full read when there are none,
+/// they cannot be continued, or the last full read is an hour old. Then, when both exist, the
+/// two are compared: they must agree, and a difference is logged (the full read is kept).
+fn read_sums(
+    conn: &Connection,
+    last: Option<(q::Sums, Instant)>,
+) -> rusqlite::Result<(q::Sums, Instant)> {
+    let (incremental, full_at) = match last {
+        Some((prev, at)) => (q::sums_since(conn, &prev)?, Some(at)),
+        None => (None, None),
+    };
+    match (incremental, full_at) {
+        (Some(s), Some(at)) if at.elapsed() < FULL_READ_EVERY => Ok((s, at)),
+        (incremental, _) => {
+            let full = q::sums(conn)?;
+            if let Some(inc) = incremental
+                && inc != full
+            {
+                warn!(
+                    incremental_apps = inc.apps.len(),
+                    full_apps = full.apps.len(),
+                    incremental_in = inc.apps.values().map(|b| b.bytes_in).sum::<u64>(),
+                    full_in = full.apps.values().map(|b| b.bytes_in).sum::<u64>(),
+                    "the running totals of /metrics differed from a full read of the daily \
+                     totals; the full read is used"
+                );
+            }
+            Ok((full, Instant::now()))
+        }
     }
 }
 

@@ -518,3 +518,59 @@ fn recorded_time_never_goes_back_across_stops_restarts_failures_and_sleep() {
         "what was recorded, and nothing else"
     );
 }
+
+#[test]
+fn running_sums_equal_a_full_read_of_the_daily_totals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("n.db");
+    let mut s = Synth::create(&path, Synth::utc_days).expect("synth");
+    let conn = crate::store::open(&path, crate::store::Create::Never).expect("open");
+    // No tick yet: the running sums start from nothing and take every later tick.
+    let mut running = sums(&conn).expect("empty");
+    assert_eq!(running.upto, None);
+    s.begin_run(T0, 5000).expect("run");
+    s.tick(T0, 0, &[]).expect("baseline");
+    for i in 1..=30i64 {
+        let at = T0 + i * 2 * H;
+        let mut flows = vec![Flow::new("Firefox", 10, 100 * i as u64, 1)];
+        if i % 3 == 0 {
+            flows.push(Flow::new(&format!("tool-{i}"), 100 + i as u32, 7, 7));
+        }
+        s.tick_with_web(
+            at,
+            5000,
+            &flows,
+            &[WebFlow::new(
+                "Firefox",
+                "www.bbc.co.uk",
+                Method::Connection,
+                5,
+                1,
+            )],
+        )
+        .expect("tick");
+        if i % 4 == 0 {
+            let next = sums_since(&conn, &running)
+                .expect("since")
+                .expect("continues");
+            assert_eq!(next, sums(&conn).expect("full"), "after tick {i}");
+            running = next;
+        }
+    }
+    // Retention deletes the tick the running sums stopped at: they cannot be continued.
+    s.retention(Cutoffs {
+        raw_before_ms: Some(T0 + 61 * H),
+        hourly_before: None,
+    })
+    .expect("retention");
+    assert_eq!(sums_since(&conn, &running).expect("since"), None);
+    let full = sums(&conn).expect("full");
+    assert_eq!(
+        history_from(&conn, &full).expect("history"),
+        history(&conn).expect("history")
+    );
+    assert_eq!(
+        full.apps.values().map(|b| b.bytes_in).sum::<u64>(),
+        100 * 465 + 7 * 10
+    );
+}
