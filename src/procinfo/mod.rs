@@ -12,6 +12,7 @@
 mod linux;
 #[cfg(target_os = "macos")]
 mod macos;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 

@@ -10,10 +10,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, params};
 
-use super::{meta_get, meta_set};
-
-/// The `meta` key holding when `/metrics` first answered (epoch ms).
-const SINCE_KEY: &str = "metrics_since_ms";
+use super::meta::{self, Key};
 
 /// A family of series whose members are chosen (the rest is counted in "(other)").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,7 +75,7 @@ pub struct Join {
 /// Read the set. Rows of a family this netmon does not know (a newer one wrote them) are
 /// left alone.
 pub fn tracked(conn: &Connection) -> rusqlite::Result<Tracked> {
-    let since_ms = meta_get(conn, SINCE_KEY)?.and_then(|v| v.trim().parse::<i64>().ok());
+    let since_ms = meta::get_i64(conn, Key::MetricsSinceMs)?;
     let mut st = conn
         .prepare_cached("SELECT family, name, joined_at, base_in, base_out FROM metrics_series")?;
     let mut rows = st.query([])?;
@@ -104,8 +101,8 @@ pub fn tracked(conn: &Connection) -> rusqlite::Result<Tracked> {
 /// when the exporter started. The caller holds a write transaction in which it read what the
 /// bases are computed from, so no other writer can slip in between.
 pub fn add(conn: &Connection, joins: &[Join], now_ms: i64) -> rusqlite::Result<()> {
-    if meta_get(conn, SINCE_KEY)?.is_none() {
-        meta_set(conn, SINCE_KEY, &now_ms.to_string())?;
+    if meta::get(conn, Key::MetricsSinceMs)?.is_none() {
+        meta::set(conn, Key::MetricsSinceMs, &now_ms.to_string())?;
     }
     let mut st = conn.prepare_cached(
         "INSERT INTO metrics_series(family, name, joined_at, base_in, base_out) \
