@@ -19,6 +19,9 @@ pub enum Key {
     /// When `/metrics` first answered (epoch ms): members joining later bring a base
     /// (`store::metrics`).
     MetricsSinceMs,
+    /// `"<run id> <epoch ms>"`: that run's samples have had no counters at all since then
+    /// (absent once a sample has some). Read by `status` (nettop that sees nothing).
+    EmptySamplesSince,
 }
 
 impl Key {
@@ -31,6 +34,7 @@ impl Key {
             Key::HourlyFromS => "hourly_from",
             Key::StateBootId => "state_boot_id",
             Key::MetricsSinceMs => "metrics_since_ms",
+            Key::EmptySamplesSince => "empty_samples_since",
         }
     }
 }
@@ -46,6 +50,12 @@ pub fn get(conn: &Connection, key: Key) -> rusqlite::Result<Option<String>> {
 /// Read a value as an integer (`None`: missing or not a number).
 pub fn get_i64(conn: &Connection, key: Key) -> rusqlite::Result<Option<i64>> {
     Ok(get(conn, key)?.and_then(|v| v.trim().parse::<i64>().ok()))
+}
+
+/// Remove a value.
+pub fn delete(conn: &Connection, key: Key) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM meta WHERE key = ?1", [key.name()])?;
+    Ok(())
 }
 
 /// Write a value.

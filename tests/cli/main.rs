@@ -16,6 +16,7 @@ mod ebpf;
 mod extension;
 mod help;
 mod metrics;
+mod nettop_scenarios;
 #[cfg(target_os = "linux")]
 mod prometheus;
 mod record;

@@ -155,6 +155,7 @@ impl Tracker {
                     )),
                     owner: Owner::Process(known.owner.clone()),
                     remote: class_remote(class),
+                    loopback: is_loopback_class(class),
                     bytes_in: now[DIR_IN],
                     bytes_out: now[DIR_OUT],
                     closed,
@@ -176,6 +177,7 @@ impl Tracker {
                     reason: self.overflow_reason.clone(),
                 },
                 remote: class_remote(class),
+                loopback: is_loopback_class(class),
                 bytes_in: bytes[DIR_IN],
                 bytes_out: bytes[DIR_OUT],
                 closed: false,
@@ -219,10 +221,15 @@ fn class_name(class: usize) -> &'static str {
     }
 }
 
+/// Odd classes are the loopback half of each protocol (netmon.bpf.c: `proto * 2 + loopback`).
+fn is_loopback_class(class: usize) -> bool {
+    class % 2 == 1
+}
+
 /// Per-process counters have no remote; loopback ones carry a loopback remote, which is what
 /// the record loop filters on unless `--include-loopback` is given.
 fn class_remote(class: usize) -> Option<Remote> {
-    (class % 2 == 1).then(|| Remote {
+    is_loopback_class(class).then(|| Remote {
         proto: PROTOS[(class / 2).min(PROTOS.len() - 1)],
         host: "localhost".to_string(),
         addr: None,
