@@ -136,7 +136,11 @@ impl Writer {
             ],
         )?;
         let run_id = tx.last_insert_rowid();
-        if let Some((end, reason)) = previous.filter(|(end, _)| *end < info.started_at_ms) {
+        let counted = recorded_until(&tx)?.unwrap_or(i64::MIN);
+        if let Some((end, reason)) = previous
+            .map(|(end, reason)| (end.max(counted), reason))
+            .filter(|(end, _)| *end < info.started_at_ms)
+        {
             let why = if reason.as_deref() == Some("crashed") {
                 "recorder crashed"
             } else {
@@ -167,7 +171,8 @@ impl Writer {
         Ok(())
     }
 
-    /// Record a stretch of a run in which counting was incomplete.
+    /// Record a stretch of a run in which counting was incomplete, from where recorded time
+    /// ends at the earliest (`recorded_until`).
     pub fn gap(
         &mut self,
         run_id: i64,
@@ -175,6 +180,7 @@ impl Writer {
         end_ms: i64,
         reason: &str,
     ) -> Result<(), Error> {
+        let start_ms = start_ms.max(recorded_until(&self.conn)?.unwrap_or(i64::MIN));
         if end_ms <= start_ms {
             return Ok(());
         }
@@ -380,6 +386,17 @@ impl Writer {
     pub fn forget_processes_before(&mut self, before_ms: i64) {
         self.processes.retain(|_, p| p.last_at_written >= before_ms);
     }
+}
+
+/// Where recorded time ends so far: the newest tick of any run. A gap written later starts
+/// there at the earliest. Gaps are written as they end, so normally they start at or after it
+/// anyway; only a wall clock stepped back (then forward, or ticks failing) would put a gap over
+/// time a tick already covered, and recorded time (`runs` minus `gaps`, which `/metrics`
+/// exports as a counter) must never shrink. The part of such a gap before this point is not
+/// stored: ticks were labelled there.
+fn recorded_until(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT max(last_tick_at) FROM runs")?
+        .query_row([], |r| r.get(0))
 }
 
 const UPSERT_HOURLY: &str = "INSERT INTO hourly(hour, app_id, bytes_in, bytes_out, first_at, last_at) \

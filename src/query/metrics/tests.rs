@@ -277,6 +277,15 @@ fn fixture(dir: &std::path::Path) -> std::path::PathBuf {
     s.tick(T0, 0, &[]).expect("baseline");
     for i in 1..=4 {
         let at = T0 + i * D / 4;
+        if i == 2 {
+            // Written as the recorder does: when the sleep ends, before the next tick.
+            s.gap(
+                T0 + D / 4 + 1000,
+                T0 + D / 4 + 61_000,
+                "machine asleep or clock stepped forward",
+            )
+            .expect("gap");
+        }
         s.tick_with_web(
             at,
             5000,
@@ -293,12 +302,6 @@ fn fixture(dir: &std::path::Path) -> std::path::PathBuf {
         )
         .expect("tick");
     }
-    s.gap(
-        T0 + D / 4 + 1000,
-        T0 + D / 4 + 61_000,
-        "machine asleep or clock stepped forward",
-    )
-    .expect("gap");
     s.end_run(T0 + D + 1000).expect("end");
     s.begin_run(T0 + 2 * D, 5000).expect("run 2");
     s.tick(T0 + 2 * D, 0, &[]).expect("baseline 2");
@@ -517,6 +520,67 @@ fn recorded_time_never_goes_back_across_stops_restarts_failures_and_sleep() {
         5000 + 5000 + 5000 + 5000,
         "what was recorded, and nothing else"
     );
+}
+
+/// The wall clock stepped back a minute and forward again (an NTP correction of a wrong
+/// step): the recorder's gaps then start before ticks already counted, in this run or in an
+/// earlier one, and must not take that time back (a counter that drops is a reset to
+/// Prometheus, and `increase()` would count the whole of it again).
+#[test]
+fn recorded_time_never_goes_back_when_the_clock_steps_back_and_forward() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("n.db");
+    let mut s = Synth::create(&path, Synth::utc_days).expect("synth");
+    let conn = crate::store::open(&path, crate::store::Create::Never).expect("open");
+    let mut last = 0u64;
+    let mut check = |what: &str| {
+        let now = history(&conn).expect("history").recorded_ms;
+        assert!(
+            now >= last,
+            "{what}: recorded time went from {last} to {now}"
+        );
+        last = now;
+    };
+    s.begin_run(T0, 5000).expect("run");
+    s.tick(T0, 0, &[]).expect("baseline");
+    for i in 1..=12 {
+        s.tick(T0 + i * 5000, 5000, &[]).expect("tick");
+    }
+    check("a minute of ticks");
+    // Stepped back 60 s: ticks are labelled inside the minute already counted.
+    s.tick(T0 + 5000, 5000, &[]).expect("tick");
+    s.tick(T0 + 10_000, 5000, &[]).expect("tick");
+    check("after the step back");
+    // Stepped forward 60 s again: the recorder writes the jump as a gap from where its last
+    // tick's interval ended, before the tick after it.
+    s.gap(
+        T0 + 15_000,
+        T0 + 75_000,
+        "machine asleep or clock stepped forward",
+    )
+    .expect("gap");
+    check("the forward step's gap");
+    s.tick(T0 + 75_000, 5000, &[]).expect("tick");
+    check("ticking on");
+    // Ticks fail from a time the clock had already passed once (a failure streak's gap starts
+    // at the last tick the recorder committed).
+    s.tick(T0 + 40_000, 5000, &[]).expect("stepped back again");
+    s.gap(T0 + 40_000, T0 + 70_000, "6 tick(s) failed: nettop exited")
+        .expect("gap");
+    check("a failure streak inside counted time");
+    s.end_run(T0 + 76_000).expect("stop");
+    // A new run after a clock step back; its own gap lies inside the first run's time.
+    s.begin_run(T0 + 20_000, 5000).expect("restart");
+    s.tick(T0 + 20_000, 0, &[]).expect("baseline");
+    s.tick(T0 + 25_000, 5000, &[]).expect("tick");
+    s.gap(T0 + 25_000, T0 + 50_000, "5 tick(s) failed: nettop exited")
+        .expect("gap");
+    check("the second run's gap");
+    s.tick(T0 + 80_000, 5000, &[]).expect("tick");
+    check("the second run passes the first");
+    // Ticks covered [T0, T0 + 80 s]; of the forward step's gap only the part past the
+    // minute counted before it stays, and the failure gaps lay wholly inside counted time.
+    assert_eq!(last, 80_000 - 15_000);
 }
 
 #[test]
