@@ -789,6 +789,7 @@ mod tests {
                     exe: None,
                     uid: None,
                     cmdline: None,
+                    container: None,
                 }),
                 remote: None,
                 bytes_in: n * 1000,
