@@ -194,6 +194,7 @@ fn process(app: &str, pid: u32) -> ProcessRecord {
                 path: None,
             },
             kind: AppKind::Unattributed,
+            container: None,
         };
     }
     ProcessRecord {
@@ -207,6 +208,7 @@ fn process(app: &str, pid: u32) -> ProcessRecord {
             path: Some(format!("/Applications/{app}.app")),
         },
         kind: AppKind::Application,
+        container: None,
     }
 }
 

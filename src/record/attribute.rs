@@ -100,6 +100,7 @@ impl Attributor {
                     path: None,
                 },
                 kind: AppKind::Unattributed,
+                container: None,
             },
             Owner::Process(p) => {
                 let key = (p.pid, p.name.clone(), p.start_time);
@@ -147,6 +148,7 @@ impl Attributor {
             }),
             app,
             kind: AppKind::Application,
+            container: p.container.clone(),
         }
     }
 }

@@ -671,6 +671,7 @@ mod tests {
                 path: None,
             },
             kind: store::write::AppKind::Application,
+            container: None,
         }
     }
 
