@@ -224,7 +224,13 @@ fn issue_4_ebpf_leaves_out_loopback_unless_asked() {
         .map(|(n, m)| (n.clone(), *m))
         .collect();
     assert_matches(&net_only, &recorded(&plain));
-    assert_matches(&truth, &recorded(&with_lo));
+    // With loopback, the local traffic of every other namespace of this machine (the init
+    // namespace, other tests' namespaces) is counted too: judge this test's processes.
+    let own: BTreeMap<String, Moved> = recorded(&with_lo)
+        .into_iter()
+        .filter(|(n, _)| truth.contains_key(n))
+        .collect();
+    assert_matches(&truth, &own);
 }
 
 #[test]
