@@ -14,7 +14,7 @@ use crate::util::{Env, bin, finish, signal, wait_until};
 const PORT: u16 = 7100;
 
 /// `netmon record --source ebpf` started inside namespace `ns`, once its first tick is in.
-fn start_recorder(env: &Env, ns: &str, extra: &[&str]) -> Child {
+pub(crate) fn start_recorder(env: &Env, ns: &str, extra: &[&str]) -> Child {
     let mut cmd = Pair::exec(ns, bin());
     cmd.env_clear();
     for (k, v) in [
@@ -54,7 +54,7 @@ fn ticks(env: &Env) -> i64 {
 }
 
 /// Let two more ticks pass (every byte of the finished workloads is then read), then stop.
-fn stop_recorder(env: &Env, child: Child) -> String {
+pub(crate) fn stop_recorder(env: &Env, child: Child) -> String {
     let now = ticks(env);
     assert!(
         wait_until(Duration::from_secs(20), || ticks(env) >= now + 2),

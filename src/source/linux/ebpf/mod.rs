@@ -329,34 +329,44 @@ fn open_netns(inode: u32, pid: Option<u32>) -> Option<std::fs::File> {
 }
 
 /// The path (inside the cgroup v2 hierarchy) of the cgroup with id `id`: the id is the
-/// inode of its directory. Bounded walk; `None` when cgroup v2 is not mounted here.
+/// inode of its directory. The hierarchy is looked for in this process's mounts, then in
+/// those of pid 1 through `/proc/1/root` (a recorder started by `ip netns exec` has a /sys of
+/// its own, without cgroups). Bounded walk; `None` when no cgroup v2 is mounted.
 fn cgroup_path(id: u64) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    let root = mounts
-        .lines()
-        .find(|l| l.split_whitespace().nth(2) == Some("cgroup2"))?
-        .split_whitespace()
-        .nth(1)?
-        .to_string();
-    let root = PathBuf::from(root);
-    let mut queue = vec![root.clone()];
-    let mut visited = 0usize;
-    while let Some(dir) = queue.pop() {
-        visited += 1;
-        if visited > 20_000 {
-            return None;
-        }
-        if std::fs::metadata(&dir).is_ok_and(|m| m.ino() == id) {
-            let rel = dir.strip_prefix(&root).ok()?;
-            return Some(format!("/{}", rel.display()));
-        }
-        if let Ok(rd) = std::fs::read_dir(&dir) {
-            queue.extend(
-                rd.flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path()),
-            );
+    for (mounts, prefix) in [
+        ("/proc/self/mounts", ""),
+        ("/proc/1/mounts", "/proc/1/root"),
+    ] {
+        let Ok(text) = std::fs::read_to_string(mounts) else {
+            continue;
+        };
+        let Some(point) = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
+            .and_then(|l| l.split_whitespace().nth(1))
+        else {
+            continue;
+        };
+        let root = PathBuf::from(format!("{prefix}{point}"));
+        let mut queue = vec![root.clone()];
+        let mut visited = 0usize;
+        while let Some(dir) = queue.pop() {
+            visited += 1;
+            if visited > 20_000 {
+                break;
+            }
+            if std::fs::metadata(&dir).is_ok_and(|m| m.ino() == id) {
+                let rel = dir.strip_prefix(&root).ok()?;
+                return Some(format!("/{}", rel.display()));
+            }
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                queue.extend(
+                    rd.flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
         }
     }
     None
