@@ -99,9 +99,8 @@ impl EbpfSource {
             );
         }
         notes.push(
-            "traffic of containers on macvlan or ipvlan networks, or behind a user-space relay \
-             (rootless Podman's slirp4netns or pasta), as network use: it stays local, and the \
-             relay's own traffic is what is counted"
+            "network use of containers on macvlan or ipvlan networks, which have no link to \
+             this namespace: their traffic is counted as local (--include-loopback shows it)"
                 .to_string(),
         );
         debug!(
