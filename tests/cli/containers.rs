@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::ebpf::{start_recorder, stop_recorder};
+use crate::ebpf::{start_recorder_with, stop_recorder};
 use crate::netns::{self, Moved, traffic_script};
 use crate::util::{Env, bin};
 
@@ -122,6 +122,15 @@ impl Topology {
             )
         });
         t
+    }
+
+    /// `netmon` in the host namespace, the way a service runs it: only the network namespace
+    /// is switched (`ip netns exec` would also give it a /sys of its own, without the cgroup
+    /// hierarchy that names the container of a process already gone).
+    fn recorder(&self) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.host)).arg(bin());
+        c
     }
 
     /// A command run in the host namespace.
@@ -286,7 +295,7 @@ fn judge(
 #[test]
 fn issue_17_ebpf_counts_containers_splice_and_packet_sends_once_and_keeps_local_traffic_apart() {
     netns::require_root("the ebpf container test");
-    for tool in ["unshare", "sysctl"] {
+    for tool in ["unshare", "nsenter", "sysctl"] {
         assert!(
             Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
@@ -309,8 +318,8 @@ fn issue_17_ebpf_counts_containers_splice_and_packet_sends_once_and_keeps_local_
     topo.start_server(ctr_server);
 
     let (plain, with_lo) = (Env::new(), Env::new());
-    let rec_plain = start_recorder(&plain, &topo.host, &[]);
-    let rec_lo = start_recorder(&with_lo, &topo.host, &["--include-loopback"]);
+    let rec_plain = start_recorder_with(&plain, topo.recorder(), &[]);
+    let rec_lo = start_recorder_with(&with_lo, topo.recorder(), &["--include-loopback"]);
 
     let stop = tempfile::tempdir().expect("tempdir");
     let stop_file = stop.path().join("stop");

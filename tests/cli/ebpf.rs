@@ -15,7 +15,16 @@ const PORT: u16 = 7100;
 
 /// `netmon record --source ebpf` started inside namespace `ns`, once its first tick is in.
 pub(crate) fn start_recorder(env: &Env, ns: &str, extra: &[&str]) -> Child {
-    let mut cmd = Pair::exec(ns, bin());
+    start_recorder_with(env, Pair::exec(ns, bin()), extra)
+}
+
+/// `netmon record --source ebpf` run by `cmd` (netmon, possibly behind a namespace switcher),
+/// once its first tick is in.
+pub(crate) fn start_recorder_with(
+    env: &Env,
+    mut cmd: std::process::Command,
+    extra: &[&str],
+) -> Child {
     cmd.env_clear();
     for (k, v) in [
         (

@@ -253,6 +253,7 @@ impl Os for LinuxOs {
                 let home = p.uid.and_then(home_of);
                 self.namer.name(&c, home.as_deref())
             });
+        debug!(pid, name = %p.name, container = ?p.container, "process read from /proc");
         Some(p)
     }
 
@@ -288,9 +289,12 @@ impl Os for LinuxOs {
         if let Some(n) = self.cgroup_names.get(&cgroup_id) {
             return n.clone();
         }
-        let name = cgroup_path(cgroup_id)
-            .and_then(|p| container::from_path(&p))
+        let path = cgroup_path(cgroup_id);
+        let name = path
+            .as_deref()
+            .and_then(container::from_path)
             .map(|c| self.namer.name(&c, None));
+        debug!(cgroup_id, ?path, ?name, "container of an exited process");
         self.cgroup_names.insert(cgroup_id, name.clone());
         name
     }
@@ -348,6 +352,10 @@ fn cgroup_path(id: u64) -> Option<String> {
             continue;
         };
         let root = PathBuf::from(format!("{prefix}{point}"));
+        if !is_cgroup2(&root) {
+            // Listed but hidden (`ip netns exec` mounts a /sys of its own over it).
+            continue;
+        }
         let mut queue = vec![root.clone()];
         let mut visited = 0usize;
         while let Some(dir) = queue.pop() {
@@ -369,6 +377,19 @@ fn cgroup_path(id: u64) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether `path` is the root of a cgroup v2 file system.
+fn is_cgroup2(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs(2) on a NUL-terminated path into a zeroed struct we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC
 }
 
 /// A user's home directory, from the password database.

@@ -16,7 +16,8 @@
  * fires, from where the socket was when it became ESTABLISHED (sock:inet_sock_set_state);
  * sockets that were established before the programs were loaded are based at their first
  * sighting, and the first recvmsg after that fills in the chunk that sighting skipped. A
- * FIN's sequence number is not a byte: it is taken out once. Packet sockets' receives are
+ * FIN's sequence number is not a byte: it is taken out once. A socket under an upper-layer
+ * protocol (kTLS, an MPTCP subflow) is counted at its receive call instead. Packet sockets' receives are
  * never counted (they are copies of traffic other sockets moved: tcpdump would double every
  * byte), nor are raw IP sockets' receives of TCP and UDP (copies too).
  *
@@ -106,6 +107,11 @@ struct sock {
 struct tcp_sock {
 	__u32 rcv_nxt;
 	__u32 copied_seq;
+} __attribute__((preserve_access_index));
+
+struct inet_connection_sock {
+	/* Set for a socket with an upper-layer protocol on top (kTLS, an MPTCP subflow). */
+	const void *icsk_ulp_ops;
 } __attribute__((preserve_access_index));
 
 typedef struct {
@@ -226,7 +232,7 @@ struct tcp_rx {
 #define RX_FIN_TAKEN 2
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 32768);
 	__type(key, __u64);
 	__type(value, struct tcp_rx);
 } tcp_rx SEC(".maps");
@@ -460,6 +466,18 @@ static __always_inline int is_tcp(struct sock *sk)
 	return protocol == IPPROTO_TCP && type != SOCK_RAW;
 }
 
+/* A TCP socket whose receives are counted from copied_seq: not one under an upper-layer
+ * protocol, whose own receive call says what the program got (kTLS: the plaintext), or
+ * whose data the kernel moves on (an MPTCP subflow: the MPTCP socket's receives count). */
+static __always_inline int tcp_by_seq(struct sock *sk)
+{
+	const void *ulp = 0;
+	if (!tcp_rx_by_seq() || !is_tcp(sk))
+		return 0;
+	CORE_READ(&ulp, &((struct inet_connection_sock *)sk)->icsk_ulp_ops);
+	return ulp == 0;
+}
+
 /* sock_recv_length(struct sock *sk, int ret, int flags) */
 SEC("raw_tracepoint/sock_recv_length")
 int netmon_recv(struct bpf_raw_tracepoint_args *ctx)
@@ -472,7 +490,7 @@ int netmon_recv(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	if (!sk || ret <= 0)
 		return 0;
-	if (tcp_rx_by_seq() && is_tcp(sk)) {
+	if (tcp_by_seq(sk)) {
 		/* Counted as copied_seq advanced; only a socket first sighted during this call
 		 * still lacks the chunk read before the sighting. */
 		__u64 skp = (__u64)sk;
@@ -507,7 +525,7 @@ int netmon_tcp_rx(struct bpf_raw_tracepoint_args *ctx)
 	unsigned long sk_flags = 0;
 	struct tcp_rx *rx;
 
-	if (!sk || !tcp_rx_by_seq() || !is_tcp(sk))
+	if (!sk || !tcp_by_seq(sk))
 		return 0;
 	CORE_READ(&copied, &tp->copied_seq);
 	rx = bpf_map_lookup_elem(&tcp_rx, &skp);
