@@ -14,8 +14,9 @@ use std::time::Instant;
 use netmon::delta::StateChanges;
 use netmon::procinfo::App;
 use netmon::source::CounterKey;
-use netmon::store::write::{AppKind, ProcessRecord, ProcessTraffic, RunInfo, Tick, Writer};
+use netmon::store::write::{RunInfo, Tick, Writer};
 use netmon::store::{self, Create};
+use netmon::tick::{AppKind, ProcessRecord, ProcessTraffic};
 
 /// A small deterministic generator (xorshift), so runs are comparable.
 struct Rng(u64);

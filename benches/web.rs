@@ -1,7 +1,7 @@
 //! Website costs, printed as figures (never asserted): `cargo bench --bench web`.
 //!
 //! 1. Heartbeat ingest: a week of one browser's heartbeats (one every 30 s, the host changing
-//!    every few minutes) stored in batches of 100 through `web::ingest`, as `serve` does.
+//!    every few minutes) stored in batches of 100 through `store::web`, as `serve` does.
 //! 2. Attribution per tick: the recorder's split of one browser's traffic (150 connections
 //!    over 60 addresses) against that week of stays and 5,000 address reports, and the extra
 //!    cost of committing the resulting per-host rows in the tick's transaction.
@@ -15,13 +15,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netmon::delta::StateChanges;
-use netmon::procinfo::App;
-use netmon::store::write::{
-    AppKind, ProcessRecord, ProcessTraffic, RemoteRecord, RunInfo, Tick, Writer,
-};
+use netmon::store::web::{self as ingest, Heartbeat, Observation};
+use netmon::store::write::{RunInfo, Tick, Writer};
 use netmon::store::{self, Create};
-use netmon::web::attribute::Attributor;
-use netmon::web::ingest::{self, Heartbeat, Observation};
+use netmon::tick::{App, AppKind, Flow, ProcessRecord, ProcessTraffic, RemoteRecord};
+use netmon::web::attribute::HostSplitter;
 
 const T0: i64 = 1_795_000_000_000;
 const WEEK_S: i64 = 7 * 86_400;
@@ -101,28 +99,26 @@ fn attribution_per_tick(conn: rusqlite::Connection) {
         kind: AppKind::Application,
         container: None,
     };
-    let flows: Vec<(RemoteRecord, u64, u64)> = (0..150u64)
-        .map(|i| {
-            (
-                RemoteRecord {
-                    proto: "tcp",
-                    // Two thirds of the addresses were reported, a third were not.
-                    host: format!("198.51.{}.{}", (i % 60) / 40 * 30, i % 60),
-                    port: 443,
-                },
-                1000 + i,
-                100 + i,
-            )
+    let flows: Vec<Flow> = (0..150u64)
+        .map(|i| Flow {
+            remote: RemoteRecord {
+                proto: "tcp",
+                // Two thirds of the addresses were reported, a third were not.
+                host: format!("198.51.{}.{}", (i % 60) / 40 * 30, i % 60),
+                port: 443,
+            },
+            bytes_in: 1000 + i,
+            bytes_out: 100 + i,
         })
         .collect();
     let traffic = vec![ProcessTraffic {
         process,
-        bytes_in: flows.iter().map(|f| f.1).sum(),
-        bytes_out: flows.iter().map(|f| f.2).sum(),
+        bytes_in: flows.iter().map(|f| f.bytes_in).sum(),
+        bytes_out: flows.iter().map(|f| f.bytes_out).sum(),
         flows,
     }];
     let state = StateChanges::default();
-    let mut attributor = Attributor::default();
+    let mut attributor = HostSplitter::default();
     let end = T0 + WEEK_S * 1000 - 600_000;
     let mut split_time = Duration::ZERO;
     let mut with_web = Duration::ZERO;
@@ -132,7 +128,7 @@ fn attribution_per_tick(conn: rusqlite::Connection) {
         let at = end + t * 5000;
         let started = Instant::now();
         let web = attributor
-            .attribute(w.conn(), &traffic, (at - 5000, at))
+            .split_tick(w.conn(), &traffic, (at - 5000, at))
             .expect("attribute");
         split_time += started.elapsed();
         rows += web.len();

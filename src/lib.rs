@@ -35,4 +35,5 @@ pub mod status;
 pub mod store;
 pub mod synth;
 pub mod text;
+pub mod tick;
 pub mod web;

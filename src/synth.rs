@@ -7,10 +7,9 @@ use std::path::Path;
 use crate::delta::StateChanges;
 use crate::procinfo::App;
 use crate::store::retention::{self, Cutoffs};
-use crate::store::write::{AppKind, ProcessRecord, ProcessTraffic, RunInfo, Tick, Writer};
+use crate::store::write::{RunInfo, Tick, Writer};
 use crate::store::{self, Create, Error};
-use crate::web::Method;
-use crate::web::attribute::HostTraffic;
+use crate::tick::{AppKind, HostTraffic, Method, ProcessRecord, ProcessTraffic};
 
 /// One process's bytes in one synthetic tick.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::delta::Delta;
 use crate::procinfo::{self, App, ProcInfo};
 use crate::source::{Owner, ProcessRef};
-use crate::store::write::{AppKind, ProcessRecord, ProcessTraffic, RemoteRecord};
+use crate::tick::{AppKind, Flow, ProcessRecord, ProcessTraffic, RemoteRecord};
 
 /// How long a resolved process is remembered after it was last seen with traffic.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
@@ -16,28 +16,28 @@ const FORGET_AFTER: Duration = Duration::from_secs(3600);
 type Accumulated = (u64, u64, HashMap<RemoteRecord, (u64, u64)>);
 
 /// Resolves processes to applications, once per process.
-pub struct Attributor {
+pub struct ProcessResolver {
     lookup: Box<dyn FnMut(u32) -> Option<ProcInfo>>,
     cache: HashMap<(u32, String, Option<u64>), (ProcessRecord, Instant)>,
 }
 
-impl Default for Attributor {
+impl Default for ProcessResolver {
     fn default() -> Self {
         Self::new(Box::new(procinfo::lookup))
     }
 }
 
-impl Attributor {
+impl ProcessResolver {
     /// `lookup` asks the OS about a pid (replaced in tests).
     pub fn new(lookup: Box<dyn FnMut(u32) -> Option<ProcInfo>>) -> Self {
-        Attributor {
+        ProcessResolver {
             lookup,
             cache: HashMap::new(),
         }
     }
 
     /// Group one tick's deltas into per-process traffic.
-    pub fn attribute(&mut self, deltas: &[Delta]) -> Vec<ProcessTraffic> {
+    pub fn group(&mut self, deltas: &[Delta]) -> Vec<ProcessTraffic> {
         let now = Instant::now();
         let mut order: Vec<ProcessRecord> = Vec::new();
         let mut by_process: HashMap<ProcessRecord, Accumulated> = HashMap::new();
@@ -66,9 +66,20 @@ impl Attributor {
             .into_iter()
             .filter_map(|record| {
                 let (bytes_in, bytes_out, flows) = by_process.remove(&record)?;
-                let mut flows: Vec<_> = flows.into_iter().map(|(r, (i, o))| (r, i, o)).collect();
+                let mut flows: Vec<Flow> = flows
+                    .into_iter()
+                    .map(|(remote, (bytes_in, bytes_out))| Flow {
+                        remote,
+                        bytes_in,
+                        bytes_out,
+                    })
+                    .collect();
                 flows.sort_by(|a, b| {
-                    (&a.0.host, a.0.port, a.0.proto).cmp(&(&b.0.host, b.0.port, b.0.proto))
+                    (&a.remote.host, a.remote.port, a.remote.proto).cmp(&(
+                        &b.remote.host,
+                        b.remote.port,
+                        b.remote.proto,
+                    ))
                 });
                 Some(ProcessTraffic {
                     process: record,
@@ -179,8 +190,8 @@ mod tests {
 
     #[test]
     fn deltas_group_by_process_and_flows_by_remote() {
-        let mut a = Attributor::new(Box::new(|_| None));
-        let t = a.attribute(&[
+        let mut a = ProcessResolver::new(Box::new(|_| None));
+        let t = a.group(&[
             delta(1, "curl", Some(("192.0.2.1", 443)), 10, 1),
             delta(1, "curl", Some(("192.0.2.1", 443)), 5, 1),
             delta(1, "curl", Some(("192.0.2.2", 443)), 1, 1),
@@ -189,7 +200,7 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!((t[0].bytes_in, t[0].bytes_out), (16, 3));
         assert_eq!(t[0].flows.len(), 2);
-        assert_eq!((t[0].flows[0].1, t[0].flows[0].2), (15, 2));
+        assert_eq!((t[0].flows[0].bytes_in, t[0].flows[0].bytes_out), (15, 2));
         assert_eq!(t[1].process.app.name, "ssh");
     }
 
@@ -197,7 +208,7 @@ mod tests {
     fn each_process_is_looked_up_once() {
         let calls = std::rc::Rc::new(std::cell::Cell::new(0));
         let c = calls.clone();
-        let mut a = Attributor::new(Box::new(move |_| {
+        let mut a = ProcessResolver::new(Box::new(move |_| {
             c.set(c.get() + 1);
             Some(ProcInfo {
                 exe: Some(PathBuf::from(
@@ -208,7 +219,7 @@ mod tests {
             })
         }));
         for _ in 0..3 {
-            let t = a.attribute(&[delta(9, "Safari", None, 1, 1)]);
+            let t = a.group(&[delta(9, "Safari", None, 1, 1)]);
             assert_eq!(t[0].process.app.name, "Safari");
             assert_eq!(
                 t[0].process.exe.as_deref(),
@@ -220,14 +231,14 @@ mod tests {
 
     #[test]
     fn a_mismatched_pid_claims_no_path() {
-        let mut a = Attributor::new(Box::new(|_| {
+        let mut a = ProcessResolver::new(Box::new(|_| {
             Some(ProcInfo {
                 exe: Some(PathBuf::from("/usr/bin/ssh")),
                 name: Some("ssh".into()),
                 ..ProcInfo::default()
             })
         }));
-        let t = a.attribute(&[delta(9, "curl", None, 1, 1)]);
+        let t = a.group(&[delta(9, "curl", None, 1, 1)]);
         assert_eq!(
             t[0].process.app,
             App {
@@ -240,14 +251,14 @@ mod tests {
 
     #[test]
     fn unattributed_bytes_get_their_own_labelled_row() {
-        let mut a = Attributor::new(Box::new(|_| None));
+        let mut a = ProcessResolver::new(Box::new(|_| None));
         let d = Delta {
             owner: Owner::Unattributed {
                 reason: "socket closed before it was seen".into(),
             },
             ..delta(0, "", None, 3, 4)
         };
-        let t = a.attribute(&[d]);
+        let t = a.group(&[d]);
         assert_eq!(t[0].process.kind, AppKind::Unattributed);
         assert_eq!(
             t[0].process.app.name,

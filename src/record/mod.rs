@@ -28,9 +28,10 @@ use crate::procinfo;
 use crate::source::{self, Cancel, CounterKey, SourceKind, SourceOptions};
 use crate::store::lock::RecorderLock;
 use crate::store::retention::{self, Policy};
-use crate::store::write::{ProcessTraffic, RunInfo, Tick, Writer};
+use crate::store::write::{RunInfo, Tick, Writer};
 use crate::store::{self, Create};
-use crate::web::{self, attribute::HostTraffic};
+use crate::tick::{HostTraffic, ProcessRecord, ProcessTraffic};
+use crate::web::attribute::HostSplitter;
 
 use clock::{Schedule, WallJump};
 
@@ -364,9 +365,9 @@ struct Recorder<'a> {
     opts: &'a Options,
     writer: Writer,
     engine: Engine,
-    attributor: attribute::Attributor,
+    resolver: attribute::ProcessResolver,
     /// Splits browser applications' bytes across hosts.
-    web: web::attribute::Attributor,
+    web: HostSplitter,
     run_id: i64,
     last_mono: Option<Instant>,
     last_wall_ms: Option<i64>,
@@ -384,8 +385,8 @@ impl<'a> Recorder<'a> {
             opts,
             writer,
             engine,
-            attributor: attribute::Attributor::default(),
-            web: web::attribute::Attributor::default(),
+            resolver: attribute::ProcessResolver::default(),
+            web: HostSplitter::default(),
             run_id,
             last_mono: None,
             last_wall_ms: None,
@@ -410,9 +411,9 @@ impl<'a> Recorder<'a> {
         }
         let counters = snapshot.counters.len();
         let outcome = self.engine.apply(&snapshot, elapsed);
-        let traffic = self.attributor.attribute(&outcome.deltas);
+        let traffic = self.resolver.group(&outcome.deltas);
         let window = (self.last_wall_ms.unwrap_or(wall_ms), wall_ms);
-        let web = match self.web.attribute(self.writer.conn(), &traffic, window) {
+        let web = match self.web.split_tick(self.writer.conn(), &traffic, window) {
             Ok(web) => web,
             Err(e) => {
                 warn!(error = %e, "splitting browser traffic across hosts failed; this tick's browser bytes have no hosts");
@@ -535,7 +536,7 @@ impl<'a> Recorder<'a> {
             // Cached process ids may point at rows this pass deletes.
             self.writer.forget_processes_before(before);
         }
-        self.attributor.prune();
+        self.resolver.prune();
         let started = Instant::now();
         match retention::apply(self.writer.conn_mut(), &cut) {
             Ok(s) => info!(
@@ -581,20 +582,20 @@ impl<'a> Recorder<'a> {
 /// with the number of ticks.
 fn merge_traffic(earlier: Vec<ProcessTraffic>, later: Vec<ProcessTraffic>) -> Vec<ProcessTraffic> {
     let mut out: Vec<ProcessTraffic> = Vec::with_capacity(earlier.len().max(later.len()));
-    let mut at: HashMap<store::write::ProcessRecord, usize> = HashMap::new();
+    let mut at: HashMap<ProcessRecord, usize> = HashMap::new();
     for t in earlier.into_iter().chain(later) {
         match at.get(&t.process) {
             Some(&i) => {
                 let m = &mut out[i];
                 m.bytes_in = m.bytes_in.saturating_add(t.bytes_in);
                 m.bytes_out = m.bytes_out.saturating_add(t.bytes_out);
-                for (remote, bin, bout) in t.flows {
-                    match m.flows.iter_mut().find(|f| f.0 == remote) {
-                        Some(f) => {
-                            f.1 = f.1.saturating_add(bin);
-                            f.2 = f.2.saturating_add(bout);
+                for f in t.flows {
+                    match m.flows.iter_mut().find(|g| g.remote == f.remote) {
+                        Some(g) => {
+                            g.bytes_in = g.bytes_in.saturating_add(f.bytes_in);
+                            g.bytes_out = g.bytes_out.saturating_add(f.bytes_out);
                         }
-                        None => m.flows.push((remote, bin, bout)),
+                        None => m.flows.push(f),
                     }
                 }
             }
@@ -659,8 +660,8 @@ mod tests {
         assert_eq!(backoff(i, 30), MAX_BACKOFF);
     }
 
-    fn process(pid: u32) -> store::write::ProcessRecord {
-        store::write::ProcessRecord {
+    fn process(pid: u32) -> ProcessRecord {
+        ProcessRecord {
             pid: Some(pid),
             name: format!("p{pid}"),
             start_time: Some(1),
@@ -670,16 +671,24 @@ mod tests {
                 name: format!("p{pid}"),
                 path: None,
             },
-            kind: store::write::AppKind::Application,
+            kind: crate::tick::AppKind::Application,
             container: None,
         }
     }
 
-    fn remote(host: &str) -> store::write::RemoteRecord {
-        store::write::RemoteRecord {
+    fn remote(host: &str) -> crate::tick::RemoteRecord {
+        crate::tick::RemoteRecord {
             proto: "tcp",
             host: host.into(),
             port: 443,
+        }
+    }
+
+    fn flow(host: &str, bytes_in: u64, bytes_out: u64) -> crate::tick::Flow {
+        crate::tick::Flow {
+            remote: remote(host),
+            bytes_in,
+            bytes_out,
         }
     }
 
@@ -691,7 +700,7 @@ mod tests {
                     process: process(1),
                     bytes_in: 10 * n,
                     bytes_out: n,
-                    flows: vec![(remote("a"), 10 * n, n)],
+                    flows: vec![flow("a", 10 * n, n)],
                 },
                 ProcessTraffic {
                     process: process(2),
@@ -706,21 +715,21 @@ mod tests {
             pending = merge_traffic(pending, tick(n));
         }
         let mut extra = tick(1);
-        extra[0].flows.push((remote("b"), 7, 7));
+        extra[0].flows.push(flow("b", 7, 7));
         pending = merge_traffic(pending, extra);
         assert_eq!(pending.len(), 2, "one entry per process however many ticks");
         let sum: u64 = (1..=1000).sum::<u64>() + 1;
         assert_eq!((pending[0].bytes_in, pending[0].bytes_out), (10 * sum, sum));
         assert_eq!(
             pending[0].flows,
-            vec![(remote("a"), 10 * sum, sum), (remote("b"), 7, 7)]
+            vec![flow("a", 10 * sum, sum), flow("b", 7, 7)]
         );
         assert_eq!((pending[1].bytes_in, pending[1].bytes_out), (5 * 1001, 0));
     }
 
     #[test]
     fn browser_bytes_kept_across_failed_commits_sum_per_host_and_method() {
-        use web::Method::{ActiveTab, Connection};
+        use crate::tick::Method::{ActiveTab, Connection};
         let h = |host: &str, method, bytes_in, bytes_out| HostTraffic {
             app: procinfo::App {
                 name: "firefox".into(),

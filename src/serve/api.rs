@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
-use crate::web::ingest::{Heartbeat, Observation};
+use crate::store::web::{Heartbeat, Observation};
 
 /// The protocol version this server speaks.
 pub const PROTOCOL: u32 = 1;

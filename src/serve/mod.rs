@@ -6,7 +6,7 @@
 //! reads one request under a size limit and a deadline (`http`, parsed by `httparse`), checks
 //! Host, Origin and token before reading the body (`guard`), validates the body field by
 //! field (`api`), stores it in the same database `netmon record` writes
-//! (`crate::web::ingest`; SQLite in WAL mode, each batch one short IMMEDIATE transaction, the
+//! (`crate::store::web`; SQLite in WAL mode, each batch one short IMMEDIATE transaction, the
 //! busy timeout set in `store::open`), answers, and closes.
 //!
 //! The token is never logged, and neither is any header.
@@ -28,8 +28,8 @@ use anyhow::Context;
 use rusqlite::Connection;
 use tracing::{debug, error, info, warn};
 
+use crate::store::web as ingest;
 use crate::store::{self, Create, lock};
-use crate::web::ingest;
 use api::ApiError;
 use guard::Route;
 use http::{ReadError, Response};

@@ -7,6 +7,7 @@ pub mod lock;
 pub mod open;
 pub mod retention;
 pub mod state;
+pub mod web;
 pub mod write;
 
 use std::path::{Path, PathBuf};

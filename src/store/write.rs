@@ -11,47 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Error, meta_get, meta_set, state};
 use crate::delta::{Saved, StateChanges};
-use crate::procinfo::App;
-use crate::web::attribute::HostTraffic;
-
-/// What kind of row an application is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AppKind {
-    Application = 0,
-    /// Bytes the source saw but could not tie to a process; the app name says why.
-    Unattributed = 1,
-}
-
-/// A process as stored: its identity and the application it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ProcessRecord {
-    pub pid: Option<u32>,
-    pub name: String,
-    pub start_time: Option<u64>,
-    pub exe: Option<String>,
-    pub uid: Option<u32>,
-    pub app: App,
-    pub kind: AppKind,
-    /// The container the process ran in (its name or short id); `None` on the host.
-    pub container: Option<String>,
-}
-
-/// A remote endpoint as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RemoteRecord {
-    pub proto: &'static str,
-    pub host: String,
-    pub port: u16,
-}
-
-/// One process's traffic in one tick.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProcessTraffic {
-    pub process: ProcessRecord,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub flows: Vec<(RemoteRecord, u64, u64)>,
-}
+use crate::tick::{App, AppKind, HostTraffic, ProcessRecord, ProcessTraffic, RemoteRecord};
 
 /// Everything one tick writes.
 #[derive(Debug, Clone)]
@@ -308,17 +268,18 @@ impl Writer {
             let a = per_app.entry(app_id).or_default();
             a.0 += t.bytes_in;
             a.1 += t.bytes_out;
-            for (remote, bin, bout) in &t.flows {
-                if *bin == 0 && *bout == 0 {
+            for f in &t.flows {
+                let (bin, bout) = (f.bytes_in, f.bytes_out);
+                if bin == 0 && bout == 0 {
                     continue;
                 }
-                let remote_id = remote_id(&tx, &mut self.remotes, remote)?;
+                let remote_id = remote_id(&tx, &mut self.remotes, &f.remote)?;
                 tx.prepare_cached(
                     "INSERT INTO flow_samples(tick_id, process_id, remote_id, bytes_in, bytes_out) \
                      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(tick_id, process_id, remote_id) DO UPDATE SET \
                      bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
                 )?
-                .execute(params![tick_id, process_id, remote_id, *bin as i64, *bout as i64])?;
+                .execute(params![tick_id, process_id, remote_id, bin as i64, bout as i64])?;
                 stats.flow_rows += 1;
             }
         }

@@ -16,27 +16,14 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
-use super::Method;
-use super::ingest::{PULSE_MS, canonical_ip};
 use super::names;
-use crate::procinfo::App;
-use crate::store::write::{AppKind, ProcessTraffic};
+use crate::store::web::{self as web_store, PULSE_MS};
+use crate::tick::{App, AppKind, HostTraffic, Method, ProcessTraffic};
 
 /// How long an address↔host observation is used to match connections after it was last seen.
 pub const OBSERVATION_TTL_MS: i64 = 24 * 3_600_000;
-
-/// One browser application's bytes to one host by one method, in one tick.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostTraffic {
-    pub app: App,
-    /// `''` for bytes no host could be given.
-    pub host: String,
-    pub method: Method,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-}
 
 /// A stretch of time a host was the active tab (`''`: none was).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,15 +175,15 @@ pub fn split_exact(total: u64, weights: &[u64]) -> Vec<u64> {
 
 /// The recorder's side: which applications are browsers, and their spans and observations.
 #[derive(Debug, Default)]
-pub struct Attributor {
+pub struct HostSplitter {
     /// Canonical browser key → browser ids, refreshed every tick (the table is tiny).
     browsers: HashMap<String, Vec<i64>>,
 }
 
-impl Attributor {
+impl HostSplitter {
     /// Split this tick's browser traffic across hosts. `window` is the wall-clock span the
     /// tick's deltas cover (previous tick, this tick), in epoch ms.
-    pub fn attribute(
+    pub fn split_tick(
         &mut self,
         conn: &Connection,
         traffic: &[ProcessTraffic],
@@ -231,8 +218,8 @@ impl Attributor {
             for p in &procs {
                 total.0 += p.bytes_in;
                 total.1 += p.bytes_out;
-                for (remote, bin, bout) in &p.flows {
-                    flows.push((remote.host.clone(), *bin, *bout));
+                for f in &p.flows {
+                    flows.push((f.remote.host.clone(), f.bytes_in, f.bytes_out));
                 }
             }
             for (addr, _, _) in &flows {
@@ -263,10 +250,7 @@ impl Attributor {
 
     fn refresh(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         self.browsers.clear();
-        let mut st = conn.prepare_cached("SELECT id, name FROM web_browsers")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-        for row in rows {
-            let (id, name) = row?;
+        for (id, name) in web_store::browsers(conn)? {
             let key = names::canonical(&name);
             if !key.is_empty() {
                 self.browsers.entry(key).or_default().push(id);
@@ -281,16 +265,8 @@ fn observed_host(conn: &Connection, addr: &str, now_ms: i64) -> rusqlite::Result
     let Ok(ip) = addr.parse::<IpAddr>() else {
         return Ok(None);
     };
-    // The freshness test is done here, not in SQL: SQLite re-prepares a statement whose
-    // non-index terms compare against a bound value each time that value changes, and the
-    // cut-off changes every tick (the re-prepare cost more than everything else in a tick).
-    let mut st = conn.prepare_cached("SELECT host, last_at FROM web_addresses WHERE ip = ?1")?;
-    let rows = st.query_map([canonical_ip(ip)], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-    })?;
     let mut best: Option<(String, i64)> = None;
-    for row in rows {
-        let (host, last_at) = row?;
+    for (host, last_at) in web_store::hosts_served_from(conn, ip)? {
         if last_at >= now_ms - OBSERVATION_TTL_MS && best.as_ref().is_none_or(|b| last_at > b.1) {
             best = Some((host, last_at));
         }
@@ -301,41 +277,16 @@ fn observed_host(conn: &Connection, addr: &str, now_ms: i64) -> rusqlite::Result
 /// The browsers' active-tab spans near `window`, the newest one extended by the pulse.
 fn spans(conn: &Connection, browsers: &[i64], window: (i64, i64)) -> rusqlite::Result<Vec<Span>> {
     let mut out = Vec::new();
-    for id in browsers {
-        let newest: Option<(i64, String, i64, i64)> = conn
-            .prepare_cached(
-                "SELECT id, host, start_at, end_at FROM web_activity WHERE browser_id = ?1 \
-                 ORDER BY start_at DESC LIMIT 1",
-            )?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .optional()?;
-        // Intervals of one browser never overlap, so the only one that starts before the
-        // window and reaches into it is the last to start before it: two index range scans
-        // instead of a walk over the browser's whole history.
-        let lo = window.0 - PULSE_MS;
-        let mut st = conn.prepare_cached(
-            "SELECT * FROM (SELECT id, host, start_at, end_at FROM web_activity \
-             WHERE browser_id = ?1 AND start_at < ?2 ORDER BY start_at DESC LIMIT 1) \
-             UNION ALL \
-             SELECT id, host, start_at, end_at FROM web_activity \
-             WHERE browser_id = ?1 AND start_at >= ?2 AND start_at <= ?3",
-        )?;
-        let rows = st.query_map(params![id, lo, window.1], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (row_id, host, start_ms, mut end_ms) = row?;
-            if newest.as_ref().is_some_and(|n| n.0 == row_id) && !host.is_empty() {
+    for &id in browsers {
+        let newest = web_store::newest_activity(conn, id)?;
+        for a in web_store::activity_near(conn, id, window.0 - PULSE_MS, window.1)? {
+            let mut end_ms = a.end_ms;
+            if newest == Some(a.id) && !a.host.is_empty() {
                 end_ms = end_ms.max(window.1.min(end_ms.saturating_add(PULSE_MS)));
             }
             out.push(Span {
-                host,
-                start_ms,
+                host: a.host,
+                start_ms: a.start_ms,
                 end_ms,
             });
         }
@@ -452,8 +403,8 @@ mod tests {
         use super::super::*;
         use crate::procinfo::App;
         use crate::store::open_in_memory;
-        use crate::store::write::{AppKind, ProcessRecord, ProcessTraffic, RemoteRecord};
-        use crate::web::ingest::{self, Heartbeat, Observation};
+        use crate::store::web::{self as ingest, Heartbeat, Observation};
+        use crate::tick::{AppKind, Flow, ProcessRecord, ProcessTraffic, RemoteRecord};
 
         const T: i64 = 1_763_942_400_000;
 
@@ -477,16 +428,14 @@ mod tests {
                 bytes_out: 0,
                 flows: flows
                     .iter()
-                    .map(|(ip, n)| {
-                        (
-                            RemoteRecord {
-                                proto: "tcp",
-                                host: (*ip).into(),
-                                port: 443,
-                            },
-                            *n,
-                            0,
-                        )
+                    .map(|(ip, n)| Flow {
+                        remote: RemoteRecord {
+                            proto: "tcp",
+                            host: (*ip).into(),
+                            port: 443,
+                        },
+                        bytes_in: *n,
+                        bytes_out: 0,
                     })
                     .collect(),
             }]
@@ -511,9 +460,9 @@ mod tests {
         #[test]
         fn nothing_is_split_until_a_browser_has_reported() {
             let c = open_in_memory().expect("db");
-            let mut a = Attributor::default();
+            let mut a = HostSplitter::default();
             let out = a
-                .attribute(&c, &firefox(&[("192.0.2.1", 10)], 0), (T, T + 5000))
+                .split_tick(&c, &firefox(&[("192.0.2.1", 10)], 0), (T, T + 5000))
                 .expect("split");
             assert!(out.is_empty());
         }
@@ -538,9 +487,9 @@ mod tests {
                 now,
             )
             .expect("obs");
-            let mut a = Attributor::default();
+            let mut a = HostSplitter::default();
             let out = a
-                .attribute(
+                .split_tick(
                     &c,
                     &firefox(&[("192.0.2.1", 10), ("::ffff:192.0.2.1", 5)], 0),
                     (now - 5000, now),
@@ -553,7 +502,7 @@ mod tests {
             // Once every report is older than the TTL, the address matches nothing.
             let later = now + OBSERVATION_TTL_MS + 1000;
             let out = a
-                .attribute(&c, &firefox(&[("192.0.2.1", 10)], 0), (later - 5000, later))
+                .split_tick(&c, &firefox(&[("192.0.2.1", 10)], 0), (later - 5000, later))
                 .expect("split");
             assert_eq!(parts(&out), vec![("".into(), Method::None, 10)]);
         }
@@ -564,23 +513,23 @@ mod tests {
             // Last heartbeat 30 s before the tick: the stay is taken to go on.
             ingest::record_heartbeats(&mut c, &[beat(Some("a.example"), T, 10_000)], T)
                 .expect("hb");
-            let mut a = Attributor::default();
+            let mut a = HostSplitter::default();
             let tick = (T + 35_000, T + 40_000);
-            let out = a.attribute(&c, &firefox(&[], 100), tick).expect("split");
+            let out = a.split_tick(&c, &firefox(&[], 100), tick).expect("split");
             assert_eq!(
                 parts(&out),
                 vec![("a.example".into(), Method::ActiveTab, 100)]
             );
             // Past the pulse, it is not.
             let late = (T + 75_000, T + 80_000);
-            let out = a.attribute(&c, &firefox(&[], 100), late).expect("split");
+            let out = a.split_tick(&c, &firefox(&[], 100), late).expect("split");
             assert_eq!(parts(&out), vec![("".into(), Method::None, 100)]);
             // A null heartbeat ends it where it was seen.
             ingest::record_heartbeats(&mut c, &[beat(None, T + 20_000, 0)], T).expect("hb");
-            let out = a.attribute(&c, &firefox(&[], 100), tick).expect("split");
+            let out = a.split_tick(&c, &firefox(&[], 100), tick).expect("split");
             assert_eq!(parts(&out), vec![("".into(), Method::None, 100)]);
             let half = (T + 15_000, T + 25_000);
-            let out = a.attribute(&c, &firefox(&[], 100), half).expect("split");
+            let out = a.split_tick(&c, &firefox(&[], 100), half).expect("split");
             assert_eq!(
                 parts(&out),
                 vec![

@@ -2,6 +2,7 @@ use super::*;
 use crate::source::CounterKey;
 use crate::store::open::open_in_memory;
 use crate::store::retention;
+use crate::tick::Flow;
 
 fn writer() -> Writer {
     Writer::new(open_in_memory().expect("db"))
@@ -148,7 +149,18 @@ fn flows_are_stored_per_remote() {
         process: proc(1, "Safari", "Safari"),
         bytes_in: 30,
         bytes_out: 3,
-        flows: vec![(remote("192.0.2.1"), 20, 2), (remote("2001:db8::1"), 10, 1)],
+        flows: vec![
+            Flow {
+                remote: remote("192.0.2.1"),
+                bytes_in: 20,
+                bytes_out: 2,
+            },
+            Flow {
+                remote: remote("2001:db8::1"),
+                bytes_in: 10,
+                bytes_out: 1,
+            },
+        ],
     };
     let s = tick(
         &mut w,
@@ -383,9 +395,8 @@ fn retention_shrinks_the_file() {
 
 #[test]
 fn web_rows_follow_the_same_rollups_and_retention_as_apps() {
-    use crate::web::Method;
-    use crate::web::attribute::HostTraffic;
-    use crate::web::ingest::{self, Heartbeat, Observation};
+    use crate::store::web::{self as ingest, Heartbeat, Observation};
+    use crate::tick::{HostTraffic, Method};
     let mut w = writer();
     let r = run(&mut w, T0);
     let p = proc(1, "firefox", "Firefox");

@@ -1,5 +1,6 @@
-//! What `netmon serve` stores: heartbeats merged into activity intervals, and host↔address
-//! observations.
+//! The websites' tables: what `netmon serve` stores (heartbeats merged into activity
+//! intervals, host↔address observations), and what the recorder reads back each tick to split
+//! browser bytes across hosts (`crate::web::attribute`).
 //!
 //! Heartbeats are merged the way mature activity trackers merge them (ActivityWatch's
 //! "pulsetime"): a heartbeat showing the same host as the interval in force at its time, and
@@ -201,6 +202,72 @@ fn join(conn: &Connection, earlier: i64, later: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM web_activity WHERE id = ?1")?
         .execute([later])?;
     Ok(())
+}
+
+/// Every browser the extension has reported, as (id, name as reported).
+pub fn browsers(conn: &Connection) -> rusqlite::Result<Vec<(i64, String)>> {
+    let mut st = conn.prepare_cached("SELECT id, name FROM web_browsers")?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    rows.collect()
+}
+
+/// Every host observed served from `ip`, with when it was last seen there (epoch ms).
+pub fn hosts_served_from(conn: &Connection, ip: IpAddr) -> rusqlite::Result<Vec<(String, i64)>> {
+    // No freshness test in SQL: SQLite re-prepares a statement whose non-index terms compare
+    // against a bound value each time that value changes, and the recorder's cut-off changes
+    // every tick (the re-prepare cost more than everything else in a tick).
+    let mut st = conn.prepare_cached("SELECT host, last_at FROM web_addresses WHERE ip = ?1")?;
+    let rows = st.query_map([canonical_ip(ip)], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    rows.collect()
+}
+
+/// One stored activity interval of a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    pub id: i64,
+    pub host: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// The id of a browser's newest activity interval, if it has any.
+pub fn newest_activity(conn: &Connection, browser: i64) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT id FROM web_activity WHERE browser_id = ?1 ORDER BY start_at DESC LIMIT 1",
+    )?
+    .query_row([browser], |r| r.get(0))
+    .optional()
+}
+
+/// A browser's activity intervals that may reach into `[from_ms, to_ms]`: the last to start
+/// before `from_ms` and every one starting inside.
+pub fn activity_near(
+    conn: &Connection,
+    browser: i64,
+    from_ms: i64,
+    to_ms: i64,
+) -> rusqlite::Result<Vec<Activity>> {
+    // Intervals of one browser never overlap, so the only one that starts before the window
+    // and reaches into it is the last to start before it: two index range scans instead of a
+    // walk over the browser's whole history.
+    let mut st = conn.prepare_cached(
+        "SELECT * FROM (SELECT id, host, start_at, end_at FROM web_activity \
+         WHERE browser_id = ?1 AND start_at < ?2 ORDER BY start_at DESC LIMIT 1) \
+         UNION ALL \
+         SELECT id, host, start_at, end_at FROM web_activity \
+         WHERE browser_id = ?1 AND start_at >= ?2 AND start_at <= ?3",
+    )?;
+    let rows = st.query_map(params![browser, from_ms, to_ms], |r| {
+        Ok(Activity {
+            id: r.get(0)?,
+            host: r.get(1)?,
+            start_ms: r.get(2)?,
+            end_ms: r.get(3)?,
+        })
+    })?;
+    rows.collect()
 }
 
 #[cfg(test)]
