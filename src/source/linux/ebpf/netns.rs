@@ -154,9 +154,12 @@ fn is_link_scoped(a: &IpAddr) -> bool {
     }
 }
 
-/// Netlink messages of one or more datagrams: (type, payload) pairs, up to `NLMSG_DONE`.
+/// Netlink messages as (type, payload) pairs.
+pub type Messages<'a> = Vec<(u16, &'a [u8])>;
+
+/// Netlink messages of one or more datagrams, up to `NLMSG_DONE`, and whether it was seen.
 /// `Err` carries the errno of an `NLMSG_ERROR` that reports one.
-pub fn messages(buf: &[u8]) -> Result<(Vec<(u16, &[u8])>, bool), i32> {
+pub fn messages(buf: &[u8]) -> Result<(Messages<'_>, bool), i32> {
     let mut out = Vec::new();
     let mut rest = buf;
     while rest.len() >= 16 {
