@@ -2,7 +2,8 @@
 """Known traffic for netmon's namespace tests: a server, and client workloads that each run
 under their own process name and print what they moved.
 
-    traffic.py server PORT                      TCP on PORT..PORT+9 (IPv4 and IPv6), UDP on PORT
+    traffic.py server PORT [NAME]               TCP on PORT..PORT+9 (IPv4 and IPv6), UDP on PORT;
+                                                runs as NAME (default nm_server)
     traffic.py bulk NAME HOST PORT UP DOWN [BIND_PORT]
     traffic.py short NAME HOST PORT COUNT UP DOWN
     traffic.py udp NAME HOST PORT COUNT SIZE
@@ -127,8 +128,8 @@ def serve_udp(port):
         s.sendto(b"r" * 8, addr)
 
 
-def server(port, max_seconds=600):
-    set_name("nm_server")
+def server(port, name="nm_server", max_seconds=600):
+    set_name(name)
     for p in range(port, port + 10):
         threading.Thread(target=serve_tcp, args=(p,), daemon=True).start()
     threading.Thread(target=serve_udp, args=(port,), daemon=True).start()
@@ -306,7 +307,7 @@ def main():
              "fork": fork, "shared": shared, "loopback": loopback, "splice": splice,
              "packet": packet, "sniff": sniff}
     if cmd == "server":
-        server(int(args[0]))
+        server(int(args[0]), *args[1:2])
     else:
         funcs[cmd](*args)
 
