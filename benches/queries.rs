@@ -13,6 +13,8 @@
 //!
 //! NETMON_BENCH_DB=path reuses (or keeps) a generated database instead of a temporary one.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,34 +27,7 @@ const TARGET_MS: f64 = 50.0;
 fn main() {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_netmon"));
     let tmp = tempfile::tempdir().expect("tempdir");
-    let db = std::env::var_os("NETMON_BENCH_DB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tmp.path().join("year.db"));
-    if !db.exists() {
-        let t = Instant::now();
-        let out = Command::new(&bin)
-            .args(["generate-history", "--db"])
-            .arg(&db)
-            .output()
-            .expect("run generate-history");
-        assert!(
-            out.status.success(),
-            "generate-history failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let summary = String::from_utf8_lossy(&out.stderr);
-        println!(
-            "generated one year in {:.1} s: {}",
-            t.elapsed().as_secs_f64(),
-            summary
-                .lines()
-                .last()
-                .unwrap_or("")
-                .trim_start_matches("generate-history: ")
-        );
-    } else {
-        println!("reusing {}", db.display());
-    }
+    let db = common::year_db(&bin, tmp.path());
     sizes(&db);
 
     let steps = tmp.path().join("steps");

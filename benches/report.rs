@@ -8,6 +8,8 @@
 //!    `netmon report html --since R -o FILE` over RUNS runs, the file's size, and its size
 //!    gzipped (what a mail attachment or an archive stores).
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -18,29 +20,7 @@ const RUNS: usize = 11;
 fn main() {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_netmon"));
     let tmp = tempfile::tempdir().expect("tempdir");
-    let db = std::env::var_os("NETMON_BENCH_DB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tmp.path().join("year.db"));
-    if !db.exists() {
-        let t = Instant::now();
-        let out = Command::new(&bin)
-            .args(["generate-history", "--db"])
-            .arg(&db)
-            .output()
-            .expect("run generate-history");
-        assert!(
-            out.status.success(),
-            "generate-history failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        println!(
-            "generated one year in {:.1} s into {}",
-            t.elapsed().as_secs_f64(),
-            db.display()
-        );
-    } else {
-        println!("reusing {}", db.display());
-    }
+    let db = common::year_db(&bin, tmp.path());
     let file = tmp.path().join("report.html");
     println!(
         "{:<32} {:>10} {:>10} {:>10} {:>6}   (median of {RUNS} whole-process runs)",

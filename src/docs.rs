@@ -12,7 +12,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::{Cli, ServiceManager};
-use crate::service::{self, Component, Context, InstallRequest, systemd};
+use crate::service::{self, Component, Context, InstallRequest};
 
 /// The directories holding generated files, relative to the repository root.
 pub const GENERATED_DIRS: &[&str] = &[
@@ -91,15 +91,6 @@ pub fn completion(shell: Shell) -> Vec<u8> {
     buf
 }
 
-/// `netmon completions SHELL`.
-pub fn print_completion(shell: Shell) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(&completion(shell))?;
-    out.flush()?;
-    Ok(())
-}
-
 /// `netmon.1` and one page per visible subcommand (`netmon-service-install.1`, …).
 pub fn man_pages() -> Vec<(PathBuf, Vec<u8>)> {
     fn walk(cmd: &clap::Command, out: &mut Vec<(PathBuf, Vec<u8>)>) {
@@ -119,6 +110,12 @@ pub fn man_pages() -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// The plan for an example install (its paths and options hold nothing a definition cannot
+/// carry, so it cannot fail).
+fn plan(ctx: &Context, req: &InstallRequest) -> service::Plan {
+    service::install_plan(ctx, req).unwrap_or_default()
+}
+
 /// The definitions `service install` writes, for a user "you" with netmon in /usr/local/bin.
 pub fn service_examples() -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -136,7 +133,7 @@ pub fn service_examples() -> Vec<(PathBuf, Vec<u8>)> {
         serve: true,
         ..Default::default()
     };
-    for w in service::install_plan(&mac, &both).writes {
+    for w in plan(&mac, &both).writes {
         let name = w.path.file_name().map(PathBuf::from).unwrap_or_default();
         out.push((PathBuf::from("launchd").join(name), w.contents.into_bytes()));
     }
@@ -146,7 +143,7 @@ pub fn service_examples() -> Vec<(PathBuf, Vec<u8>)> {
         db: PathBuf::from("/home/you/.local/share/netmon/netmon.db"),
         ..mac
     };
-    for w in service::install_plan(&linux, &both).writes {
+    for w in plan(&linux, &both).writes {
         let name = w.path.file_name().map(PathBuf::from).unwrap_or_default();
         out.push((
             PathBuf::from("launchd/systemd/user").join(name),
@@ -155,14 +152,14 @@ pub fn service_examples() -> Vec<(PathBuf, Vec<u8>)> {
     }
     let system = Context {
         system: true,
-        db: PathBuf::from(systemd::SYSTEM_DB),
+        db: PathBuf::from(crate::paths::SYSTEM_DB),
         ..linux
     };
     let req = InstallRequest {
         reader_group: Some("you".into()),
         ..Default::default()
     };
-    for w in service::install_plan(&system, &req).writes {
+    for w in plan(&system, &req).writes {
         let name = w.path.file_name().map(PathBuf::from).unwrap_or_default();
         out.push((
             PathBuf::from("launchd/systemd/system").join(name),

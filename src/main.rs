@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use netmon::cli::{Cli, Command};
 use netmon::exit::{self, Exit};
-use netmon::{commands, docs, paths, record, serve, service, status};
+use netmon::{commands, paths};
 
 fn main() -> ExitCode {
     // Everything netmon creates (database, token, lock) is private to the user.
@@ -47,24 +47,20 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let given_db = cli.global.db.as_ref();
     match cli.command {
-        Command::Record(a) => {
-            record::run(record::Options::from_args(paths::db_path(given_db)?, a)?)
-        }
-        Command::Status(a) => status::run(&paths::db_path(given_db)?, a),
-        Command::Service(a) => service::run(a.command, given_db),
-        Command::Completions(a) => docs::print_completion(a.shell),
+        Command::Record(a) => commands::record::run(paths::db_path(given_db)?, a),
+        Command::Status(a) => commands::status::run(&paths::db_path(given_db)?, &a),
+        Command::Service(a) => commands::service::run(a.command, given_db),
+        Command::Completions(a) => commands::completions::run(a.shell),
         Command::Apps(a) => commands::apps::run(&paths::db_path(given_db)?, &a),
         Command::Timeline(a) => commands::timeline::run(&paths::db_path(given_db)?, &a),
         Command::Top(a) => commands::top::run(&paths::db_path(given_db)?, &a),
         Command::Report(a) => commands::report::run(&paths::db_path(given_db)?, &a),
         Command::Domains(a) => commands::domains::run(&paths::db_path(given_db)?, &a),
-        Command::Serve(a) => serve::run(serve::Options::from_args(paths::db_path(given_db)?, a)?),
-        Command::GenerateHistory(a) => commands::generate::run(&paths::db_path(given_db)?, &a),
-        Command::GenerateDocs(a) => {
-            let (n, changed) = netmon::docs::write_generated(&a.root)?;
-            eprintln!("{n} files generated, {changed} changed");
-            Ok(())
+        Command::Serve(a) => commands::serve::run(paths::db_path(given_db)?, a),
+        Command::GenerateHistory(a) => {
+            commands::generate_history::run(&paths::db_path(given_db)?, &a)
         }
+        Command::GenerateDocs(a) => commands::generate_docs::run(&a),
     }
 }
 

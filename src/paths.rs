@@ -3,11 +3,17 @@
 //! - macOS: `~/Library/Application Support/netmon/netmon.db`
 //! - Linux and others: `$XDG_DATA_HOME/netmon/netmon.db`, else `~/.local/share/netmon/netmon.db`
 //!
+//! - the system service (Linux): [`SYSTEM_DB`]
+//!
 //! `--db PATH` and `NETMON_DB` override it (handled by clap before this is asked).
 
 use std::path::PathBuf;
 
 use crate::exit::user;
+
+/// The system recorder's database (Linux, `netmon service install --system`): systemd's
+/// StateDirectory=netmon.
+pub const SYSTEM_DB: &str = "/var/lib/netmon/netmon.db";
 
 /// The default database path for this user on this OS.
 pub fn default_db() -> anyhow::Result<PathBuf> {

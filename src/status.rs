@@ -1,24 +1,24 @@
 //! `netmon status`: what is true about this database right now, told without disturbing it.
 //!
 //! Facts come from three places, each read-only: the recorder's lock (`store::lock::holder`:
-//! is someone recording, since when), the database (the last run, the last committed tick,
-//! rows per table, retention boundaries in `meta`) and the file system (sizes, modes, the
-//! service definitions `netmon service` writes). [`gather`] turns them into a [`Status`], a
-//! plain `Serialize` struct that `--json` prints as is; [`render`] is the text form. Problems
-//! are data too: each has a stable `code` and a message that says what to do.
+//! is someone recording, since when), the database (`store::inspect`: the last run, the last
+//! committed tick, rows per table, retention boundaries) and the file system (sizes, modes, the
+//! service definitions `netmon service` writes, handed in by the caller). [`gather`] turns them
+//! into a [`Status`], a plain `Serialize` struct that `--json` prints as is;
+//! `output::status` is the text form. Problems are data too: each has a stable `code` and a
+//! message that says what to do.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Local, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::output::units;
-use crate::store::{self, lock};
+use crate::store::{self, inspect, lock};
+use crate::text::units;
 
 /// Everything `netmon status` reports. Field names are the `--json` contract (README).
 #[derive(Debug, Clone, Serialize)]
@@ -69,7 +69,7 @@ pub enum RecorderState {
 }
 
 impl RecorderState {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             RecorderState::Running => "running",
             RecorderState::Stalled => "stalled",
@@ -248,7 +248,7 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
                 ),
             });
         }
-        match open_for_status(db) {
+        match inspect::open(db) {
             Ok(conn) => read_database(&conn, &mut status, &mut problems),
             Err(e) => problems.push(unreadable(db, m, &e)),
         }
@@ -263,7 +263,7 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
             ),
         });
     } else if holder.is_none() {
-        let system_db = Path::new(crate::service::systemd::SYSTEM_DB);
+        let system_db = Path::new(crate::paths::SYSTEM_DB);
         let hint = if db != system_db && system_db.exists() {
             format!(
                 "the system service records into {0}: pass --db {0} or set NETMON_DB",
@@ -303,26 +303,6 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
     status
 }
 
-/// `netmon status [--json]`.
-pub fn run(db: &Path, a: crate::cli::StatusArgs) -> anyhow::Result<()> {
-    let opts = Options {
-        stalled_after: a.stalled_after,
-        service_files: crate::service::known_files(),
-        ..Options::default()
-    };
-    let now = Utc::now();
-    let status = gather(db, &opts, now);
-    let mut out = std::io::stdout().lock();
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &status)?;
-        writeln!(out)?;
-    } else {
-        render(&status, now, &mut out)?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
 /// Decide the recorder's state from the lock and the last run, and add the problems that go
 /// with it.
 fn classify(
@@ -358,8 +338,8 @@ fn classify(
                          for {} (its interval is {}): its source is failing or hung; see its \
                          log (`netmon service status` says where)",
                         status.recorder.pid.map_or("?".into(), |p| p.to_string()),
-                        human_duration(quiet),
-                        human_duration(interval)
+                        units::duration(quiet),
+                        units::duration(interval)
                     ),
                 });
             }
@@ -388,7 +368,7 @@ fn classify(
                  committed is kept, and the next recorder resumes its counters",
                 r.pid,
                 r.last_sample_at
-                    .map_or("never committed".into(), |t| human_time(t, now))
+                    .map_or("never committed".into(), |t| units::time_ago(t, now))
             ),
         });
     } else {
@@ -407,7 +387,7 @@ fn classify(
                 .filter(|_| !crashed)
                 .map(|t| format!(
                     " (the last one stopped {}{})",
-                    human_time(t, now),
+                    units::time_ago(t, now),
                     r.stop_reason
                         .as_deref()
                         .map(|s| format!(", {s}"))
@@ -416,21 +396,6 @@ fn classify(
                 .unwrap_or_default()
         ),
     });
-}
-
-/// Open without creating, migrating or writing anything (`query_only`). Read-write when the
-/// file allows, so closing the last connection tidies the WAL as usual; read-only otherwise
-/// (SQLite falls back by itself).
-fn open_for_status(db: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(2))?;
-    conn.pragma_update(None, "query_only", true)?;
-    // Fails here, rather than at the first query, when the file is not a database.
-    let _: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    Ok(conn)
 }
 
 fn unreadable(db: &Path, m: &fs::Metadata, e: &rusqlite::Error) -> Problem {
@@ -463,9 +428,7 @@ fn unreadable(db: &Path, m: &fs::Metadata, e: &rusqlite::Error) -> Problem {
 }
 
 fn read_database(conn: &Connection, status: &mut Status, problems: &mut Vec<Problem>) {
-    let schema: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap_or(0);
+    let schema = inspect::schema(conn).unwrap_or(0);
     status.database.schema = Some(schema);
     if schema > store::SCHEMA_VERSION {
         problems.push(Problem {
@@ -476,71 +439,47 @@ fn read_database(conn: &Connection, status: &mut Status, problems: &mut Vec<Prob
             ),
         });
     }
-    let page = |p: &str| -> Option<u64> {
-        conn.pragma_query_value(None, p, |r| r.get::<_, i64>(0))
-            .ok()
-            .map(|v| v.max(0) as u64)
-    };
-    if let (Some(free), Some(size)) = (page("freelist_count"), page("page_size")) {
-        status.database.free_bytes = Some(free * size);
-    }
+    status.database.free_bytes = inspect::free_bytes(conn);
     if schema == 0 {
         return;
     }
     let result = (|| -> rusqlite::Result<()> {
-        status.tables = table_rows(conn)?;
-        status.last_run = conn
-            .query_row(
-                "SELECT id, pid, started_at, first_tick_at, last_tick_at, stopped_at, stop_reason, \
-                 source, interval_ms, hostname, version, notes FROM runs ORDER BY id DESC LIMIT 1",
-                [],
-                |r| {
-                    let notes: Option<String> = r.get(11)?;
-                    Ok((
-                        Run {
-                            id: r.get(0)?,
-                            pid: r.get(1)?,
-                            started_at: ms(r.get(2)?),
-                            first_sample_at: ms(r.get(3)?),
-                            last_sample_at: ms(r.get(4)?),
-                            stopped_at: ms(r.get(5)?),
-                            stop_reason: r.get(6)?,
-                            source: r.get(7)?,
-                            interval_ms: r.get(8)?,
-                            hostname: r.get(9)?,
-                            version: r.get(10)?,
-                        },
-                        notes,
-                    ))
-                },
-            )
-            .optional()?
-            .map(|(run, notes)| {
-                status.recorder.not_counted = notes
-                    .unwrap_or_default()
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(str::to_string)
-                    .collect();
-                run
-            });
-        status.recorder.last_sample_at =
-            ms(conn.query_row("SELECT max(at) FROM ticks", [], |r| r.get(0))?);
-        let keep = |key: &str| -> rusqlite::Result<Option<Option<u64>>> {
-            Ok(store::meta_get(conn, key)?
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(|s| (s > 0).then_some(s)))
-        };
-        let (raw, hourly) = (keep("keep_raw_s")?, keep("keep_hourly_s")?);
+        status.tables = inspect::table_rows(conn)?
+            .into_iter()
+            .map(|(table, rows)| TableRows { table, rows })
+            .collect();
+        status.last_run = inspect::last_run(conn)?.map(|r| {
+            status.recorder.not_counted = r
+                .notes
+                .as_deref()
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect();
+            Run {
+                id: r.id,
+                pid: r.pid,
+                started_at: ms(r.started_at_ms),
+                first_sample_at: ms(r.first_tick_at_ms),
+                last_sample_at: ms(r.last_tick_at_ms),
+                stopped_at: ms(r.stopped_at_ms),
+                stop_reason: r.stop_reason,
+                source: r.source,
+                interval_ms: r.interval_ms,
+                hostname: r.hostname,
+                version: r.version,
+            }
+        });
+        let e = inspect::extent(conn)?;
+        status.recorder.last_sample_at = ms(e.newest_tick_ms);
         status.retention = Some(Retention {
-            known: raw.is_some() && hourly.is_some(),
-            raw_keep_s: raw.flatten(),
-            hourly_keep_s: hourly.flatten(),
-            raw_oldest_at: ms(conn.query_row("SELECT min(at) FROM ticks", [], |r| r.get(0))?),
-            hourly_oldest_at: secs(
-                conn.query_row("SELECT min(hour) FROM hourly", [], |r| r.get(0))?,
-            ),
-            daily_oldest_at: secs(conn.query_row("SELECT min(day) FROM daily", [], |r| r.get(0))?),
+            known: e.keep_raw_s.is_some() && e.keep_hourly_s.is_some(),
+            raw_keep_s: e.keep_raw_s.flatten(),
+            hourly_keep_s: e.keep_hourly_s.flatten(),
+            raw_oldest_at: ms(e.oldest_tick_ms),
+            hourly_oldest_at: secs(e.oldest_hour_s),
+            daily_oldest_at: secs(e.oldest_day_s),
         });
         Ok(())
     })();
@@ -553,28 +492,6 @@ fn read_database(conn: &Connection, status: &mut Status, problems: &mut Vec<Prob
             ),
         });
     }
-}
-
-fn table_rows(conn: &Connection) -> rusqlite::Result<Vec<TableRows>> {
-    let names: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-             ORDER BY name",
-        )?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    names
-        .into_iter()
-        .map(|table| {
-            // The name comes from sqlite_master; quoting keeps any name a single identifier.
-            let rows = conn.query_row(
-                &format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\"")),
-                [],
-                |r| r.get(0),
-            )?;
-            Ok(TableRows { table, rows })
-        })
-        .collect()
 }
 
 fn ms(v: Option<i64>) -> Option<DateTime<Utc>> {
@@ -593,145 +510,6 @@ fn suffixed(p: &Path, suffix: &str) -> PathBuf {
 
 fn file_size(p: &Path) -> u64 {
     fs::metadata(p).map(|m| m.len()).unwrap_or(0)
-}
-
-/// The text form.
-pub fn render(s: &Status, now: DateTime<Utc>, w: &mut dyn Write) -> std::io::Result<()> {
-    let r = &s.recorder;
-    let who = match (r.pid, r.since) {
-        (Some(pid), Some(since)) => format!(" (pid {pid}, since {})", human_time(since, now)),
-        (Some(pid), None) => format!(" (pid {pid})"),
-        _ => String::new(),
-    };
-    writeln!(w, "Recorder:     {}{who}", r.state.as_str())?;
-    if let Some(t) = r.last_sample_at {
-        let every = r
-            .interval_ms
-            .map(|i| {
-                format!(
-                    ", every {}",
-                    human_duration(Duration::from_millis(i.max(0) as u64))
-                )
-            })
-            .unwrap_or_default();
-        writeln!(w, "Last sample:  {}{every}", human_time(t, now))?;
-    } else if s.database.exists {
-        writeln!(w, "Last sample:  none yet")?;
-    }
-    if let Some(src) = &r.source {
-        writeln!(w, "Source:       {src}")?;
-        for n in &r.not_counted {
-            writeln!(w, "  not counted: {n}")?;
-        }
-    }
-    if let Some(run) = &s.last_run
-        && r.state != RecorderState::Running
-        && r.state != RecorderState::Stalled
-    {
-        let ended = match (&run.stopped_at, &run.stop_reason) {
-            (Some(t), Some(why)) => format!("stopped {} ({why})", human_time(*t, now)),
-            (Some(t), None) => format!("stopped {}", human_time(*t, now)),
-            (None, _) => "never stopped".into(),
-        };
-        writeln!(
-            w,
-            "Last run:     #{} pid {}, started {}, {ended}",
-            run.id,
-            run.pid,
-            run.started_at
-                .map_or("at an unknown time".into(), |t| human_time(t, now))
-        )?;
-    }
-    let d = &s.database;
-    if d.exists {
-        let mut facts = vec![human_bytes(d.size_bytes)];
-        if let Some(f) = d.free_bytes.filter(|f| *f > 0) {
-            facts.push(format!("{} free inside", human_bytes(f)));
-        }
-        if let Some(v) = d.schema {
-            facts.push(format!("schema {v}"));
-        }
-        if let Some(m) = &d.mode {
-            facts.push(format!("mode {m}"));
-        }
-        writeln!(
-            w,
-            "Database:     {} ({})",
-            d.path.display(),
-            facts.join(", ")
-        )?;
-    } else {
-        writeln!(w, "Database:     {} (does not exist)", d.path.display())?;
-    }
-    if !s.tables.is_empty() {
-        let rows: Vec<String> = s
-            .tables
-            .iter()
-            .map(|t| format!("{} {}", t.table, t.rows))
-            .collect();
-        writeln!(w, "Rows:         {}", rows.join(", "))?;
-    }
-    if let Some(ret) = &s.retention {
-        let keep = |k: Option<u64>| {
-            if !ret.known {
-                "as the recorder is told".to_string()
-            } else {
-                k.map_or("forever".into(), |s| human_duration(Duration::from_secs(s)))
-            }
-        };
-        let from = |t: Option<DateTime<Utc>>| {
-            t.map(|t| format!(" (from {})", local(t).format("%Y-%m-%d %H:%M")))
-                .unwrap_or_default()
-        };
-        writeln!(
-            w,
-            "Retention:    samples {}{}, hourly totals {}{}, daily totals forever{}",
-            keep(ret.raw_keep_s),
-            from(ret.raw_oldest_at),
-            keep(ret.hourly_keep_s),
-            from(ret.hourly_oldest_at),
-            from(ret.daily_oldest_at)
-        )?;
-    }
-    if s.service.is_empty() {
-        writeln!(w, "Service:      not installed")?;
-    } else {
-        for f in &s.service {
-            writeln!(w, "Service:      {} ({})", f.name, f.path.display())?;
-        }
-    }
-    if s.problems.is_empty() {
-        writeln!(w, "Problems:     none")?;
-    } else {
-        writeln!(w, "Problems:")?;
-        for p in &s.problems {
-            writeln!(w, "  - {}", p.message)?;
-        }
-    }
-    Ok(())
-}
-
-fn local(t: DateTime<Utc>) -> DateTime<Local> {
-    t.with_timezone(&Local)
-}
-
-/// "2026-11-24 10:00:05 +01:00 (3m ago)".
-pub fn human_time(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let stamp = local(t).format("%Y-%m-%d %H:%M:%S %:z");
-    match (now - t).to_std() {
-        Ok(d) => format!("{stamp} ({} ago)", human_duration(d)),
-        Err(_) => format!("{stamp} (in the future: check the clock)"),
-    }
-}
-
-/// At most two units, as everywhere else (`output::units`): "45s", "3m 20s", "400ms".
-pub fn human_duration(d: Duration) -> String {
-    units::duration_ms(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Decimal units, as everywhere else (`output::units`): "12.3 MB".
-pub fn human_bytes(b: u64) -> String {
-    units::bytes(b)
 }
 
 #[cfg(test)]

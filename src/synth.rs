@@ -489,13 +489,7 @@ mod tests {
 
     fn daily(path: &Path) -> Vec<(i64, i64, i64, i64)> {
         let conn = rusqlite::Connection::open(path).expect("open");
-        let mut st = conn
-            .prepare("SELECT day, app_id, bytes_in, bytes_out FROM daily ORDER BY day, app_id")
-            .expect("prepare");
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
+        crate::store::testing::daily_rows(&conn)
     }
 
     #[test]
@@ -516,27 +510,16 @@ mod tests {
         assert_ne!(daily(&a), daily(&c));
         // Retention ran: raw ticks only in the last day, hourly only in the last two.
         let conn = rusqlite::Connection::open(&a).expect("open");
-        let raw_from: i64 = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'raw_from_ms'",
-                [],
-                |r| r.get::<_, String>(0),
-            )
+        let raw_from = crate::store::meta::get_i64(&conn, crate::store::meta::Key::RawFromMs)
             .expect("meta")
-            .parse()
-            .expect("number");
-        let oldest: i64 = conn
-            .query_row("SELECT min(at) FROM ticks", [], |r| r.get(0))
+            .expect("retention wrote its boundary");
+        let oldest = crate::store::inspect::extent(&conn)
+            .expect("extent")
+            .oldest_tick_ms
             .expect("ticks");
         assert!(oldest >= raw_from && raw_from >= small(7).end_ms - 86_400_000 - 3_600_000);
         // Never more processes with traffic in a tick than are alive.
-        let busiest: i64 = conn
-            .query_row(
-                "SELECT max(n) FROM (SELECT count(*) AS n FROM samples GROUP BY tick_id)",
-                [],
-                |r| r.get(0),
-            )
-            .expect("samples");
+        let busiest = crate::store::testing::busiest_tick(&conn);
         assert!(busiest <= 4, "{busiest}");
     }
 }

@@ -1,10 +1,17 @@
-//! The query subcommands: each validates its flags, asks `query`, and prints through
-//! `output`. One file per subcommand.
+//! One file per subcommand: each checks its options, calls the domain (`query`, `record`,
+//! `serve`, `service`, `status`, `report`), and hands the result to `output`. Nothing else
+//! prints results.
 
 pub mod apps;
+pub mod completions;
 pub mod domains;
-pub mod generate;
+pub mod generate_docs;
+pub mod generate_history;
+pub mod record;
 pub mod report;
+pub mod serve;
+pub mod service;
+pub mod status;
 pub mod timeline;
 pub mod top;
 

@@ -1,5 +1,5 @@
-//! Presentation: the one place query results become text. `table` draws comfy-table tables
-//! in human units; `json` and `csv` serialize the query structs as they are (integer bytes,
+//! Presentation: the one place results become text. `table` draws comfy-table tables
+//! in human units; `status` and `service` write those commands' reports; `json` and `csv` serialize the query structs as they are (integer bytes,
 //! RFC 3339 UTC times), so their field names are the contract documented in the README.
 //!
 //! Human units follow ONE convention everywhere: decimal SI prefixes, 1 kB = 1000 bytes,
@@ -7,8 +7,11 @@
 
 pub mod csv;
 pub mod json;
+pub mod service;
+pub mod status;
 pub mod table;
-pub mod units;
+/// Human units live in `crate::text::units` so the domain's messages use the same ones.
+pub use crate::text::units;
 
 use std::io::{IsTerminal, Write};
 

@@ -13,6 +13,7 @@ pub mod container;
 mod linux;
 #[cfg(target_os = "macos")]
 mod macos;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 

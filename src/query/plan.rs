@@ -17,7 +17,7 @@ use chrono::TimeZone;
 use rusqlite::Connection;
 
 use super::time::{HOUR_MS, ceil_hour, day_ceil, day_floor, floor_hour, is_midnight, next_day};
-use crate::store::meta_get;
+use crate::store::meta::{self, Key};
 
 /// Where the raw and hourly tables begin (epoch ms); `None`: the table holds all it ever got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,12 +29,9 @@ pub struct Bounds {
 impl Bounds {
     /// Read the retention boundaries from `meta`.
     pub fn load(conn: &Connection) -> rusqlite::Result<Self> {
-        let num = |k: &str| -> rusqlite::Result<Option<i64>> {
-            Ok(meta_get(conn, k)?.and_then(|v| v.trim().parse::<i64>().ok()))
-        };
         Ok(Bounds {
-            raw_from_ms: num("raw_from_ms")?,
-            hourly_from_ms: num("hourly_from")?.map(|s| s.saturating_mul(1000)),
+            raw_from_ms: meta::get_i64(conn, Key::RawFromMs)?,
+            hourly_from_ms: meta::get_i64(conn, Key::HourlyFromS)?.map(|s| s.saturating_mul(1000)),
         })
     }
 

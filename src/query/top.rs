@@ -18,8 +18,8 @@ use super::apps::{self, Apps};
 use super::range::Range;
 use super::time::{day_floor, utc};
 use super::{Db, Error, Kind};
-use crate::output::units;
 use crate::store::lock;
+use crate::text::units;
 
 /// Rates average the ticks of this window unless told otherwise.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(15);

@@ -24,8 +24,8 @@ use signal_hook::iterator::Signals;
 use tracing::{debug, debug_span, error, info, warn};
 
 use crate::delta::{self, Engine, StateChanges};
-use crate::procinfo;
-use crate::source::{self, Cancel, CounterKey, SourceKind, SourceOptions};
+use crate::procinfo::{self, usage};
+use crate::source::{self, Cancel, CounterKey, Source, SourceKind, SourceOptions};
 use crate::store::lock::RecorderLock;
 use crate::store::retention::{self, Policy};
 use crate::store::write::{RunInfo, Tick, Writer};
@@ -51,36 +51,6 @@ pub struct Options {
     pub share_with_group: bool,
 }
 
-impl Options {
-    /// Validate what was typed.
-    pub fn from_args(db: PathBuf, a: crate::cli::RecordArgs) -> anyhow::Result<Self> {
-        if let (Some(raw), Some(hourly)) = (a.keep_raw.0, a.keep_hourly.0)
-            && hourly < raw
-        {
-            return Err(crate::exit::user(format!(
-                "--keep-hourly ({}) must be at least --keep-raw ({}): hourly totals stand in \
-                 for the samples once those are deleted",
-                humantime::format_duration(hourly),
-                humantime::format_duration(raw)
-            )));
-        }
-        Ok(Options {
-            db,
-            source: a.source,
-            interval: a.interval,
-            sample_timeout: a.sample_timeout,
-            retention: Policy {
-                raw: a.keep_raw.0,
-                hourly: a.keep_hourly.0,
-            },
-            include_loopback: a.include_loopback,
-            max_rate: a.max_rate,
-            max_ticks: a.ticks,
-            share_with_group: a.share_with_group,
-        })
-    }
-}
-
 /// How often the retention pass runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// How often the counter journal is folded into `counter_state` (it is replayed on restart,
@@ -97,189 +67,222 @@ enum Stop {
     TickLimit,
 }
 
+/// Record until stopped: open, loop, finish.
 pub fn run(opts: Options) -> anyhow::Result<()> {
-    let started = Utc::now();
-    if opts.share_with_group {
-        // New files (lock, -wal, -shm) readable by the group, never by others.
-        // SAFETY: umask only changes this process's file creation mask.
-        unsafe {
-            libc::umask(0o027);
-        }
-    }
-    // The lock lives beside the database: on a fresh machine its directory is made first.
-    store::open::create_parent(&opts.db)?;
-    let lock = RecorderLock::acquire(
-        &opts.db,
-        &started.to_rfc3339_opts(SecondsFormat::Secs, true),
-    )?;
-    let conn = store::open(&opts.db, Create::IfMissing)?;
-    if opts.share_with_group {
-        store::open::share_with_group(&conn, &opts.db, lock.path())?;
-    }
-    // `netmon status` shows the retention this recorder applies.
-    for (key, keep) in [
-        ("keep_raw_s", opts.retention.raw),
-        ("keep_hourly_s", opts.retention.hourly),
-    ] {
-        let secs = keep.map_or(0, |d| d.as_secs());
-        store::meta_set(&conn, key, &secs.to_string())?;
-    }
-    let mut source = source::open(
-        opts.source,
-        &SourceOptions {
-            sample_timeout: opts.sample_timeout,
-        },
-    )?;
-    let kind = source.kind();
-    let mut writer = Writer::new(conn);
-    let boot = procinfo::boot_id();
-    let run_id = writer.begin_run(&RunInfo {
-        started_at_ms: started.timestamp_millis(),
-        source: kind.as_str().to_string(),
-        interval_ms: opts.interval.as_millis() as i64,
-        pid: std::process::id(),
-        hostname: procinfo::hostname(),
-        boot_id: Some(boot.clone()),
-        notes: source.blind_spots(),
-    })?;
-    let saved = writer.load_state(&boot, Utc::now().timestamp_millis())?;
-    let resumed = saved.len();
-    let mut engine = Engine::new(delta::Config {
-        max_rate: opts.max_rate,
-        ..delta::Config::default()
-    });
-    engine.resume(saved);
+    let mut session = Session::open(&opts)?;
+    let stop = session.record()?;
+    session.finish(stop)
+}
 
-    let cancel = Cancel::new();
-    let (sig_tx, sig_rx) = mpsc::channel::<i32>();
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
-    let signal_handle = signals.handle();
-    {
-        let cancel = cancel.clone();
-        std::thread::spawn(move || {
-            for sig in signals.forever() {
-                cancel.cancel();
-                if sig_tx.send(sig).is_err() {
-                    break;
+/// A recording in progress: the lock, the source, the signal watcher, and the loop's state.
+struct Session<'a> {
+    opts: &'a Options,
+    /// Held for the whole run; released when dropped.
+    _lock: RecorderLock,
+    source: Box<dyn Source>,
+    rec: Recorder<'a>,
+    cancel: Cancel,
+    signals: mpsc::Receiver<i32>,
+    signal_handle: signal_hook::iterator::Handle,
+}
+
+impl<'a> Session<'a> {
+    /// Take the lock, open (or create) the database, start the source, begin the run, resume
+    /// the saved counters, and start watching for signals.
+    fn open(opts: &'a Options) -> anyhow::Result<Self> {
+        let started = Utc::now();
+        if opts.share_with_group {
+            // New files (lock, -wal, -shm) readable by the group, never by others.
+            // SAFETY: umask only changes this process's file creation mask.
+            unsafe {
+                libc::umask(0o027);
+            }
+        }
+        // The lock lives beside the database: on a fresh machine its directory is made first.
+        store::open::create_parent(&opts.db)?;
+        let lock = RecorderLock::acquire(
+            &opts.db,
+            &started.to_rfc3339_opts(SecondsFormat::Secs, true),
+        )?;
+        let conn = store::open(&opts.db, Create::IfMissing)?;
+        if opts.share_with_group {
+            store::open::share_with_group(&conn, &opts.db, lock.path())?;
+        }
+        let source = source::open(
+            opts.source,
+            &SourceOptions {
+                sample_timeout: opts.sample_timeout,
+            },
+        )?;
+        let kind = source.kind();
+        let mut writer = Writer::new(conn);
+        // `netmon status` shows the retention this recorder applies.
+        writer.set_retention_settings(opts.retention.raw, opts.retention.hourly)?;
+        let boot = procinfo::boot_id();
+        let run_id = writer.begin_run(&RunInfo {
+            started_at_ms: started.timestamp_millis(),
+            source: kind.as_str().to_string(),
+            interval_ms: opts.interval.as_millis() as i64,
+            pid: std::process::id(),
+            hostname: procinfo::hostname(),
+            boot_id: Some(boot.clone()),
+            notes: source.blind_spots(),
+        })?;
+        let saved = writer.load_state(&boot, Utc::now().timestamp_millis())?;
+        let resumed = saved.len();
+        let mut engine = Engine::new(delta::Config {
+            max_rate: opts.max_rate,
+            ..delta::Config::default()
+        });
+        engine.resume(saved);
+
+        let cancel = Cancel::new();
+        let (sig_tx, sig_rx) = mpsc::channel::<i32>();
+        let mut signals =
+            Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
+        let signal_handle = signals.handle();
+        {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                for sig in signals.forever() {
+                    cancel.cancel();
+                    if sig_tx.send(sig).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+
+        let chosen = if opts.source == SourceKind::Auto && kind != SourceKind::Auto {
+            " (chosen by --source auto)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "netmon record: source {}{chosen}, database {}, every {}",
+            kind.as_str(),
+            opts.db.display(),
+            humantime::format_duration(opts.interval)
+        );
+        for note in source.blind_spots() {
+            eprintln!("netmon record: not counted: {note}");
+        }
+        if !opts.include_loopback {
+            debug!("loopback traffic is not counted (--include-loopback counts it)");
+        }
+        info!(run = run_id, resumed_counters = resumed, boot = %boot, "recording");
+
+        Ok(Session {
+            opts,
+            _lock: lock,
+            source,
+            rec: Recorder::new(opts, writer, engine, run_id),
+            cancel,
+            signals: sig_rx,
+            signal_handle,
+        })
+    }
+
+    /// Tick until a signal, the tick limit, or a source that can never work again (an error).
+    fn record(&mut self) -> anyhow::Result<Stop> {
+        let opts = self.opts;
+        let rec = &mut self.rec;
+        let mut schedule = Schedule::new(Instant::now(), opts.interval);
+        let mut last_retention: Option<Instant> = None;
+        let mut last_summary = Instant::now();
+        let mut last_fold = Instant::now();
+        loop {
+            let due = schedule.due();
+            let now = Instant::now();
+            if due > now {
+                match self.signals.recv_timeout(due - now) {
+                    Ok(sig) => return Ok(Stop::Signal(sig)),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {}
                 }
             }
-        });
-    }
+            if let Ok(sig) = self.signals.try_recv() {
+                return Ok(Stop::Signal(sig));
+            }
+            let span = debug_span!("tick", n = rec.ticks + 1).entered();
+            let result = self.source.sample(&self.cancel);
+            let sampled_at = Instant::now();
+            match result {
+                Ok(snapshot) => rec.tick(snapshot, sampled_at),
+                Err(source::Error::Cancelled) => {
+                    drop(span);
+                    return Ok(Stop::Signal(self.signals.try_recv().unwrap_or(SIGTERM)));
+                }
+                Err(e) if e.is_permanent() => {
+                    let now_ms = Utc::now().timestamp_millis();
+                    rec.close_failing(now_ms);
+                    let _ = rec
+                        .writer
+                        .end_run(rec.run_id, now_ms, &format!("error: {e}"));
+                    return Err(e.into());
+                }
+                Err(e) => rec.failed(&e),
+            }
+            drop(span);
 
-    let chosen = if opts.source == SourceKind::Auto && kind != SourceKind::Auto {
-        " (chosen by --source auto)"
-    } else {
-        ""
-    };
-    eprintln!(
-        "netmon record: source {}{chosen}, database {}, every {}",
-        kind.as_str(),
-        opts.db.display(),
-        humantime::format_duration(opts.interval)
-    );
-    for note in source.blind_spots() {
-        eprintln!("netmon record: not counted: {note}");
-    }
-    if !opts.include_loopback {
-        debug!("loopback traffic is not counted (--include-loopback counts it)");
-    }
-    info!(run = run_id, resumed_counters = resumed, boot = %boot, "recording");
-
-    let mut rec = Recorder::new(&opts, writer, engine, run_id);
-    let mut schedule = Schedule::new(Instant::now(), opts.interval);
-    let mut last_retention: Option<Instant> = None;
-    let mut last_summary = Instant::now();
-    let mut last_fold = Instant::now();
-
-    let stop = loop {
-        let due = schedule.due();
-        let now = Instant::now();
-        if due > now {
-            match sig_rx.recv_timeout(due - now) {
-                Ok(sig) => break Stop::Signal(sig),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {}
+            let now = Instant::now();
+            let skipped = schedule.advance(now);
+            if skipped > 0 {
+                debug!(skipped, "tick ran past later due times; they were skipped");
+            }
+            if let Some(f) = &rec.failing {
+                schedule.not_before(now + backoff(opts.interval, f.count));
+            }
+            if rec.ticks > 0
+                && last_retention.is_none_or(|t| now.duration_since(t) >= RETENTION_EVERY)
+            {
+                rec.retention();
+                last_retention = Some(now);
+            }
+            if now.duration_since(last_fold) >= FOLD_EVERY {
+                if let Err(e) = rec.writer.fold_state() {
+                    error!(error = %e, "folding the counter journal failed; it is kept and retried");
+                }
+                last_fold = now;
+            }
+            if now.duration_since(last_summary) >= SUMMARY_EVERY {
+                rec.log_summary();
+                last_summary = now;
+            }
+            if opts.max_ticks.is_some_and(|n| rec.ticks >= n) {
+                return Ok(Stop::TickLimit);
             }
         }
-        if let Ok(sig) = sig_rx.try_recv() {
-            break Stop::Signal(sig);
-        }
-        let span = debug_span!("tick", n = rec.ticks + 1).entered();
-        let result = source.sample(&cancel);
-        let sampled_at = Instant::now();
-        match result {
-            Ok(snapshot) => rec.tick(snapshot, sampled_at),
-            Err(source::Error::Cancelled) => {
-                drop(span);
-                break Stop::Signal(sig_rx.try_recv().unwrap_or(SIGTERM));
-            }
-            Err(e) if e.is_permanent() => {
-                rec.close_failing(Utc::now().timestamp_millis());
-                let _ = rec.writer.end_run(
-                    run_id,
-                    Utc::now().timestamp_millis(),
-                    &format!("error: {e}"),
-                );
-                return Err(e.into());
-            }
-            Err(e) => rec.failed(&e),
-        }
-        drop(span);
-
-        let now = Instant::now();
-        let skipped = schedule.advance(now);
-        if skipped > 0 {
-            debug!(skipped, "tick ran past later due times; they were skipped");
-        }
-        if let Some((n, _, _)) = &rec.failing {
-            let backoff = backoff(opts.interval, *n);
-            schedule.not_before(now + backoff);
-        }
-        if rec.ticks > 0 && last_retention.is_none_or(|t| now.duration_since(t) >= RETENTION_EVERY)
-        {
-            rec.retention();
-            last_retention = Some(now);
-        }
-        if now.duration_since(last_fold) >= FOLD_EVERY {
-            if let Err(e) = rec.writer.fold_state() {
-                error!(error = %e, "folding the counter journal failed; it is kept and retried");
-            }
-            last_fold = now;
-        }
-        if now.duration_since(last_summary) >= SUMMARY_EVERY {
-            rec.log_summary();
-            last_summary = now;
-        }
-        if opts.max_ticks.is_some_and(|n| rec.ticks >= n) {
-            break Stop::TickLimit;
-        }
-    };
-
-    let stopped_ms = Utc::now().timestamp_millis();
-    rec.close_failing(stopped_ms);
-    if let Some((traffic, web, state)) = rec.pending.take() {
-        // One last try for deltas a failed commit left behind.
-        if let Err(e) = rec.commit(&traffic, &web, &state, stopped_ms, Duration::ZERO) {
-            error!(error = %e, "could not commit the last tick's deltas");
-        }
     }
-    let reason = match stop {
-        Stop::Signal(sig) => format!("signal {}", signal_name(sig)),
-        Stop::TickLimit => "tick limit".to_string(),
-    };
-    if let Err(e) = rec.writer.fold_state() {
-        error!(error = %e, "folding the counter journal failed; the next run replays it");
+
+    /// Commit what is pending, fold the journal, close the run, and log what it cost.
+    fn finish(mut self, stop: Stop) -> anyhow::Result<()> {
+        let rec = &mut self.rec;
+        let stopped_ms = Utc::now().timestamp_millis();
+        rec.close_failing(stopped_ms);
+        if let Some(p) = rec.pending.take() {
+            // One last try for deltas a failed commit left behind.
+            if let Err(e) = rec.commit(&p.traffic, &p.web, &p.state, stopped_ms, Duration::ZERO) {
+                error!(error = %e, "could not commit the last tick's deltas");
+            }
+        }
+        let reason = match stop {
+            Stop::Signal(sig) => format!("signal {}", signal_name(sig)),
+            Stop::TickLimit => "tick limit".to_string(),
+        };
+        if let Err(e) = rec.writer.fold_state() {
+            error!(error = %e, "folding the counter journal failed; the next run replays it");
+        }
+        rec.writer.end_run(rec.run_id, stopped_ms, &reason)?;
+        rec.log_summary();
+        self.signal_handle.close();
+        let (cpu, max_rss_kib) = usage::usage().unwrap_or_default();
+        // Bytes this process handed to write(2): nearly all of it SQLite's WAL and database.
+        let written_bytes = usage::written_bytes().unwrap_or(0);
+        info!(run = rec.run_id, reason = %reason, ticks = rec.ticks,
+            cpu_ms = cpu.as_millis() as u64, max_rss_kib, written_bytes, "stopped");
+        Ok(())
     }
-    rec.writer.end_run(run_id, stopped_ms, &reason)?;
-    rec.log_summary();
-    signal_handle.close();
-    let (cpu, max_rss_kib) = usage().unwrap_or_default();
-    // Bytes this process handed to write(2): nearly all of it SQLite's WAL and database.
-    let written_bytes = written_bytes().unwrap_or(0);
-    info!(run = run_id, reason = %reason, ticks = rec.ticks,
-        cpu_ms = cpu.as_millis() as u64, max_rss_kib, written_bytes, "stopped");
-    Ok(())
 }
 
 /// Pause after `failures` consecutive failed ticks: none after the first, then doubling.
@@ -313,54 +316,24 @@ struct Summary {
     cpu_at_start: Duration,
 }
 
-/// CPU time (user + system) this process has used so far; children (nettop) are not included.
-pub fn cpu_time() -> Duration {
-    usage().map_or(Duration::ZERO, |u| u.0)
+/// A streak of ticks whose source failed.
+struct Failing {
+    /// Consecutive failures.
+    count: u32,
+    /// Wall time (epoch ms) of the last good tick, or of the run's start.
+    since_ms: i64,
+    /// The last failure.
+    error: String,
 }
 
-/// Bytes this process's live threads have passed to write(2) so far (Linux: the `wchar` of
-/// each `/proc/self/task/<tid>/io`). Not `/proc/self/io`: that one also adds the I/O of every
-/// child the process reaped, which for nettop is the whole sample it printed.
-fn written_bytes() -> Option<u64> {
-    // A thread that ends while the list is read is skipped (its writes are then not counted).
-    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
-    let wchar = |io: String| {
-        io.lines()
-            .find_map(|l| l.strip_prefix("wchar:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-    };
-    Some(
-        tasks
-            .flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("io")).ok())
-            .filter_map(wchar)
-            .sum(),
-    )
+/// Deltas whose commit failed, kept for the next commit.
+struct Pending {
+    traffic: Vec<ProcessTraffic>,
+    web: Vec<HostTraffic>,
+    state: StateChanges,
 }
 
-/// This process's CPU time and peak resident memory in KiB.
-fn usage() -> Option<(Duration, u64)> {
-    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: initialised by the successful call above.
-    let u = unsafe { u.assume_init() };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    // ru_maxrss is KiB on Linux and bytes on macOS.
-    let rss = u.ru_maxrss.max(0) as u64;
-    let rss_kib = if cfg!(target_os = "macos") {
-        rss / 1024
-    } else {
-        rss
-    };
-    Some((tv(u.ru_utime) + tv(u.ru_stime), rss_kib))
-}
-
+/// One run's per-tick work: deltas, attribution, commits, failures and summaries.
 struct Recorder<'a> {
     opts: &'a Options,
     writer: Writer,
@@ -371,10 +344,10 @@ struct Recorder<'a> {
     run_id: i64,
     last_mono: Option<Instant>,
     last_wall_ms: Option<i64>,
-    /// Consecutive failures: count, wall time of the last good tick (or run start), last error.
-    failing: Option<(u32, i64, String)>,
+    /// The current streak of failed ticks, if any.
+    failing: Option<Failing>,
     /// Deltas whose commit failed, to be committed with the next tick.
-    pending: Option<(Vec<ProcessTraffic>, Vec<HostTraffic>, StateChanges)>,
+    pending: Option<Pending>,
     ticks: u64,
     summary: Summary,
 }
@@ -394,7 +367,7 @@ impl<'a> Recorder<'a> {
             pending: None,
             ticks: 0,
             summary: Summary {
-                cpu_at_start: cpu_time(),
+                cpu_at_start: usage::cpu_time(),
                 ..Summary::default()
             },
         }
@@ -453,10 +426,10 @@ impl<'a> Recorder<'a> {
         self.close_failing(wall_ms);
 
         let (mut traffic, mut web, mut state) = (traffic, web, outcome.state);
-        if let Some((old_traffic, old_web, old_state)) = self.pending.take() {
-            traffic = merge_traffic(old_traffic, traffic);
-            web = merge_web(old_web, web);
-            state = merge_state(old_state, state);
+        if let Some(old) = self.pending.take() {
+            traffic = merge_traffic(old.traffic, traffic);
+            web = merge_web(old.web, web);
+            state = merge_state(old.state, state);
         }
         match self.commit(&traffic, &web, &state, wall_ms, elapsed) {
             Ok(stats) => {
@@ -479,7 +452,11 @@ impl<'a> Recorder<'a> {
             }
             Err(e) => {
                 error!(error = %e, "committing the tick failed; its deltas will be committed with the next one");
-                self.pending = Some((traffic, web, state));
+                self.pending = Some(Pending {
+                    traffic,
+                    web,
+                    state,
+                });
             }
         }
         self.last_mono = Some(sampled_at);
@@ -508,22 +485,26 @@ impl<'a> Recorder<'a> {
 
     fn failed(&mut self, e: &source::Error) {
         self.summary.failed += 1;
-        let since = self
+        let since_ms = self
             .failing
             .as_ref()
-            .map(|f| f.1)
+            .map(|f| f.since_ms)
             .or(self.last_wall_ms)
             .unwrap_or_else(|| Utc::now().timestamp_millis());
-        let n = self.failing.as_ref().map_or(0, |f| f.0) + 1;
-        warn!(error = %e, consecutive = n, "tick failed");
-        self.failing = Some((n, since, e.to_string()));
+        let count = self.failing.as_ref().map_or(0, |f| f.count) + 1;
+        warn!(error = %e, consecutive = count, "tick failed");
+        self.failing = Some(Failing {
+            count,
+            since_ms,
+            error: e.to_string(),
+        });
     }
 
     /// A failure streak ended (or the run is stopping): record it as a gap.
     fn close_failing(&mut self, until_ms: i64) {
-        if let Some((n, since, err)) = self.failing.take() {
-            let reason = format!("{n} tick(s) failed: {err}");
-            if let Err(e) = self.writer.gap(self.run_id, since, until_ms, &reason) {
+        if let Some(f) = self.failing.take() {
+            let reason = format!("{} tick(s) failed: {}", f.count, f.error);
+            if let Err(e) = self.writer.gap(self.run_id, f.since_ms, until_ms, &reason) {
                 error!(error = %e, "could not record a gap");
             }
         }
@@ -556,7 +537,7 @@ impl<'a> Recorder<'a> {
     }
 
     fn log_summary(&mut self) {
-        let cpu = cpu_time();
+        let cpu = usage::cpu_time();
         let fresh = Summary {
             cpu_at_start: cpu,
             ..Summary::default()
@@ -810,33 +791,26 @@ mod tests {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         rec.tick(snap(1), at(0)); // the baseline
-        let blocker = rusqlite::Connection::open(&db).expect("second connection");
-        blocker
-            .execute_batch("BEGIN IMMEDIATE")
+        let mut blocker = rusqlite::Connection::open(&db).expect("second connection");
+        let hold = blocker
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .expect("hold the write lock");
         rec.tick(snap(2), at(1));
         rec.tick(snap(4), at(2));
         assert!(rec.pending.is_some(), "both commits failed and were kept");
-        blocker.execute_batch("ROLLBACK").expect("release");
+        hold.rollback().expect("release");
         rec.tick(snap(7), at(3));
         assert!(rec.pending.is_none());
-        let (bytes_in, bytes_out, rows): (i64, i64, i64) = rec
-            .writer
-            .conn()
-            .query_row(
-                "SELECT sum(bytes_in), sum(bytes_out), count(*) FROM samples",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .expect("totals");
+        use crate::store::testing::{count, sum};
+        let conn = rec.writer.conn();
+        let (bytes_in, bytes_out) = (
+            sum(conn, "samples", "bytes_in"),
+            sum(conn, "samples", "bytes_out"),
+        );
+        let rows = count(conn, "samples");
         assert_eq!((bytes_in, bytes_out), (6000, 60), "7000 - 1000 baseline");
         assert_eq!(rows, 1, "the kept deltas were merged into one row");
-        let hourly: i64 = rec
-            .writer
-            .conn()
-            .query_row("SELECT sum(bytes_in) FROM hourly", [], |r| r.get(0))
-            .expect("hourly");
-        assert_eq!(hourly, 6000);
+        assert_eq!(sum(conn, "hourly", "bytes_in"), 6000);
     }
 
     #[test]

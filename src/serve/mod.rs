@@ -49,18 +49,6 @@ pub struct Options {
     pub client_timeout: Duration,
 }
 
-impl Options {
-    pub fn from_args(db: PathBuf, a: crate::cli::ServeArgs) -> anyhow::Result<Self> {
-        Ok(Options {
-            db,
-            listen: a.listen,
-            allow_remote: a.allow_remote,
-            print_token: a.print_token,
-            client_timeout: a.client_timeout,
-        })
-    }
-}
-
 struct Shared {
     db: PathBuf,
     conn: Mutex<Connection>,
@@ -315,13 +303,9 @@ fn status(shared: &Shared) -> Result<Response, ApiError> {
     // the source is not known yet (null), rather than an earlier, crashed run's.
     let source = holder.as_ref().and_then(|h| {
         let conn = lock_conn(shared);
-        conn.query_row(
-            "SELECT source FROM runs WHERE stopped_at IS NULL AND pid = ?1 \
-             ORDER BY id DESC LIMIT 1",
-            [h.pid.parse::<i64>().ok()?],
-            |r| r.get::<_, String>(0),
-        )
-        .ok()
+        store::inspect::running_source(&conn, h.pid.parse().ok()?)
+            .ok()
+            .flatten()
     });
     Ok(Response::json(
         200,

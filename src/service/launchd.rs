@@ -16,10 +16,98 @@
 //!
 //! Commands use the bootstrap/bootout domain syntax (macOS 10.10+); `gui/<uid>` is the
 //! logged-in user's domain, where LaunchAgents in ~/Library/LaunchAgents belong.
+//!
+//! The property list is serialized by the `plist` crate. XML 1.0 cannot carry most control
+//! characters at all, so a path or option holding one is refused rather than written into a
+//! file launchd would reject.
 
 use std::path::{Path, PathBuf};
 
-use super::{Component, Step};
+use plist::{Dictionary, Value};
+
+use super::apply::Ran;
+use super::probe::{self, ComponentStatus};
+use super::{Component, Context, FileWrite, InstallRequest, Manager, Step};
+
+/// launchd, for LaunchAgents in the user's `gui/<uid>` domain.
+pub struct Launchd;
+
+impl Manager for Launchd {
+    fn name(&self) -> &'static str {
+        "launchd"
+    }
+
+    fn tool(&self) -> &'static str {
+        "launchctl"
+    }
+
+    fn definition_path(&self, ctx: &Context, c: Component) -> PathBuf {
+        plist_path(&ctx.home, c)
+    }
+
+    fn definition(
+        &self,
+        ctx: &Context,
+        c: Component,
+        argv: &[String],
+        _req: &InstallRequest,
+    ) -> anyhow::Result<FileWrite> {
+        Ok(FileWrite {
+            path: plist_path(&ctx.home, c),
+            contents: plist(c, argv, &log_path(&ctx.home, c))?,
+            mode: 0o644,
+        })
+    }
+
+    fn dirs(&self, ctx: &Context, _c: Component) -> Vec<PathBuf> {
+        // launchd does not create the log folder.
+        vec![log_dir(&ctx.home)]
+    }
+
+    fn install_steps(
+        &self,
+        ctx: &Context,
+        c: Component,
+        definition: &Path,
+    ) -> (Vec<Step>, Vec<Step>) {
+        install_steps(ctx.uid, c, definition)
+    }
+
+    fn uninstall_steps(&self, ctx: &Context, c: Component) -> (Vec<Step>, Vec<Step>) {
+        uninstall_steps(ctx.uid, c)
+    }
+
+    fn install_notes(&self, ctx: &Context, _req: &InstallRequest) -> Vec<String> {
+        vec![format!("logs: {}", log_dir(&ctx.home).display())]
+    }
+
+    fn starts_at(&self, _ctx: &Context) -> &'static str {
+        "login"
+    }
+
+    fn warnings(&self, _ctx: &Context) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn logs(&self, ctx: &Context, c: Component) -> String {
+        log_path(&ctx.home, c).display().to_string()
+    }
+
+    fn status_command(&self, ctx: &Context, c: Component) -> Vec<String> {
+        probe(ctx.uid, c)
+    }
+
+    fn read_status(&self, ran: &Ran, st: &mut ComponentStatus) {
+        // `print` fails for a service that is not loaded: not running, not an error.
+        st.manager_says = parse_print(&ran.stdout);
+        st.running =
+            Some(ran.success && probe::value(&st.manager_says, "state") == Some("running"));
+        st.pid = probe::value(&st.manager_says, "pid").and_then(|p| p.parse().ok());
+        if !ran.success && st.installed {
+            st.manager_says.push(("state".into(), "not loaded".into()));
+        }
+    }
+}
 
 /// The agent's label: also its file name without `.plist`.
 pub fn label(c: Component) -> String {
@@ -40,47 +128,43 @@ pub fn log_path(home: &Path, c: Component) -> PathBuf {
 }
 
 /// The property list for one component, running `argv` (absolute program path first).
-pub fn plist(c: Component, argv: &[String], log: &Path) -> String {
-    let mut s = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \
-         \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
-         <plist version=\"1.0\">\n<dict>\n",
-    );
-    let key = |s: &mut String, k: &str| s.push_str(&format!("\t<key>{k}</key>\n"));
-    let string = |s: &mut String, k: &str, v: &str| {
-        key(s, k);
-        s.push_str(&format!("\t<string>{}</string>\n", xml_escape(v)));
-    };
-    let boolean = |s: &mut String, k: &str, v: bool| {
-        key(s, k);
-        s.push_str(if v { "\t<true/>\n" } else { "\t<false/>\n" });
-    };
-    let integer = |s: &mut String, k: &str, v: i64| {
-        key(s, k);
-        s.push_str(&format!("\t<integer>{v}</integer>\n"));
-    };
-    string(&mut s, "Label", &label(c));
-    key(&mut s, "ProgramArguments");
-    s.push_str("\t<array>\n");
-    for a in argv {
-        s.push_str(&format!("\t\t<string>{}</string>\n", xml_escape(a)));
+pub fn plist(c: Component, argv: &[String], log: &Path) -> anyhow::Result<String> {
+    let log = log.to_string_lossy().into_owned();
+    for text in argv.iter().chain([&log]) {
+        if let Some(bad) = text.chars().find(|ch| !xml_char(*ch)) {
+            return Err(crate::exit::user(format!(
+                "{text:?} holds the control character {bad:?}, which a launchd property list \
+                 cannot carry: use a path (and options) without it"
+            )));
+        }
     }
-    s.push_str("\t</array>\n");
-    boolean(&mut s, "RunAtLoad", true);
-    key(&mut s, "KeepAlive");
-    s.push_str("\t<dict>\n\t\t<key>SuccessfulExit</key>\n\t\t<false/>\n\t</dict>\n");
-    integer(&mut s, "ThrottleInterval", 30);
-    integer(&mut s, "ExitTimeOut", 30);
-    string(&mut s, "ProcessType", "Background");
-    boolean(&mut s, "LowPriorityIO", true);
-    boolean(&mut s, "LowPriorityBackgroundIO", true);
-    integer(&mut s, "Nice", 10);
-    let log = log.to_string_lossy();
-    string(&mut s, "StandardOutPath", &log);
-    string(&mut s, "StandardErrorPath", &log);
-    s.push_str("</dict>\n</plist>\n");
-    s
+    let mut keep_alive = Dictionary::new();
+    keep_alive.insert("SuccessfulExit".into(), Value::Boolean(false));
+    let mut d = Dictionary::new();
+    d.insert("Label".into(), Value::String(label(c)));
+    d.insert(
+        "ProgramArguments".into(),
+        Value::Array(argv.iter().cloned().map(Value::String).collect()),
+    );
+    d.insert("RunAtLoad".into(), Value::Boolean(true));
+    d.insert("KeepAlive".into(), Value::Dictionary(keep_alive));
+    d.insert("ThrottleInterval".into(), Value::Integer(30.into()));
+    d.insert("ExitTimeOut".into(), Value::Integer(30.into()));
+    d.insert("ProcessType".into(), Value::String("Background".into()));
+    d.insert("LowPriorityIO".into(), Value::Boolean(true));
+    d.insert("LowPriorityBackgroundIO".into(), Value::Boolean(true));
+    d.insert("Nice".into(), Value::Integer(10.into()));
+    d.insert("StandardOutPath".into(), Value::String(log.clone()));
+    d.insert("StandardErrorPath".into(), Value::String(log));
+    let mut out = Vec::new();
+    Value::Dictionary(d).to_writer_xml(&mut out)?;
+    out.push(b'\n');
+    Ok(String::from_utf8(out)?)
+}
+
+/// A character XML 1.0 can carry (its `Char` production).
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// `gui/<uid>`: the logged-in user's launchd domain.
@@ -144,13 +228,6 @@ pub fn parse_print(out: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Text inside an XML element: `&`, `<` and `>` escaped (quotes need no escaping there).
-pub fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,9 +238,27 @@ mod tests {
             Component::Record,
             &["/Users/a&b/<bin>/netmon".into(), "record".into()],
             Path::new("/Users/a&b/Library/Logs/netmon/record.log"),
-        );
+        )
+        .expect("plist");
         assert!(p.contains("<string>/Users/a&amp;b/&lt;bin&gt;/netmon</string>"));
         assert!(!p.contains("a&b"));
+    }
+
+    #[test]
+    fn control_characters_xml_cannot_carry_are_refused() {
+        let e = plist(
+            Component::Record,
+            &["/Users/a\u{1}b/netmon".into(), "record".into()],
+            Path::new("/Users/x/Library/Logs/netmon/record.log"),
+        )
+        .expect_err("refused");
+        assert!(e.to_string().contains("control character"), "{e}");
+        plist(
+            Component::Record,
+            &["/Users/tab\there/netmon".into()],
+            Path::new("/l"),
+        )
+        .expect("a tab is fine");
     }
 
     #[test]

@@ -14,7 +14,128 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Component, Step};
+use super::apply::Ran;
+use super::probe::{self, ComponentStatus};
+use super::{Component, Context, FileWrite, InstallRequest, Manager, Step};
+
+/// systemd: a user unit, or with `--system` a system unit run as root.
+pub struct Systemd;
+
+impl Manager for Systemd {
+    fn name(&self) -> &'static str {
+        "systemd"
+    }
+
+    fn tool(&self) -> &'static str {
+        "systemctl"
+    }
+
+    fn definition_path(&self, ctx: &Context, c: Component) -> PathBuf {
+        let dir = if ctx.system {
+            system_unit_dir(&ctx.root)
+        } else {
+            user_unit_dir(&ctx.home, ctx.xdg_config_home.as_deref())
+        };
+        dir.join(unit_name(c))
+    }
+
+    fn definition(
+        &self,
+        ctx: &Context,
+        c: Component,
+        argv: &[String],
+        req: &InstallRequest,
+    ) -> anyhow::Result<FileWrite> {
+        let db_dir = ctx.db.parent();
+        let system_dir = Path::new(SYSTEM_DB).parent();
+        let outside_state_dir = db_dir.filter(|d| Some(*d) != system_dir);
+        Ok(FileWrite {
+            path: self.definition_path(ctx, c),
+            contents: unit(&UnitSpec {
+                component: c,
+                argv,
+                system_group: if ctx.system {
+                    req.reader_group.as_deref()
+                } else {
+                    None
+                },
+                extra_write_dir: outside_state_dir,
+            }),
+            mode: 0o644,
+        })
+    }
+
+    fn dirs(&self, _ctx: &Context, _c: Component) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    fn install_steps(
+        &self,
+        ctx: &Context,
+        c: Component,
+        _definition: &Path,
+    ) -> (Vec<Step>, Vec<Step>) {
+        install_steps(ctx.system, c)
+    }
+
+    fn uninstall_steps(&self, ctx: &Context, c: Component) -> (Vec<Step>, Vec<Step>) {
+        uninstall_steps(ctx.system, c)
+    }
+
+    fn install_notes(&self, ctx: &Context, req: &InstallRequest) -> Vec<String> {
+        if !ctx.system {
+            return vec!["logs: journalctl --user -u netmon-record".to_string()];
+        }
+        vec![
+            "logs: journalctl -u netmon-record".to_string(),
+            format!(
+                "read it as {}: netmon --db {} status (or export NETMON_DB={})",
+                req.reader_group.as_deref().unwrap_or("the reader"),
+                ctx.db.display(),
+                ctx.db.display()
+            ),
+        ]
+    }
+
+    fn starts_at(&self, ctx: &Context) -> &'static str {
+        if ctx.system { "boot" } else { "login" }
+    }
+
+    fn warnings(&self, ctx: &Context) -> Vec<String> {
+        if ctx.system || super::users::lingering() {
+            return Vec::new();
+        }
+        vec![
+            "note: systemd stops your user services when you log out; to keep recording \
+             while logged out, run: loginctl enable-linger"
+                .to_string(),
+        ]
+    }
+
+    fn logs(&self, ctx: &Context, c: Component) -> String {
+        format!(
+            "journalctl {}-u {}",
+            if ctx.system { "" } else { "--user " },
+            unit_name(c)
+        )
+    }
+
+    fn status_command(&self, ctx: &Context, c: Component) -> Vec<String> {
+        show(ctx.system, c)
+    }
+
+    fn read_status(&self, ran: &Ran, st: &mut ComponentStatus) {
+        if !ran.success {
+            st.error = Some(probe::failure(ran));
+            return;
+        }
+        st.manager_says = parse_show(&ran.stdout);
+        st.running = Some(probe::value(&st.manager_says, "ActiveState") == Some("active"));
+        st.pid = probe::value(&st.manager_says, "MainPID")
+            .and_then(|p| p.parse().ok())
+            .filter(|p| *p != 0);
+    }
+}
 
 /// The unit's name, e.g. `netmon-record.service`.
 pub fn unit_name(c: Component) -> String {
@@ -34,8 +155,7 @@ pub fn system_unit_dir(root: &Path) -> PathBuf {
     root.join("etc/systemd/system")
 }
 
-/// The system recorder's database: systemd's StateDirectory=netmon.
-pub const SYSTEM_DB: &str = "/var/lib/netmon/netmon.db";
+pub use crate::paths::SYSTEM_DB;
 
 /// What differs between the units netmon writes.
 pub struct UnitSpec<'a> {

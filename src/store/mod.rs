@@ -3,10 +3,14 @@
 //! retention pass (`retention`). The SQL schema itself
 //! lives in `sql/` at the top of the repository.
 
+pub mod inspect;
 pub mod lock;
+pub mod meta;
 pub mod open;
 pub mod retention;
 pub mod state;
+#[cfg(test)]
+pub mod testing;
 pub mod web;
 pub mod write;
 
@@ -90,21 +94,4 @@ impl Error {
             Error::TooNew { .. } | Error::Missing { .. } | Error::Locked { .. }
         )
     }
-}
-
-/// Read a `meta` value.
-pub fn meta_get(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    use rusqlite::OptionalExtension;
-    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()
-}
-
-/// Write a `meta` value.
-pub fn meta_set(conn: &rusqlite::Connection, key: &str, value: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO meta(key, value) VALUES (?1, ?2) \
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        [key, value],
-    )?;
-    Ok(())
 }

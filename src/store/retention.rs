@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
-use super::{Error, meta_get, meta_set};
+use super::Error;
+use super::meta::{self, Key};
 
 /// How long each table keeps its rows; `None` keeps them forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,18 +102,14 @@ pub fn apply(conn: &mut Connection, c: &Cutoffs) -> Result<Stats, Error> {
             "DELETE FROM processes WHERE last_at < ?1",
             params![before - PROCESS_SLACK_MS],
         )?;
-        let old: i64 = meta_get(&tx, "raw_from_ms")?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(i64::MIN);
-        meta_set(&tx, "raw_from_ms", &before.max(old).to_string())?;
+        let old = meta::get_i64(&tx, Key::RawFromMs)?.unwrap_or(i64::MIN);
+        meta::set(&tx, Key::RawFromMs, &before.max(old).to_string())?;
     }
     if let Some(before) = c.hourly_before {
         stats.hourly = tx.execute("DELETE FROM hourly WHERE hour < ?1", [before])?;
         stats.web_hourly = tx.execute("DELETE FROM web_hourly WHERE hour < ?1", [before])?;
-        let old: i64 = meta_get(&tx, "hourly_from")?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(i64::MIN);
-        meta_set(&tx, "hourly_from", &before.max(old).to_string())?;
+        let old = meta::get_i64(&tx, Key::HourlyFromS)?.unwrap_or(i64::MIN);
+        meta::set(&tx, Key::HourlyFromS, &before.max(old).to_string())?;
     }
     tx.commit()?;
     let free_before: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;

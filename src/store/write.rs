@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Error, meta_get, meta_set, state};
+use super::meta::{self, Key};
+use super::{Error, state};
 use crate::delta::{Saved, StateChanges};
 use crate::tick::{App, AppKind, HostTraffic, ProcessRecord, ProcessTraffic, RemoteRecord};
 
@@ -153,6 +154,22 @@ impl Writer {
         Ok(run_id)
     }
 
+    /// Write what this recorder was told to keep (0: forever), for `status` to show.
+    pub fn set_retention_settings(
+        &self,
+        keep_raw: Option<std::time::Duration>,
+        keep_hourly: Option<std::time::Duration>,
+    ) -> Result<(), Error> {
+        for (key, keep) in [(Key::KeepRawS, keep_raw), (Key::KeepHourlyS, keep_hourly)] {
+            meta::set(
+                &self.conn,
+                key,
+                &keep.map_or(0, |d| d.as_secs()).to_string(),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Record a stretch of a run in which counting was incomplete.
     pub fn gap(
         &mut self,
@@ -185,11 +202,11 @@ impl Writer {
     pub fn load_state(&mut self, boot_id: &str, now_ms: i64) -> Result<Vec<Saved>, Error> {
         {
             let tx = self.conn.transaction()?;
-            let saved_boot = meta_get(&tx, "state_boot_id")?;
+            let saved_boot = meta::get(&tx, Key::StateBootId)?;
             if saved_boot.as_deref() != Some(boot_id) {
                 tx.execute("DELETE FROM counter_state", [])?;
                 tx.execute("DELETE FROM counter_journal", [])?;
-                meta_set(&tx, "state_boot_id", boot_id)?;
+                meta::set(&tx, Key::StateBootId, boot_id)?;
                 tx.commit()?;
                 return Ok(Vec::new());
             }

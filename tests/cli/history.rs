@@ -95,6 +95,13 @@ pub fn expected(a: i64, b: i64) -> BTreeMap<String, (u64, u64)> {
 }
 
 /// A copy of the three-table fixture database at `dest`.
+/// A test world whose database is the three-table fixture.
+pub fn fixture() -> crate::util::Env {
+    let env = crate::util::Env::new();
+    three_tables(&env.db);
+    env
+}
+
 pub fn three_tables(dest: &Path) {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     let template = TEMPLATE.get_or_init(|| {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::util::{Env, finish, signal, wait_until};
+use crate::util::{Env, finish, record_nettop, signal, wait_until};
 
 const H: &str = ",interface,state,bytes_in,bytes_out,\n";
 /// Pids above Linux's pid_max, so no real process is ever found under them.
@@ -439,19 +439,7 @@ fn a_nettop_that_exits_with_an_error_is_retried_and_its_stderr_logged() {
 fn the_start_line_names_source_database_and_interval() {
     let env = Env::new();
     env.step(1, "csv", &format!("{H}{}", mail((1, 1))));
-    let out = env
-        .netmon()
-        .args([
-            "record",
-            "--source",
-            "nettop",
-            "--interval",
-            "100ms",
-            "--ticks",
-            "2",
-        ])
-        .output()
-        .expect("run");
+    let out = env.netmon().args(record_nettop("2")).output().expect("run");
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     let line = err

@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::util::Env;
+use crate::util::{Env, record_nettop};
 
 /// Issue 8: the recorder took its lock (beside the database) before creating the database's
 /// directory, so `netmon record` and the installed service failed on a fresh machine with
@@ -19,15 +19,7 @@ fn issue_8_record_on_a_fresh_machine_creates_the_data_directory() {
     env.netmon()
         .env_remove("NETMON_DB")
         .env("HOME", &home)
-        .args([
-            "record",
-            "--source",
-            "nettop",
-            "--interval",
-            "100ms",
-            "--ticks",
-            "2",
-        ])
+        .args(record_nettop("2"))
         .assert()
         .success();
     let dir = home.join(".local/share/netmon");

@@ -11,17 +11,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::browser::Browser;
-use crate::history::{self, D0, DAY, GAP, HOUR, HOURLY_FROM, rfc};
-use crate::util::Env;
+use crate::history::{D0, DAY, GAP, HOUR, HOURLY_FROM, fixture, rfc};
+use crate::util::{Env, json_array, u};
 
 /// "Now" for relative ranges: 2024-05-10 12:00 UTC, inside the fixture's raw window.
 const NOW: &str = "2024-05-10T12:00:00Z";
-
-fn fixture() -> Env {
-    let env = Env::new();
-    history::three_tables(&env.db);
-    env
-}
 
 /// Run `netmon report html … -o -` and return the page.
 fn page(env: &Env, args: &[&str]) -> String {
@@ -58,21 +52,7 @@ fn json(env: &Env, args: &[&str]) -> Vec<Value> {
 }
 
 fn json_in(tz: &str, env: &Env, args: &[&str]) -> Vec<Value> {
-    let out = env.netmon().env("TZ", tz).args(args).output().expect("run");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .expect("json")
-        .as_array()
-        .expect("array")
-        .clone()
-}
-
-fn u(v: &Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
+    json_array(env.netmon().env("TZ", tz), args)
 }
 
 /// A bucket without the fields the report adds (`series`).

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Env, finish, signal, wait_until};
+use crate::util::{Env, finish, record_nettop, signal, wait_until};
 
 /// nobody:nogroup on Debian; the reader.
 const READER: u32 = 65534;
@@ -134,15 +134,7 @@ fn a_shared_database_is_readable_by_the_group_only() {
     let out = env
         .std_netmon()
         .env("NETMON_DB", &db)
-        .args([
-            "record",
-            "--source",
-            "nettop",
-            "--interval",
-            "100ms",
-            "--ticks",
-            "1",
-        ])
+        .args(record_nettop("1"))
         .uid(READER)
         .gid(READER)
         .output()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::util::{Env, finish, signal, wait_until};
+use crate::util::{Env, finish, record_nettop, signal, wait_until};
 
 const STEP: &str = ",interface,state,bytes_in,bytes_out,\n\
     curl.5000002,,,{IN},{OUT},\n\
@@ -248,18 +248,7 @@ fn a_recorder_whose_source_hangs_is_stalled() {
 fn nettop_missing_is_a_problem_for_a_nettop_database() {
     let env = Env::new();
     step(&env, 1, 1000);
-    env.netmon()
-        .args([
-            "record",
-            "--source",
-            "nettop",
-            "--interval",
-            "100ms",
-            "--ticks",
-            "2",
-        ])
-        .assert()
-        .success();
+    env.netmon().args(record_nettop("2")).assert().success();
     env.netmon()
         .env("PATH", "/usr/bin:/bin")
         .arg("status")

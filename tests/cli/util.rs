@@ -15,6 +15,39 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_netmon"))
 }
 
+/// `netmon record` with the fake nettop, every 100 ms, for `ticks` ticks.
+pub fn record_nettop(ticks: &str) -> [&str; 7] {
+    [
+        "record",
+        "--source",
+        "nettop",
+        "--interval",
+        "100ms",
+        "--ticks",
+        ticks,
+    ]
+}
+
+/// Run `netmon ARGS` (which must succeed) and parse its stdout as a JSON array.
+pub fn json_array(cmd: &mut Command, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = cmd.args(args).output().expect("run");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .expect("json")
+        .as_array()
+        .expect("array")
+        .clone()
+}
+
+/// A field that must be an unsigned integer.
+pub fn u(v: &serde_json::Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
+}
+
 /// One test's world: a temp dir holding the database and the fake nettop's steps.
 pub struct Env {
     pub dir: tempfile::TempDir,

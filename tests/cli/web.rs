@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Env, Serve, finish, http, serve_token};
+use crate::util::{Env, Serve, finish, http, record_nettop, serve_token};
 
 const H: &str = ",interface,state,bytes_in,bytes_out,\n";
 
@@ -104,14 +104,7 @@ fn totals_by(rows: &[Value], key: &str) -> BTreeMap<String, (u64, u64, f64)> {
 }
 
 fn record_ticks(env: &Env, ticks: &str) {
-    let child = env.spawn_record(&[
-        "--source",
-        "nettop",
-        "--interval",
-        "100ms",
-        "--ticks",
-        ticks,
-    ]);
+    let child = env.spawn_record(&record_nettop(ticks)[1..]);
     let (code, stderr) = finish(child, Duration::from_secs(60));
     assert_eq!(code, Some(0), "{stderr}");
 }

@@ -334,14 +334,14 @@ fn retention_keeps_rollups_deletes_old_raw_rows_and_records_the_boundaries() {
         192,
         "hours before the 8-day midnight are gone"
     );
-    let raw_from: i64 = crate::store::meta_get(w.conn(), "raw_from_ms")
+    let raw_from: i64 = crate::store::meta::get(w.conn(), crate::store::meta::Key::RawFromMs)
         .expect("meta")
         .expect("set")
         .parse()
         .expect("int");
     assert_eq!(raw_from, T0 + 72 * H);
     // Raw + hourly + daily still add up to the whole history when stitched at the boundaries.
-    let hourly_from: i64 = crate::store::meta_get(w.conn(), "hourly_from")
+    let hourly_from: i64 = crate::store::meta::get(w.conn(), crate::store::meta::Key::HourlyFromS)
         .expect("meta")
         .expect("set")
         .parse()

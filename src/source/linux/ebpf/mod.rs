@@ -722,15 +722,11 @@ mod loader {
 
     /// CAP_SYS_ADMIN, or CAP_BPF (39) and CAP_PERFMON (38), in the effective set.
     fn has_bpf_capabilities() -> bool {
-        let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-            return true; // cannot tell: let the kernel decide
-        };
-        let Some(eff) = status
-            .lines()
-            .find_map(|l| l.strip_prefix("CapEff:"))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        let Ok(eff) = procfs::process::Process::myself()
+            .and_then(|p| p.status())
+            .map(|s| s.capeff)
         else {
-            return true;
+            return true; // cannot tell: let the kernel decide
         };
         let has = |bit: u32| eff & (1u64 << bit) != 0;
         has(21) || (has(39) && has(38))

@@ -27,7 +27,6 @@
 //! Only the caller's network namespace is visible: sock_diag answers for the namespace the
 //! netlink socket was opened in.
 
-mod idhash;
 mod netlink;
 mod owners;
 mod payload;
@@ -44,7 +43,11 @@ use crate::source::{
     SourceOptions,
 };
 
-use idhash::{IdMap, IdSet};
+/// Maps and sets keyed by kernel-assigned integers (socket cookies, inodes, pids): FxHash,
+/// the multiplicative hash rustc uses for its own integer maps. SipHash resists keys chosen
+/// by an attacker; these are handed out by the kernel, and a tick looks up thousands.
+pub(crate) type IdMap<K, V> = rustc_hash::FxHashMap<K, V>;
+pub(crate) type IdSet<K> = rustc_hash::FxHashSet<K>;
 use netlink::{DestroyListener, Diag, DiagError, Sock};
 use owners::Owners;
 use payload::Monotonic;

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::source::ProcessRef;
 
-use super::idhash::{IdMap, IdSet};
+use super::{IdMap, IdSet};
 
 /// Every process's descriptors are read again within this time.
 pub const REREAD_EVERY: Duration = Duration::from_secs(300);
@@ -399,11 +399,9 @@ impl Owners {
 /// (tasks, last pid) from `/proc/loadavg` ("0.52 0.58 0.59 2/455 5854"): any task created
 /// moves the last pid, any task that exits without another being created lowers the count.
 fn read_loadavg(root: &Path) -> Option<(u64, u64)> {
-    let text = fs::read_to_string(root.join("loadavg")).ok()?;
-    let mut f = text.split_whitespace().skip(3);
-    let tasks = f.next()?.split_once('/')?.1.parse().ok()?;
-    let last_pid = f.next()?.parse().ok()?;
-    Some((tasks, last_pid))
+    use procfs::FromRead;
+    let l = procfs::LoadAverage::from_file(root.join("loadavg")).ok()?;
+    Some((u64::from(l.max), u64::from(l.latest_pid)))
 }
 
 /// The numeric entries of `/proc`.

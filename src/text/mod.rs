@@ -1,4 +1,7 @@
-//! Small text helpers shared by the parsers, the server and the output code.
+//! Small text helpers shared by the parsers, the server and the output code: excerpts of
+//! untrusted input, and human units (`units`).
+
+pub mod units;
 
 /// At most `max` characters of untrusted text (a bad nettop line, a client's header), with `…`
 /// when cut, for a log line or an error message.

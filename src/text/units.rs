@@ -1,5 +1,7 @@
 //! Human units, one convention everywhere: decimal SI prefixes (1 kB = 1000 B, 1 MB =
 //! 1000 kB), three significant digits, rates per second. Durations are compact (`3d 4h`).
+//! `output/` renders with these, and the domain's messages (`status` problems, `top`'s state
+//! line) use the same ones.
 
 /// Bytes in human units: `999 B`, `1.23 kB`, `45.6 MB`, `789 GB`.
 pub fn bytes(n: u64) -> String {
@@ -59,6 +61,23 @@ pub fn duration_ms(ms: i64) -> String {
         format!("{}ms", ms)
     } else {
         format!("{sec}s")
+    }
+}
+
+/// A `Duration` as [`duration_ms`] writes it.
+pub fn duration(d: std::time::Duration) -> String {
+    duration_ms(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A moment in the local time zone with how long ago it was:
+/// "2026-11-24 10:00:05 +01:00 (3m ago)".
+pub fn time_ago(t: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+    let stamp = t
+        .with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S %:z");
+    match (now - t).to_std() {
+        Ok(d) => format!("{stamp} ({} ago)", duration(d)),
+        Err(_) => format!("{stamp} (in the future: check the clock)"),
     }
 }
 
