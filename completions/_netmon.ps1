@@ -48,6 +48,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--ticks', '--ticks', [CompletionResultType]::ParameterName, 'Stop after this many ticks (for tests and benchmarks)')
             [CompletionResult]::new('--sample-timeout', '--sample-timeout', [CompletionResultType]::ParameterName, 'Give up on one sample after this long (the source process is killed)')
             [CompletionResult]::new('--max-rate', '--max-rate', [CompletionResultType]::ParameterName, 'Bytes per second per counter above which a delta is logged as impossible and dropped')
+            [CompletionResult]::new('--process-table', '--process-table', [CompletionResultType]::ParameterName, 'Resolve pids from this JSON process table instead of asking the OS (tests: processes this machine does not have, such as Safari and its WebKit services)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
             [CompletionResult]::new('--include-loopback', '--include-loopback', [CompletionResultType]::ParameterName, 'Also count traffic that never leaves this machine (loopback)')
@@ -58,6 +59,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
         }
         'netmon;status' {
             [CompletionResult]::new('--stalled-after', '--stalled-after', [CompletionResultType]::ParameterName, 'Call a running recorder stalled when it has committed nothing for this long beyond its interval')
+            [CompletionResult]::new('--service-manager', '--service-manager', [CompletionResultType]::ParameterName, 'Whose service to ask about the installed recorder (default: launchd on macOS; tests)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of text (fields are documented in the README)')

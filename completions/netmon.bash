@@ -505,7 +505,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__record)
-            opts="-h --interval --source --keep-raw --keep-hourly --include-loopback --share-with-group --ticks --sample-timeout --max-rate --db --log-level --help"
+            opts="-h --interval --source --keep-raw --keep-hourly --include-loopback --share-with-group --ticks --sample-timeout --max-rate --process-table --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -536,6 +536,10 @@ _netmon() {
                     return 0
                     ;;
                 --max-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --process-table)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -885,7 +889,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__status)
-            opts="-h --json --stalled-after --db --log-level --help"
+            opts="-h --json --stalled-after --service-manager --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -893,6 +897,10 @@ _netmon() {
             case "${prev}" in
                 --stalled-after)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-manager)
+                    COMPREPLY=($(compgen -W "launchd systemd" -- "${cur}"))
                     return 0
                     ;;
                 --db)

@@ -49,12 +49,15 @@ complete -c netmon -n "__fish_netmon_using_subcommand record" -l keep-hourly -d 
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l ticks -d 'Stop after this many ticks (for tests and benchmarks)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l sample-timeout -d 'Give up on one sample after this long (the source process is killed)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l max-rate -d 'Bytes per second per counter above which a delta is logged as impossible and dropped' -r
+complete -c netmon -n "__fish_netmon_using_subcommand record" -l process-table -d 'Resolve pids from this JSON process table instead of asking the OS (tests: processes this machine does not have, such as Safari and its WebKit services)' -r -F
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l db -d 'The database file' -r -F
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l include-loopback -d 'Also count traffic that never leaves this machine (loopback)'
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l share-with-group -d 'Make the database readable (never writable) by the recorder\'s group'
 complete -c netmon -n "__fish_netmon_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c netmon -n "__fish_netmon_using_subcommand status" -l stalled-after -d 'Call a running recorder stalled when it has committed nothing for this long beyond its interval' -r
+complete -c netmon -n "__fish_netmon_using_subcommand status" -l service-manager -d 'Whose service to ask about the installed recorder (default: launchd on macOS; tests)' -r -f -a "launchd\t''
+systemd\t''"
 complete -c netmon -n "__fish_netmon_using_subcommand status" -l db -d 'The database file' -r -F
 complete -c netmon -n "__fish_netmon_using_subcommand status" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
 complete -c netmon -n "__fish_netmon_using_subcommand status" -l json -d 'Print one JSON object instead of text (fields are documented in the README)'

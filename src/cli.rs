@@ -377,6 +377,11 @@ pub struct RecordArgs {
         default_value_t = 12_500_000_000
     )]
     pub max_rate: u64,
+
+    /// Resolve pids from this JSON process table instead of asking the OS (tests: processes
+    /// this machine does not have, such as Safari and its WebKit services).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub process_table: Option<PathBuf>,
 }
 
 /// Receive reports from the netmon browser extension on a local HTTP port.
@@ -438,6 +443,10 @@ pub struct StatusArgs {
     /// its interval.
     #[arg(long, hide = true, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
     pub stalled_after: Duration,
+
+    /// Whose service to ask about the installed recorder (default: launchd on macOS; tests).
+    #[arg(long, value_enum, hide = true)]
+    pub service_manager: Option<ServiceManager>,
 }
 
 /// Run the recorder (and optionally `netmon serve`) as a background service.

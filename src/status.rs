@@ -148,6 +148,10 @@ pub struct Problem {
     pub message: String,
 }
 
+/// Consecutive samples with no rows after which nettop is reported as blind: one can happen
+/// (a read between two states of the machine), tick after tick cannot on a working Mac.
+const EMPTY_SAMPLES_PROBLEM: i64 = 3;
+
 /// How `gather` decides and where it looks (tests and `--stalled-after` change these).
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -157,6 +161,9 @@ pub struct Options {
     pub service_files: Vec<ServiceFile>,
     /// Check that nettop is on PATH (macOS, or a database recorded with nettop).
     pub need_nettop: bool,
+    /// Problems the service manager reports about the installed recorder (a LaunchAgent
+    /// switched off, or failing at launch), found by the caller.
+    pub service_problems: Vec<Problem>,
 }
 
 impl Default for Options {
@@ -165,6 +172,7 @@ impl Default for Options {
             stalled_after: Duration::from_secs(60),
             service_files: Vec::new(),
             need_nettop: cfg!(target_os = "macos"),
+            service_problems: Vec::new(),
         }
     }
 }
@@ -299,6 +307,7 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
                 .into(),
         });
     }
+    problems.extend(opts.service_problems.iter().cloned());
     status.problems = problems;
     status
 }
@@ -473,6 +482,28 @@ fn read_database(conn: &Connection, status: &mut Status, problems: &mut Vec<Prob
         });
         let e = inspect::extent(conn)?;
         status.recorder.last_sample_at = ms(e.newest_tick_ms);
+        if let Some(run) = &status.last_run
+            && run.source == "nettop"
+            && let Some(e) = inspect::empty_samples(conn)?
+            && e.run_id == run.id
+            && e.ticks >= EMPTY_SAMPLES_PROBLEM
+        {
+            problems.push(Problem {
+                code: "no_rows",
+                message: format!(
+                    "nettop has printed its header and no rows for every one of the last {}                      samples (since {}): it sees no sockets at all, so nothing is counted.                      nettop shows nothing when it may not read the network statistics (inside                      a sandbox, for one); run `nettop -L 1 -n -x` as the user the recorder                      runs as and see what it prints",
+                    e.ticks,
+                    ms(Some(e.since_ms)).map_or_else(
+                        || "?".to_string(),
+                        |t| {
+                            t.with_timezone(&chrono::Local)
+                                .format("%Y-%m-%d %H:%M:%S %:z")
+                                .to_string()
+                        }
+                    )
+                ),
+            });
+        }
         status.retention = Some(Retention {
             known: e.keep_raw_s.is_some() && e.keep_hourly_s.is_some(),
             raw_keep_s: e.keep_raw_s.flatten(),

@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use crate::cli::RecordArgs;
+use crate::procinfo;
 use crate::record::{self, Options};
 use crate::store::retention::Policy;
 
@@ -35,5 +38,18 @@ pub fn options(db: PathBuf, a: RecordArgs) -> anyhow::Result<Options> {
         max_rate: a.max_rate,
         max_ticks: a.ticks,
         share_with_group: a.share_with_group,
+        process_table: match &a.process_table {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the process table {}", path.display()))?;
+                Some(procinfo::table_from_json(&text).map_err(|e| {
+                    crate::exit::user(format!(
+                        "--process-table {}: not a JSON array of processes: {e}",
+                        path.display()
+                    ))
+                })?)
+            }
+        },
     })
 }

@@ -54,16 +54,6 @@ fn install(a: ServiceInstallArgs, db: Option<&PathBuf>, out: &mut dyn Write) -> 
             "--system writes /etc/systemd/system: run it with sudo",
         ));
     }
-    if ctx.exe.starts_with(std::env::temp_dir())
-        || ctx.exe.components().any(|c| c.as_os_str() == "target")
-    {
-        writeln!(
-            out,
-            "note: the service will run {}, a build output; install netmon first \
-             (cargo install --path .) so the service survives a cargo clean",
-            ctx.exe.display()
-        )?;
-    }
     let plan = install_plan(
         &ctx,
         &InstallRequest {
@@ -72,6 +62,17 @@ fn install(a: ServiceInstallArgs, db: Option<&PathBuf>, out: &mut dyn Write) -> 
             reader_group,
         },
     )?;
+    let runs_build_output = plan.copies.is_empty()
+        && (ctx.exe.starts_with(std::env::temp_dir())
+            || ctx.exe.components().any(|c| c.as_os_str() == "target"));
+    if runs_build_output {
+        writeln!(
+            out,
+            "note: the service will run {}, a build output; install netmon first \
+             (cargo install --path .) so the service survives a cargo clean",
+            ctx.exe.display()
+        )?;
+    }
     if a.dry_run {
         output::service::plan(&plan, out)?;
         return Ok(());

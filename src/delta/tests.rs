@@ -9,6 +9,7 @@ fn counter(key: &str, bytes_in: u64, bytes_out: u64) -> Counter {
         key: CounterKey(key.to_string()),
         owner: Owner::Process(ProcessRef::new(1, "p")),
         remote: None,
+        loopback: false,
         bytes_in,
         bytes_out,
         closed: false,
@@ -276,5 +277,181 @@ proptest! {
         if exact {
             prop_assert_eq!(counted, truth);
         }
+    }
+}
+
+// --- Several counters under one key (issue 14): nettop lists sockets that differ only in the
+// interface they used last, in no stable order.
+
+fn keyed(key: &str, values: &[(u64, u64)]) -> Vec<Counter> {
+    values.iter().map(|&(i, o)| counter(key, i, o)).collect()
+}
+
+#[test]
+fn identical_rows_are_matched_by_continuity_not_position() {
+    let mut e = engine();
+    e.apply(
+        &snap(keyed(
+            "mdns",
+            &[(24_743_335, 16_720_863), (23_966_085, 17_041_546)],
+        )),
+        TICK,
+    );
+    // The same two sockets, listed the other way round, each a little further on.
+    let o = e.apply(
+        &snap(keyed(
+            "mdns",
+            &[(23_978_476, 17_043_766), (24_756_652, 16_722_543)],
+        )),
+        TICK,
+    );
+    assert_eq!(totals(&o), (13_317 + 12_391, 1_680 + 2_220));
+    assert!(o.deltas.iter().all(|d| d.cause == Cause::Growth));
+    assert_eq!(e.tracked(), 2);
+}
+
+#[test]
+fn a_swap_of_two_twins_is_not_a_reset() {
+    let mut e = engine();
+    e.apply(&snap(keyed("k", &[(1000, 10), (10, 1000)])), TICK);
+    let o = e.apply(&snap(keyed("k", &[(10, 1000), (1000, 10)])), TICK);
+    assert!(o.deltas.is_empty(), "{:?}", o.deltas);
+    assert!(o.state.upsert.is_empty(), "unchanged twins write no state");
+}
+
+#[test]
+fn a_twin_that_closes_while_a_new_one_opens_counts_only_the_new_one() {
+    let mut e = engine();
+    e.apply(&snap(keyed("k", &[(100, 100), (5000, 5000)])), TICK);
+    // The big one closed; a new one at (30, 40) took its place; the small one grew by 1.
+    let o = e.apply(&snap(keyed("k", &[(30, 40), (101, 101)])), TICK);
+    assert_eq!(totals(&o), (30 + 1, 40 + 1));
+    assert_eq!(e.tracked(), 2, "the new counter replaced the closed one");
+}
+
+#[test]
+fn an_ambiguous_close_never_counts_more_in_either_direction() {
+    // Two twins, one mostly in and one mostly out. One of them closes and the other now reads
+    // (150, 100): it continues either. Matched to the first, it moved (50, 100); matched to the
+    // second, (150, 0). Neither can be ruled out, so each direction counts the smaller.
+    let mut e = engine();
+    e.apply(&snap(keyed("k", &[(100, 0), (0, 100)])), TICK);
+    let o = e.apply(&snap(keyed("k", &[(150, 100)])), TICK);
+    assert_eq!(totals(&o), (50, 0));
+}
+
+#[test]
+fn twins_resume_after_a_restart_from_their_own_saved_values() {
+    let mut a = engine();
+    let o = a.apply(&snap(keyed("k", &[(100, 1), (7, 700)])), TICK);
+    let mut saved: HashMap<CounterKey, (u64, u64)> = HashMap::new();
+    for (k, i, o) in o.state.upsert {
+        saved.insert(k, (i, o));
+    }
+    assert_eq!(saved.len(), 2, "one state row per twin: {saved:?}");
+    assert!(
+        saved.contains_key(&CounterKey("k".into())),
+        "the first twin keeps the plain key"
+    );
+
+    let mut b = engine();
+    b.resume(saved.into_iter().map(|(key, (i, o))| Saved {
+        key,
+        bytes_in: i,
+        bytes_out: o,
+        age: TICK,
+    }));
+    assert_eq!(b.tracked(), 2);
+    let o = b.apply(&snap(keyed("k", &[(9, 750), (130, 2)])), TICK);
+    assert_eq!(totals(&o), (30 + 2, 1 + 50));
+    assert!(o.deltas.iter().all(|d| d.cause == Cause::Resumed));
+}
+
+#[test]
+fn a_large_group_is_matched_without_counting_more() {
+    // More twins than the exact matching takes: the greedy fallback still never counts more.
+    let n = EXACT_MATCH_LIMIT as u64 + 10;
+    let before: Vec<(u64, u64)> = (0..n).map(|i| (i * 10, i * 10)).collect();
+    let mut after: Vec<(u64, u64)> = before.iter().map(|&(i, o)| (i + 3, o + 4)).collect();
+    after.reverse();
+    let mut e = engine();
+    e.apply(&snap(keyed("k", &before)), TICK);
+    let o = e.apply(&snap(keyed("k", &after)), TICK);
+    assert_eq!(totals(&o), (3 * n, 4 * n));
+}
+
+/// What happens to one socket of a key in a tick.
+#[derive(Debug, Clone)]
+enum TwinStep {
+    Grow(u32, u32),
+    /// The socket closes and a new one under the same key opens with these counts.
+    Replace(u32, u32),
+}
+
+fn twin_step() -> impl Strategy<Value = TwinStep> {
+    prop_oneof![
+        8 => (0u32..100_000, 0u32..100_000).prop_map(|(a, b)| TwinStep::Grow(a, b)),
+        1 => (0u32..100_000, 0u32..100_000).prop_map(|(a, b)| TwinStep::Replace(a, b)),
+    ]
+}
+
+proptest! {
+    /// Sockets that share one key, listed in any order each tick, with restarts: every
+    /// direction's total is exactly the true growth while no socket is replaced, and never
+    /// more when some are.
+    #[test]
+    fn twins_listed_in_any_order_count_exactly_their_growth(
+        start in proptest::collection::vec((0u64..1_000_000, 0u64..1_000_000), 1..6),
+        ticks in proptest::collection::vec(
+            (proptest::collection::vec(twin_step(), 6), any::<u64>(), any::<bool>()),
+            1..25,
+        ),
+    ) {
+        let mut values = start.clone();
+        let mut engine = engine();
+        let mut saved: HashMap<CounterKey, (u64, u64)> = HashMap::new();
+        let mut truth = (0u64, 0u64);
+        let mut counted = (0u64, 0u64);
+        let mut replaced = false;
+        let apply = |engine: &mut Engine, values: &[(u64, u64)], order: u64, counted: &mut (u64, u64), saved: &mut HashMap<CounterKey, (u64, u64)>| {
+            let mut listed: Vec<(u64, u64)> = values.to_vec();
+            // A deterministic shuffle driven by `order`.
+            let mut x = order | 1;
+            for i in (1..listed.len()).rev() {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                listed.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            let o = engine.apply(&snap(keyed("k", &listed)), TICK);
+            for d in &o.deltas { counted.0 += d.bytes_in; counted.1 += d.bytes_out; }
+            for (k, a, b) in o.state.upsert { saved.insert(k, (a, b)); }
+            for k in o.state.remove { saved.remove(&k); }
+        };
+        apply(&mut engine, &values, 0, &mut counted, &mut saved);
+        for (steps, order, restart) in ticks {
+            for (v, s) in values.iter_mut().zip(steps) {
+                match s {
+                    TwinStep::Grow(a, b) => {
+                        v.0 += a as u64; v.1 += b as u64;
+                        truth.0 += a as u64; truth.1 += b as u64;
+                    }
+                    TwinStep::Replace(a, b) => {
+                        *v = (a as u64, b as u64);
+                        truth.0 += a as u64; truth.1 += b as u64;
+                        replaced = true;
+                    }
+                }
+            }
+            if restart {
+                let mut fresh = Engine::new(Config::default());
+                fresh.resume(saved.iter().map(|(k, v)| Saved { key: k.clone(), bytes_in: v.0, bytes_out: v.1, age: TICK }));
+                engine = fresh;
+            }
+            apply(&mut engine, &values, order, &mut counted, &mut saved);
+        }
+        prop_assert!(counted.0 <= truth.0 && counted.1 <= truth.1, "counted {:?} > truth {:?}", counted, truth);
+        if !replaced {
+            prop_assert_eq!(counted, truth);
+        }
+        prop_assert!(engine.tracked() <= start.len());
     }
 }

@@ -31,6 +31,15 @@ pub fn plan(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
     for d in &plan.dirs {
         writeln!(out, "would create directory: {}", d.display())?;
     }
+    for c in &plan.copies {
+        writeln!(
+            out,
+            "would copy: {} to {} (a new file, mode {:04o}, no extended attributes)",
+            c.from.display(),
+            c.to.display(),
+            c.mode
+        )?;
+    }
     for f in &plan.writes {
         writeln!(
             out,
@@ -47,6 +56,9 @@ pub fn plan(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
     }
     for s in &plan.after {
         step(out, s)?;
+    }
+    for n in &plan.notes {
+        writeln!(out, "note: {n}")?;
     }
     Ok(())
 }
@@ -85,6 +97,12 @@ pub fn status(
         }
         for (k, v) in &c.manager_says {
             writeln!(out, "  {k}: {v}")?;
+        }
+        if c.disabled == Some(true) {
+            writeln!(out, "  disabled: yes")?;
+        }
+        for d in &c.diagnosis {
+            writeln!(out, "  why: {d}")?;
         }
         if let Some(e) = &c.error {
             writeln!(out, "  {} says: {e}", tool)?;

@@ -12,6 +12,8 @@ pub fn lookup(pid: u32) -> Option<ProcInfo> {
         cmdline: p.cmdline().unwrap_or_default(),
         uid: p.uid().ok(),
         start_time: stat.map(|s| s.starttime),
+        // Linux has no responsibility relation between processes.
+        responsible_pid: None,
     })
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Users think in applications ("Google Chrome"), not in the fifteen `Google Chrome H` helper
 //! processes nettop lists. [`app_for`] is the pure mapping from what is known of a process to
-//! its application; [`lookup`] asks the OS (macOS: libproc; Linux: /proc) once per process.
+//! its application; [`lookup`] asks the OS (macOS: libproc through `libc`; Linux: /proc) once per process.
 //!
 //! Never credit bytes to the wrong program: when the path cannot be resolved, or the process
 //! found under the pid does not match the name the source gave (the pid was reused between the
@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use crate::source::ProcessRef;
 
 /// What the OS says about a live process.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 pub struct ProcInfo {
     pub exe: Option<PathBuf>,
     /// The kernel's short name (Linux `comm`, macOS `p_comm`).
@@ -28,6 +29,9 @@ pub struct ProcInfo {
     pub cmdline: Vec<String>,
     pub uid: Option<u32>,
     pub start_time: Option<u64>,
+    /// The process macOS holds responsible for this one (the app behind an XPC service; for
+    /// an ordinary process, itself); `None` where the OS has no such relation or gave none.
+    pub responsible_pid: Option<u32>,
 }
 
 /// Ask the OS about `pid`. `None` when the process is gone or cannot be read.
@@ -167,6 +171,63 @@ pub fn app_for(source: &ProcessRef, info: Option<&ProcInfo>) -> App {
     }
 }
 
+/// The application macOS holds responsible for a helper it runs on an app's behalf, when the
+/// helper's own path names no application.
+///
+/// Safari's traffic is made by `com.apple.WebKit.Networking`, an XPC service inside
+/// WebKit.framework shared by every app that embeds a web view; macOS starts one instance per
+/// client app and records that app as responsible for it (the relation Activity Monitor groups
+/// by, read with `responsibility_get_pid_responsible_for_pid`). So, for a process whose
+/// executable lies inside an `.xpc` bundle and inside no `.app` bundle (`info`), the
+/// application is the `.app` bundle of the responsible process (`responsible`, what the OS says
+/// about `info.responsible_pid`), if that is another process and has one.
+///
+/// Everything else is left alone, never guessed:
+/// - a process inside an `.app` is that app already (Chrome's helpers, an app's own XPC
+///   services);
+/// - a command-line program is not credited to the terminal that is "responsible" for it
+///   (curl run in Terminal stays curl), nor a daemon such as `nsurlsessiond` to anything: it
+///   serves every app at once, and the OS names no single one responsible;
+/// - no responsible pid, the process itself, a process that is gone, or one without an `.app`:
+///   today's answer stands.
+pub fn responsible_app(pid: u32, info: &ProcInfo, responsible: Option<&ProcInfo>) -> Option<App> {
+    responsible_to_ask(pid, info)?;
+    outermost_bundle(responsible?.exe.as_deref()?)
+}
+
+/// The pid to ask the OS about for [`responsible_app`]: `None` when the answer could not
+/// change the application (most processes), so they cost no second lookup.
+pub fn responsible_to_ask(pid: u32, info: &ProcInfo) -> Option<u32> {
+    let exe = info.exe.as_deref()?;
+    if !is_xpc_service(exe) || outermost_bundle(exe).is_some() {
+        return None;
+    }
+    info.responsible_pid.filter(|&r| r != pid)
+}
+
+/// The executable lies inside an XPC service bundle (`….xpc/Contents/MacOS/…`).
+fn is_xpc_service(exe: &Path) -> bool {
+    let parts: Vec<_> = exe.components().collect();
+    parts.iter().enumerate().any(|(i, part)| {
+        let s = part.as_os_str().to_string_lossy();
+        s.len() > ".xpc".len() && s.ends_with(".xpc") && i + 1 < parts.len()
+    })
+}
+
+/// A process table read from JSON, for tests that need processes this machine does not have
+/// (a Mac's Safari and its WebKit services on Linux): an array of objects with `pid` and any
+/// of [`ProcInfo`]'s fields.
+pub fn table_from_json(text: &str) -> Result<std::collections::HashMap<u32, ProcInfo>, String> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        pid: u32,
+        #[serde(flatten)]
+        info: ProcInfo,
+    }
+    let entries: Vec<Entry> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    Ok(entries.into_iter().map(|e| (e.pid, e.info)).collect())
+}
+
 /// The outermost `.app` bundle on the path: every helper inside Chrome's bundle is Chrome.
 pub fn outermost_bundle(exe: &Path) -> Option<App> {
     let mut path = PathBuf::new();
@@ -241,6 +302,7 @@ mod tests {
             cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
             uid: Some(501),
             start_time: None,
+            responsible_pid: None,
         }
     }
 
@@ -372,5 +434,119 @@ mod tests {
     fn a_bare_bundle_name_and_odd_paths_do_not_panic() {
         assert_eq!(outermost_bundle(Path::new("/.app/x")), None);
         assert_eq!(app_for(&src("x"), Some(&info("/", "x", &[]))).name, "x");
+    }
+
+    // --- The responsible application (issue 14) ---
+
+    const WEBKIT_NETWORKING: &str = "/System/Library/Frameworks/WebKit.framework/Versions/A/XPCServices/com.apple.WebKit.Networking.xpc/Contents/MacOS/com.apple.WebKit.Networking";
+    /// Where recent macOS keeps WebKit: in the OS cryptex, outside /System/Library.
+    const WEBKIT_NETWORKING_CRYPTEX: &str = "/System/Volumes/Preboot/Cryptexes/OS/System/Library/Frameworks/WebKit.framework/Versions/A/XPCServices/com.apple.WebKit.Networking.xpc/Contents/MacOS/com.apple.WebKit.Networking";
+
+    fn proc(exe: &str, responsible: Option<u32>) -> ProcInfo {
+        ProcInfo {
+            exe: Some(PathBuf::from(exe)),
+            name: Some(file_name(Path::new(exe))),
+            responsible_pid: responsible,
+            ..ProcInfo::default()
+        }
+    }
+
+    #[test]
+    fn webkits_networking_service_belongs_to_the_app_responsible_for_it() {
+        let safari = proc("/Applications/Safari.app/Contents/MacOS/Safari", Some(600));
+        for exe in [WEBKIT_NETWORKING, WEBKIT_NETWORKING_CRYPTEX] {
+            let net = proc(exe, Some(600));
+            assert_eq!(
+                responsible_app(700, &net, Some(&safari)),
+                Some(app("Safari", Some("/Applications/Safari.app")))
+            );
+        }
+        // The same service started for Mail's message view is Mail's.
+        let mail = proc(
+            "/System/Applications/Mail.app/Contents/MacOS/Mail",
+            Some(610),
+        );
+        assert_eq!(
+            responsible_app(701, &proc(WEBKIT_NETWORKING, Some(610)), Some(&mail)),
+            Some(app("Mail", Some("/System/Applications/Mail.app")))
+        );
+        // Safari in the app cryptex (macOS 13 and later).
+        let cryptex = proc(
+            "/System/Volumes/Preboot/Cryptexes/App/System/Applications/Safari.app/Contents/MacOS/Safari",
+            Some(600),
+        );
+        assert_eq!(
+            responsible_app(700, &proc(WEBKIT_NETWORKING, Some(600)), Some(&cryptex))
+                .map(|a| a.name),
+            Some("Safari".to_string())
+        );
+    }
+
+    #[test]
+    fn without_a_responsible_app_nothing_is_guessed() {
+        let net = |r| proc(WEBKIT_NETWORKING, r);
+        let safari = proc("/Applications/Safari.app/Contents/MacOS/Safari", Some(600));
+        // The OS gave no responsible pid (or the call is missing).
+        assert_eq!(responsible_app(700, &net(None), Some(&safari)), None);
+        // Responsible for itself.
+        assert_eq!(responsible_app(700, &net(Some(700)), Some(&safari)), None);
+        // The responsible process is gone.
+        assert_eq!(responsible_app(700, &net(Some(600)), None), None);
+        // Responsible is something without an app bundle (launchd, a daemon).
+        let launchd = proc("/sbin/launchd", Some(1));
+        assert_eq!(responsible_app(700, &net(Some(1)), Some(&launchd)), None);
+        // Its path is unknown.
+        let mut unknown = net(Some(600));
+        unknown.exe = None;
+        assert_eq!(responsible_app(700, &unknown, Some(&safari)), None);
+    }
+
+    #[test]
+    fn programs_and_daemons_keep_their_own_name() {
+        let terminal = proc(
+            "/System/Applications/Utilities/Terminal.app/Contents/MacOS/Terminal",
+            Some(300),
+        );
+        // curl typed in Terminal: Terminal is "responsible", but the user ran curl.
+        assert_eq!(
+            responsible_app(800, &proc("/usr/bin/curl", Some(300)), Some(&terminal)),
+            None
+        );
+        // nsurlsessiond downloads for every app at once; it names none.
+        let app_store = proc(
+            "/System/Applications/App Store.app/Contents/MacOS/App Store",
+            Some(400),
+        );
+        assert_eq!(
+            responsible_app(
+                900,
+                &proc("/usr/libexec/nsurlsessiond", Some(400)),
+                Some(&app_store)
+            ),
+            None
+        );
+        // An app's own XPC service is inside the app already.
+        let chrome_xpc = "/Applications/Google Chrome.app/Contents/Frameworks/x.framework/XPCServices/y.xpc/Contents/MacOS/y";
+        assert_eq!(
+            responsible_app(901, &proc(chrome_xpc, Some(400)), Some(&app_store)),
+            None
+        );
+        // A file merely named like a bundle is no bundle.
+        assert_eq!(
+            responsible_app(902, &proc("/tmp/.xpc", Some(400)), Some(&app_store)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_process_table_reads_from_json() {
+        let t = table_from_json(
+            r#"[{"pid": 600, "exe": "/Applications/Safari.app/Contents/MacOS/Safari", "name": "Safari"},
+                {"pid": 700, "exe": "/x.xpc/Contents/MacOS/x", "responsible_pid": 600}]"#,
+        )
+        .expect("parses");
+        assert_eq!(t[&700].responsible_pid, Some(600));
+        assert_eq!(t[&600].name.as_deref(), Some("Safari"));
+        assert!(table_from_json("{").is_err());
     }
 }

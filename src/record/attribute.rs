@@ -1,5 +1,6 @@
 //! From counter deltas to per-process traffic: group by owner, resolve each process to its
-//! application once, and group its per-connection deltas by remote endpoint.
+//! application once (on macOS an XPC helper to the app responsible for it,
+//! `procinfo::responsible_app`), and group its per-connection deltas by remote endpoint.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -135,6 +136,15 @@ impl ProcessResolver {
         };
         let app = procinfo::app_for(p, info.as_ref());
         let matched = app.path.is_some();
+        // A helper macOS runs for an app (WebKit's networking service for Safari) is that app's.
+        let app = match info.as_ref().filter(|_| matched) {
+            Some(i) => {
+                let responsible =
+                    procinfo::responsible_to_ask(p.pid, i).and_then(|r| (self.lookup)(r));
+                procinfo::responsible_app(p.pid, i, responsible.as_ref()).unwrap_or(app)
+            }
+            None => app,
+        };
         ProcessRecord {
             pid: Some(p.pid),
             name: p.name.clone(),
@@ -264,5 +274,39 @@ mod tests {
             t[0].process.app.name,
             "(unattributed: socket closed before it was seen)"
         );
+    }
+
+    #[test]
+    fn webkits_networking_service_is_credited_to_safari_keeping_its_own_name_and_path() {
+        const NET: &str = "/System/Library/Frameworks/WebKit.framework/Versions/A/XPCServices/com.apple.WebKit.Networking.xpc/Contents/MacOS/com.apple.WebKit.Networking";
+        let mut a = ProcessResolver::new(Box::new(|pid| match pid {
+            700 => Some(ProcInfo {
+                exe: Some(PathBuf::from(NET)),
+                name: Some("com.apple.WebKit.Networking".into()),
+                responsible_pid: Some(600),
+                ..ProcInfo::default()
+            }),
+            600 => Some(ProcInfo {
+                exe: Some(PathBuf::from(
+                    "/Applications/Safari.app/Contents/MacOS/Safari",
+                )),
+                name: Some("Safari".into()),
+                responsible_pid: Some(600),
+                ..ProcInfo::default()
+            }),
+            _ => None,
+        }));
+        let t = a.group(&[
+            delta(700, "com.apple.WebKi", Some(("192.0.2.1", 443)), 10, 1),
+            delta(600, "Safari", None, 1, 1),
+        ]);
+        assert_eq!(t[0].process.app.name, "Safari");
+        assert_eq!(
+            t[0].process.app.path.as_deref(),
+            Some("/Applications/Safari.app")
+        );
+        assert_eq!(t[0].process.name, "com.apple.WebKi");
+        assert_eq!(t[0].process.exe.as_deref(), Some(NET));
+        assert_eq!(t[1].process.app, t[0].process.app, "one application");
     }
 }

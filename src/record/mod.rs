@@ -49,6 +49,8 @@ pub struct Options {
     pub max_ticks: Option<u64>,
     /// Files are 0640 rather than 0600 (a system recorder whose data a user reads).
     pub share_with_group: bool,
+    /// A process table to resolve pids from instead of the OS (tests).
+    pub process_table: Option<HashMap<u32, procinfo::ProcInfo>>,
 }
 
 /// How often the retention pass runs.
@@ -176,7 +178,16 @@ impl<'a> Session<'a> {
             opts,
             _lock: lock,
             source,
-            rec: Recorder::new(opts, writer, engine, run_id),
+            rec: {
+                let mut rec = Recorder::new(opts, writer, engine, run_id);
+                rec.watch_empty = kind == SourceKind::Nettop;
+                if let Some(table) = opts.process_table.clone() {
+                    rec.resolver = attribute::ProcessResolver::new(Box::new(move |pid| {
+                        table.get(&pid).cloned()
+                    }));
+                }
+                rec
+            },
             cancel,
             signals: sig_rx,
             signal_handle,
@@ -350,6 +361,12 @@ struct Recorder<'a> {
     pending: Option<Pending>,
     ticks: u64,
     summary: Summary,
+    /// Whether a sample with no counters at all is a fault worth telling `status` about: for
+    /// nettop it is (a Mac always has sockets; nettop prints its header alone when it cannot
+    /// read the statistics), for the Linux sources an idle machine can show nothing.
+    watch_empty: bool,
+    /// Wall time of the first of the current run of samples with no counters.
+    empty_since: Option<i64>,
 }
 
 impl<'a> Recorder<'a> {
@@ -370,6 +387,28 @@ impl<'a> Recorder<'a> {
                 cpu_at_start: usage::cpu_time(),
                 ..Summary::default()
             },
+            watch_empty: false,
+            empty_since: None,
+        }
+    }
+
+    /// Keep `status` told whether samples keep coming back empty (only the start and the end
+    /// of such a run are written).
+    fn note_empty(&mut self, empty: bool, wall_ms: i64) {
+        if !self.watch_empty {
+            return;
+        }
+        let since = match (empty, self.empty_since) {
+            (true, None) => {
+                warn!("the source printed no rows at all: it sees no sockets");
+                Some(wall_ms)
+            }
+            (false, Some(_)) => None,
+            _ => return,
+        };
+        match self.writer.empty_samples(self.run_id, since) {
+            Ok(()) => self.empty_since = since,
+            Err(e) => error!(error = %e, "could not note empty samples for `netmon status`"),
         }
     }
 
@@ -377,10 +416,9 @@ impl<'a> Recorder<'a> {
         let took = self.last_mono.map(|m| sampled_at.duration_since(m));
         let elapsed = took.unwrap_or(Duration::ZERO);
         let wall_ms = Utc::now().timestamp_millis();
+        self.note_empty(snapshot.counters.is_empty(), wall_ms);
         if !self.opts.include_loopback {
-            snapshot
-                .counters
-                .retain(|c| !c.remote.as_ref().is_some_and(|r| r.loopback));
+            snapshot.counters.retain(|c| !c.loopback);
         }
         let counters = snapshot.counters.len();
         let outcome = self.engine.apply(&snapshot, elapsed);
@@ -767,6 +805,7 @@ mod tests {
             max_rate: delta::Config::default().max_rate,
             max_ticks: None,
             share_with_group: false,
+            process_table: None,
         };
         let mut rec = Recorder::new(&opts, writer, Engine::new(delta::Config::default()), run_id);
         let snap = |n: u64| Snapshot {
@@ -783,6 +822,7 @@ mod tests {
                     container: None,
                 }),
                 remote: None,
+                loopback: false,
                 bytes_in: n * 1000,
                 bytes_out: n * 10,
                 closed: false,

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-use super::plan::{FileWrite, Plan, Step, shell_words};
+use super::plan::{FileCopy, FileWrite, Plan, Step, shell_words};
 use crate::exit::user;
 
 /// How long an unloaded job may take to go: launchd gives it ExitTimeOut (30 s) after
@@ -58,6 +58,11 @@ pub fn apply(plan: &Plan, runner: &mut dyn Runner, out: &mut dyn Write) -> anyho
             .create(d)
             .with_context(|| format!("creating {}", d.display()))?;
     }
+    for c in &plan.copies {
+        copy_fresh(c)
+            .with_context(|| format!("copying {} to {}", c.from.display(), c.to.display()))?;
+        writeln!(out, "copied {} to {}", c.from.display(), c.to.display())?;
+    }
     for f in &plan.writes {
         write_atomically(f).with_context(|| format!("writing {}", f.path.display()))?;
         writeln!(out, "wrote {}", f.path.display())?;
@@ -86,14 +91,18 @@ fn run_steps(steps: &[Step], runner: &mut dyn Runner, out: &mut dyn Write) -> an
         if !ran.success {
             let said = first_lines(&ran.stderr, &ran.stdout);
             bail!(
-                "`{}` failed ({}){}",
+                "`{}` failed ({}){}{}",
                 shell_words(&s.argv),
                 ran.status,
                 if said.is_empty() {
                     String::new()
                 } else {
                     format!(": {said}")
-                }
+                },
+                s.on_failure
+                    .as_deref()
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default()
             );
         }
         if let (true, Some(probe)) = (s.wait_gone, &s.only_if) {
@@ -145,6 +154,50 @@ pub fn first_lines(a: &str, b: &str) -> String {
         .collect::<Vec<_>>()
         .join(" / ")
 }
+
+/// Copy a program's bytes into a new file beside the destination, then rename it into place.
+///
+/// Never an overwrite: macOS caches a binary's code signature per file (vnode), and a
+/// launch of a file rewritten in place is killed (SIGKILL, "Code Signature Invalid",
+/// `OS_REASON_CODESIGNING`); a rename gives launchd a fresh file every install. Only the bytes
+/// are copied (`std::fs::copy` would clone the extended attributes on macOS), and a
+/// quarantine or provenance mark the new file was given anyway is removed where allowed.
+fn copy_fresh(c: &FileCopy) -> std::io::Result<()> {
+    let bytes = fs::read(&c.from)?;
+    let tmp = c.to.with_extension("netmon-tmp");
+    let _ = fs::remove_file(&tmp);
+    {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(c.mode)
+            .open(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+    }
+    fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(c.mode))?;
+    drop_marks(&tmp);
+    fs::rename(&tmp, &c.to)
+}
+
+/// Remove `com.apple.quarantine` and `com.apple.provenance` (macOS); failures are ignored:
+/// the file is new, and the signature check that follows the copy has the last word.
+#[cfg(target_os = "macos")]
+fn drop_marks(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(cpath) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    for name in [c"com.apple.quarantine", c"com.apple.provenance"] {
+        // SAFETY: both strings are NUL-terminated; options 0 follows no symlink flags.
+        unsafe {
+            libc::removexattr(cpath.as_ptr(), name.as_ptr(), 0);
+        }
+    }
+}
+
+#[cfg(not(target_os = "macos"))]
+fn drop_marks(_path: &std::path::Path) {}
 
 /// Write via a temporary file and rename, so a crash never leaves half a definition.
 fn write_atomically(f: &FileWrite) -> std::io::Result<()> {

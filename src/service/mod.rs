@@ -28,7 +28,9 @@ use serde::Serialize;
 
 use crate::cli::{ServiceManager, ServiceTarget};
 use crate::exit::user;
-pub use plan::{FileWrite, InstallRequest, Plan, Step, install_plan, uninstall_plan};
+pub use plan::{
+    FileCopy, FileWrite, InstallRequest, Plan, Program, Step, install_plan, uninstall_plan,
+};
 
 /// What can run as a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,6 +60,15 @@ pub trait Manager {
     fn tool(&self) -> &'static str;
     /// The definition file of a component.
     fn definition_path(&self, ctx: &Context, c: Component) -> PathBuf;
+    /// Refuse an install that could only fail once the manager runs it, saying why and what
+    /// to do instead.
+    fn check_install(&self, _ctx: &Context) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// The program the definition runs: by default the netmon running now, as it is.
+    fn program(&self, ctx: &Context) -> anyhow::Result<Program> {
+        Ok(Program::as_is(ctx.exe.clone()))
+    }
     /// The definition of a component that runs `argv` (an error when the manager's format
     /// cannot carry what it must say).
     fn definition(
@@ -91,6 +102,13 @@ pub trait Manager {
     fn status_command(&self, ctx: &Context, c: Component) -> Vec<String>;
     /// Read what that command said into `st` (`running`, `pid`, `manager_says`, `error`).
     fn read_status(&self, ran: &apply::Ran, st: &mut probe::ComponentStatus);
+    /// A second command that says whether a component is switched off, if the manager has one.
+    fn disabled_command(&self, _ctx: &Context) -> Option<Vec<String>> {
+        None
+    }
+    /// Read what that command said into `st.disabled`, and explain in words what the manager
+    /// said (`st.diagnosis`).
+    fn read_disabled(&self, _ran: &apply::Ran, _st: &mut probe::ComponentStatus) {}
 }
 
 /// Where things go and what runs, decided once from the environment.
@@ -132,10 +150,10 @@ impl Context {
         self.manager().definition_path(self, c)
     }
 
-    /// The command line a component runs.
-    fn argv(&self, c: Component, extra: &[String]) -> Vec<String> {
+    /// The command line a component runs, `program` first.
+    fn argv(&self, program: &Path, c: Component, extra: &[String]) -> Vec<String> {
         let mut v = vec![
-            self.exe.to_string_lossy().into_owned(),
+            program.to_string_lossy().into_owned(),
             c.name().to_string(),
             "--db".to_string(),
             self.db.to_string_lossy().into_owned(),

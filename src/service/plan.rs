@@ -16,6 +16,8 @@ pub struct Step {
     /// Afterwards, wait until the probe fails (the job is really gone), up to
     /// [`super::apply::GONE_WITHIN`].
     pub wait_gone: bool,
+    /// Said after the command's own words when it fails: what to do about it.
+    pub on_failure: Option<String>,
 }
 
 impl Step {
@@ -24,6 +26,14 @@ impl Step {
             argv,
             only_if: None,
             wait_gone: false,
+            on_failure: None,
+        }
+    }
+    /// Run `argv`; when it fails, stop and say `hint` too.
+    pub fn checked(argv: Vec<String>, hint: String) -> Self {
+        Step {
+            on_failure: Some(hint),
+            ..Step::always(argv)
         }
     }
     /// Run `argv` only if `probe` succeeds, then wait until `probe` fails.
@@ -32,6 +42,7 @@ impl Step {
             argv,
             only_if: Some(probe),
             wait_gone: true,
+            on_failure: None,
         }
     }
 }
@@ -44,12 +55,46 @@ pub struct FileWrite {
     pub mode: u32,
 }
 
-/// Everything one `service` command would do, in order: `before`, directories, writes,
-/// removals, `after`.
+/// A program to copy into place as a new file (a fresh inode, never an overwrite), its bytes
+/// only: no extended attributes (a quarantine or provenance mark) come along.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCopy {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    pub mode: u32,
+}
+
+/// The program a service runs: where the definition points, whether it is first copied there,
+/// and commands that check it can run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    pub path: PathBuf,
+    pub copy: Option<FileCopy>,
+    /// Run after the copy, before the service is loaded (e.g. a signature check).
+    pub checks: Vec<Step>,
+    /// Said to the user: why the program is where it is.
+    pub note: Option<String>,
+}
+
+impl Program {
+    /// The binary running now, as it is.
+    pub fn as_is(path: PathBuf) -> Self {
+        Program {
+            path,
+            copy: None,
+            checks: Vec::new(),
+            note: None,
+        }
+    }
+}
+
+/// Everything one `service` command would do, in order: `before`, directories, copies,
+/// writes, removals, `after`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub before: Vec<Step>,
     pub dirs: Vec<PathBuf>,
+    pub copies: Vec<FileCopy>,
     pub writes: Vec<FileWrite>,
     pub removes: Vec<PathBuf>,
     pub after: Vec<Step>,
@@ -78,7 +123,16 @@ pub struct InstallRequest {
 /// The plan for `install`.
 pub fn install_plan(ctx: &Context, req: &InstallRequest) -> anyhow::Result<Plan> {
     let manager = ctx.manager();
+    manager.check_install(ctx)?;
+    let program = manager.program(ctx)?;
     let mut plan = Plan::default();
+    if let Some(copy) = &program.copy {
+        if let Some(parent) = copy.to.parent() {
+            plan.push_dir(parent.to_path_buf());
+        }
+        plan.copies.push(copy.clone());
+    }
+    plan.after.extend(program.checks.iter().cloned());
     let mut components = vec![Component::Record];
     if req.serve {
         components.push(Component::Serve);
@@ -94,7 +148,7 @@ pub fn install_plan(ctx: &Context, req: &InstallRequest) -> anyhow::Result<Plan>
             }
             extra.extend(req.record_args.iter().cloned());
         }
-        let argv = ctx.argv(c, &extra);
+        let argv = ctx.argv(&program.path, c, &extra);
         let definition = manager.definition(ctx, c, &argv, req)?;
         for d in manager.dirs(ctx, c) {
             plan.push_dir(d);
@@ -109,7 +163,8 @@ pub fn install_plan(ctx: &Context, req: &InstallRequest) -> anyhow::Result<Plan>
     }
     // systemctl reloads once for all units.
     dedup_steps(&mut plan.after);
-    plan.notes = manager.install_notes(ctx, req);
+    plan.notes = program.note.into_iter().collect();
+    plan.notes.extend(manager.install_notes(ctx, req));
     Ok(plan)
 }
 

@@ -21,6 +21,10 @@ pub struct ComponentStatus {
     /// Why the manager could not be asked.
     pub error: Option<String>,
     pub logs: String,
+    /// Switched off in the manager (launchd's disabled list); null when it was not asked.
+    pub disabled: Option<bool>,
+    /// What the manager's facts mean for a component that is not running, in words.
+    pub diagnosis: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,10 +51,17 @@ pub fn gather_status(ctx: &Context, runner: &mut dyn Runner) -> ServiceStatus {
             manager_says: Vec::new(),
             error: None,
             logs: manager.logs(ctx, c),
+            disabled: None,
+            diagnosis: Vec::new(),
         };
         match runner.run(&argv) {
             Ok(ran) => manager.read_status(&ran, &mut st),
             Err(e) => st.error = Some(format!("{}: {e}", argv[0])),
+        }
+        if let Some(argv) = manager.disabled_command(ctx)
+            && let Ok(ran) = runner.run(&argv)
+        {
+            manager.read_disabled(&ran, &mut st);
         }
         if c == Component::Serve && !installed && st.running != Some(true) {
             continue;

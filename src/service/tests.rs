@@ -139,10 +139,12 @@ fn a_launchd_install_unloads_a_loaded_agent_first_and_bootstraps_it() {
     assert_eq!(
         words(&plan.after),
         [
+            "codesign --verify --strict /usr/local/bin/netmon",
             "launchctl enable gui/501/io.netmon.record",
             "launchctl bootstrap gui/501 /home/me/Library/LaunchAgents/io.netmon.record.plist"
         ]
     );
+    assert!(plan.copies.is_empty(), "an installed netmon runs as it is");
     assert!(
         plan.dirs
             .contains(&PathBuf::from("/home/me/Library/Logs/netmon"))
@@ -191,7 +193,8 @@ fn apply_skips_steps_whose_probe_fails_and_stops_at_a_failing_step() {
     let mut out = Vec::new();
     apply(&plan, &mut r, &mut out).expect("apply");
     assert_eq!(r.asked[0], "launchctl print gui/501/io.netmon.record");
-    assert!(r.asked[1].starts_with("launchctl enable"), "{:?}", r.asked);
+    assert!(r.asked[1].starts_with("codesign --verify"), "{:?}", r.asked);
+    assert!(r.asked[2].starts_with("launchctl enable"), "{:?}", r.asked);
     assert!(plan.writes[0].path.exists());
 
     let mut r = Scripted {
@@ -262,7 +265,8 @@ fn a_reinstall_waits_for_the_old_agent_to_go_before_loading_the_new_one() {
     assert_eq!(r.asked[0], print);
     assert_eq!(r.asked[1], "launchctl bootout gui/501/io.netmon.record");
     assert_eq!(r.asked[2..5], [print, print, print]);
-    assert!(r.asked[5].starts_with("launchctl enable"), "{:?}", r.asked);
+    assert!(r.asked[5].starts_with("codesign --verify"), "{:?}", r.asked);
+    assert!(r.asked[6].starts_with("launchctl enable"), "{:?}", r.asked);
 }
 
 #[test]
@@ -272,4 +276,157 @@ fn shell_words_quote_what_a_shell_would_split() {
         shell_words(&argv),
         r"launchctl bootstrap '/Users/a b/x.plist' 'it'\''s'"
     );
+}
+
+// --- An agent launchd will run, or a refusal (issue 14) ---
+
+fn launchd_with(exe: &str, db: &str) -> Context {
+    let mut c = ctx(ServiceManager::Launchd, false);
+    c.home = PathBuf::from("/Users/me");
+    c.exe = PathBuf::from(exe);
+    c.db = PathBuf::from(db);
+    c
+}
+
+const DEFAULT_DB: &str = "/Users/me/Library/Application Support/netmon/netmon.db";
+
+#[test]
+fn a_binary_in_a_protected_folder_or_a_build_output_is_copied_out_and_checked() {
+    for exe in [
+        "/Users/me/Documents/src/netmon/target/release/netmon",
+        "/Users/me/Desktop/netmon",
+        "/Users/me/Downloads/netmon",
+        "/Users/me/Library/Mobile Documents/com~apple~CloudDocs/netmon",
+        "/Users/me/src/netmon/target/debug/netmon",
+    ] {
+        let plan =
+            install_plan(&launchd_with(exe, DEFAULT_DB), &InstallRequest::default()).expect("plan");
+        let copy = "/Users/me/Library/Application Support/netmon/bin/netmon";
+        assert_eq!(
+            plan.copies,
+            [FileCopy {
+                from: PathBuf::from(exe),
+                to: PathBuf::from(copy),
+                mode: 0o755
+            }],
+            "{exe}"
+        );
+        assert!(plan.dirs.contains(&PathBuf::from(
+            "/Users/me/Library/Application Support/netmon/bin"
+        )));
+        assert!(
+            plan.writes[0]
+                .contents
+                .contains(&format!("<string>{copy}</string>")),
+            "the agent runs the copy: {}",
+            plan.writes[0].contents
+        );
+        assert!(!plan.writes[0].contents.contains(exe));
+        // The copy's signature is checked before launchd is asked to load it.
+        let after = words(&plan.after);
+        assert_eq!(after[0], format!("codesign --verify --strict '{copy}'"));
+        assert!(after[2].starts_with("launchctl bootstrap"), "{after:?}");
+        assert!(
+            plan.after[0]
+                .on_failure
+                .as_deref()
+                .is_some_and(|h| h.contains("codesign --force --sign -")),
+            "a failed check says what to do"
+        );
+        assert!(plan.notes[0].contains("runs a copy of"), "{:?}", plan.notes);
+    }
+}
+
+#[test]
+fn a_database_in_a_protected_folder_is_refused_with_the_fix() {
+    for db in [
+        "/Users/me/Documents/netmon.db",
+        "/Users/me/Library/Mobile Documents/com~apple~CloudDocs/n.db",
+        "/Volumes/USB/netmon.db",
+    ] {
+        let e = install_plan(
+            &launchd_with("/opt/homebrew/bin/netmon", db),
+            &InstallRequest::default(),
+        )
+        .expect_err("refused");
+        let text = e.to_string();
+        assert!(
+            text.contains("privacy protection") && text.contains("leave out --db"),
+            "{text}"
+        );
+    }
+    // Right beside them is fine.
+    install_plan(
+        &launchd_with("/opt/homebrew/bin/netmon", "/Users/me/Documents-old/n.db"),
+        &InstallRequest::default(),
+    )
+    .expect("not a protected folder");
+}
+
+#[test]
+fn launchds_exit_facts_are_explained_in_words() {
+    use super::launchd::{explain, parse_print};
+    let says = |text: &str| parse_print(text);
+    let logs = "/Users/me/Library/Logs/netmon/record.log";
+    // Shapes launchd prints (quoted by other projects' parsers and tests).
+    let signing = says(
+        "gui/501/io.netmon.record = {\n\tstate = not running\n\truns = 1\n\t\
+         last exit reason = OS_REASON_CODESIGNING\n\tjob state = spawn failed\n}\n",
+    );
+    assert_eq!(
+        super::probe::value(&signing, "last exit reason"),
+        Some("OS_REASON_CODESIGNING")
+    );
+    assert_eq!(
+        super::probe::value(&signing, "job state"),
+        Some("spawn failed")
+    );
+    let e = explain(&signing, logs);
+    assert!(
+        e[0].contains("code signature") && e[0].contains("fresh copy"),
+        "{e:?}"
+    );
+
+    let tcc = explain(
+        &says("x = {\n\tlast exit code = 126\n\tlast exit reason = OS_REASON_TCC\n}\n"),
+        logs,
+    );
+    assert!(tcc[0].contains("privacy protection"), "{tcc:?}");
+    assert!(tcc[1].contains("exited 126"), "{tcc:?}");
+
+    let config = explain(&says("x = {\n\tlast exit code = 78: EX_CONFIG\n}\n"), logs);
+    assert!(config[0].contains("EX_CONFIG"), "{config:?}");
+
+    let signal = explain(
+        &says("x = {\n\tlast terminating signal = 9: Killed: 9\n}\n"),
+        logs,
+    );
+    assert!(signal[0].contains("Killed: 9"), "{signal:?}");
+
+    let exited = explain(&says("x = {\n\tlast exit code = 1\n}\n"), logs);
+    assert_eq!(
+        exited,
+        [format!("it exited with status 1: {logs} says why")]
+    );
+
+    assert!(explain(&says("x = {\n\tlast exit code = (never exited)\n}\n"), logs).is_empty());
+    assert!(explain(&says("x = {\n\tlast exit code = 0\n}\n"), logs).is_empty());
+}
+
+#[test]
+fn a_disabled_agent_is_read_from_either_shape_of_print_disabled() {
+    use super::launchd::is_disabled;
+    let old = "disabled services = {\n\t\"com.docker.helper\" => false\n\t\"io.netmon.record\" => true\n}\n";
+    let new = "disabled services = {\n\t\"io.netmon.record\" => disabled\n}\n";
+    assert!(is_disabled(old, "io.netmon.record"));
+    assert!(is_disabled(new, "io.netmon.record"));
+    assert!(!is_disabled(old, "io.netmon.serve"));
+    assert!(!is_disabled(
+        "disabled services = {\n\t\"io.netmon.record\" => enabled\n}\n",
+        "io.netmon.record"
+    ));
+    assert!(!is_disabled(
+        "disabled services = {\n\t\"io.netmon.recorder\" => true\n}\n",
+        "io.netmon.record"
+    ));
 }

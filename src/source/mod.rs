@@ -37,6 +37,10 @@ pub struct Counter {
     pub owner: Owner,
     /// The remote end, for per-connection counters.
     pub remote: Option<Remote>,
+    /// The bytes never leave this machine: the socket is on a loopback interface, or an
+    /// address at either end is loopback (a local proxy's `127.0.0.1:10808<->*:*` has no
+    /// remote to tell). The record loop leaves these out unless `--include-loopback`.
+    pub loopback: bool,
     /// Cumulative bytes received since the counter was created.
     pub bytes_in: u64,
     /// Cumulative bytes sent since the counter was created.

@@ -126,6 +126,38 @@ pub fn extent(conn: &Connection) -> rusqlite::Result<Extent> {
     })
 }
 
+/// A run of samples that came back with no counters, as far as the database tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmptySamples {
+    pub run_id: i64,
+    /// Wall time (epoch ms) of the first empty sample.
+    pub since_ms: i64,
+    /// Ticks the run has committed since then, all of them empty.
+    pub ticks: i64,
+}
+
+/// The run of empty samples the recorder noted, if it is still going on.
+pub fn empty_samples(conn: &Connection) -> rusqlite::Result<Option<EmptySamples>> {
+    let Some(value) = meta::get(conn, Key::EmptySamplesSince)? else {
+        return Ok(None);
+    };
+    let mut parts = value.split(' ').map(str::parse::<i64>);
+    let (Some(Ok(run_id)), Some(Ok(since_ms)), None) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Ok(None);
+    };
+    let ticks: i64 = conn.query_row(
+        "SELECT count(*) FROM ticks WHERE run_id = ?1 AND at >= ?2",
+        [run_id, since_ms],
+        |r| r.get(0),
+    )?;
+    Ok(Some(EmptySamples {
+        run_id,
+        since_ms,
+        ticks,
+    }))
+}
+
 /// Rows per table, in name order.
 pub fn table_rows(conn: &Connection) -> rusqlite::Result<Vec<(String, i64)>> {
     let names: Vec<String> = conn

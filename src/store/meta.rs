@@ -16,6 +16,9 @@ pub enum Key {
     HourlyFromS,
     /// The boot the saved counter state belongs to (`procinfo::boot_id`).
     StateBootId,
+    /// `"<run id> <epoch ms>"`: that run's samples have had no counters at all since then
+    /// (absent once a sample has some). Read by `status` (nettop that sees nothing).
+    EmptySamplesSince,
 }
 
 impl Key {
@@ -27,6 +30,7 @@ impl Key {
             Key::RawFromMs => "raw_from_ms",
             Key::HourlyFromS => "hourly_from",
             Key::StateBootId => "state_boot_id",
+            Key::EmptySamplesSince => "empty_samples_since",
         }
     }
 }
@@ -42,6 +46,12 @@ pub fn get(conn: &Connection, key: Key) -> rusqlite::Result<Option<String>> {
 /// Read a value as an integer (`None`: missing or not a number).
 pub fn get_i64(conn: &Connection, key: Key) -> rusqlite::Result<Option<i64>> {
     Ok(get(conn, key)?.and_then(|v| v.trim().parse::<i64>().ok()))
+}
+
+/// Remove a value.
+pub fn delete(conn: &Connection, key: Key) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM meta WHERE key = ?1", [key.name()])?;
+    Ok(())
 }
 
 /// Write a value.

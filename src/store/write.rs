@@ -188,6 +188,21 @@ impl Writer {
         Ok(())
     }
 
+    /// Note that the run's samples have come back with no counters at all since `since_ms`
+    /// (`None`: they have rows again), for `netmon status` (meta `empty_samples_since`, value
+    /// `"<run id> <epoch ms>"`).
+    pub fn empty_samples(&mut self, run_id: i64, since_ms: Option<i64>) -> Result<(), Error> {
+        match since_ms {
+            Some(ms) => meta::set(
+                &self.conn,
+                Key::EmptySamplesSince,
+                &format!("{run_id} {ms}"),
+            )?,
+            None => meta::delete(&self.conn, Key::EmptySamplesSince)?,
+        }
+        Ok(())
+    }
+
     /// Record a clean stop.
     pub fn end_run(&mut self, run_id: i64, stopped_at_ms: i64, reason: &str) -> Result<(), Error> {
         self.conn.execute(

@@ -17,6 +17,7 @@ mod e2e;
 mod ebpf;
 mod extension;
 mod help;
+mod nettop_scenarios;
 mod record;
 mod regression;
 mod report;

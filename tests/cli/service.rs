@@ -205,11 +205,16 @@ fn launchd_install_writes_a_valid_agent_and_bootstraps_it() {
     let uid = unsafe { libc::getuid() };
     let calls = env.service_calls();
     let plist = |n: &str| agents.join(n).display().to_string();
+    // The test binary is a build output (target/): the agents run a fresh copy of it.
+    let copy = env
+        .home()
+        .join("Library/Application Support/netmon/bin/netmon");
     assert_eq!(
         calls,
         [
             format!("launchctl print gui/{uid}/io.netmon.record"),
             format!("launchctl print gui/{uid}/io.netmon.serve"),
+            format!("codesign --verify --strict {}", copy.display()),
             format!("launchctl enable gui/{uid}/io.netmon.record"),
             format!(
                 "launchctl bootstrap gui/{uid} {}",
@@ -409,4 +414,293 @@ fn the_system_unit_names_the_readers_group_and_verifies() {
     );
     #[cfg(target_os = "linux")]
     systemd_verify(&unit, false);
+}
+
+// --- Issue 14: a LaunchAgent that runs, or says why not ---
+
+/// This test's netmon copied to `dir` inside the fake home, to be run from there.
+fn netmon_in(env: &Env, dir: &str) -> PathBuf {
+    let d = env.home().join(dir);
+    std::fs::create_dir_all(&d).expect("dir");
+    let exe = d.join("netmon");
+    std::fs::copy(bin(), &exe).expect("copy netmon");
+    exe
+}
+
+/// `netmon_with_fake_services`, but running the netmon at `exe`.
+fn netmon_at(env: &Env, exe: &Path) -> assert_cmd::Command {
+    let fake = env.netmon_with_fake_services();
+    let std = fake.get_program().to_owned();
+    let mut c = assert_cmd::Command::new(exe);
+    c.env_clear();
+    for (k, v) in fake.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    assert_ne!(std, exe.as_os_str());
+    c
+}
+
+#[test]
+fn issue_14_install_from_a_protected_folder_plans_a_fresh_copy_and_changes_nothing() {
+    let env = Env::new();
+    let exe = netmon_in(&env, "Documents/src/netmon/target/release");
+    let out = netmon_at(&env, &exe)
+        .args(["service", "install", "--manager", "launchd", "--dry-run"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).expect("utf8");
+    let copy = env
+        .home()
+        .join("Library/Application Support/netmon/bin/netmon");
+    assert!(
+        text.contains(&format!(
+            "would copy: {} to {} (a new file, mode 0755, no extended attributes)",
+            exe.display(),
+            copy.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("<string>{}</string>", copy.display())),
+        "the agent runs the copy: {text}"
+    );
+    assert!(
+        !text.contains(&format!("<string>{}</string>", exe.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains("would run: codesign --verify --strict"),
+        "{text}"
+    );
+    assert!(
+        text.contains("~/Documents is closed to background programs"),
+        "{text}"
+    );
+    // A dry run: nothing written, nothing asked of launchctl.
+    assert!(!env.home().join("Library").exists());
+    assert!(env.service_calls().is_empty());
+}
+
+#[test]
+fn issue_14_install_from_a_protected_folder_runs_a_new_file_outside_it() {
+    let env = Env::new();
+    let exe = netmon_in(&env, "Downloads");
+    netmon_at(&env, &exe)
+        .args(["service", "install", "--manager", "launchd"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("runs a copy of"));
+    let copy = env
+        .home()
+        .join("Library/Application Support/netmon/bin/netmon");
+    let dict = check_plist(
+        &env.home()
+            .join("Library/LaunchAgents/io.netmon.record.plist"),
+        "io.netmon.record",
+        &["record", "--db", &env.db.display().to_string()],
+    );
+    let program = dict["ProgramArguments"].as_array().expect("args")[0]
+        .as_string()
+        .expect("string")
+        .to_string();
+    assert_eq!(program, copy.display().to_string());
+    assert_eq!(
+        std::fs::read(&copy).expect("copy"),
+        std::fs::read(&exe).expect("exe")
+    );
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(&copy).expect("meta");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o755);
+    // Installed again, the agent gets another new file (never the old one rewritten).
+    let inode = meta.ino();
+    netmon_at(&env, &exe)
+        .args(["service", "install", "--manager", "launchd"])
+        .assert()
+        .success();
+    assert_ne!(std::fs::metadata(&copy).expect("meta").ino(), inode);
+    // The copy's signature is checked before the agent is loaded.
+    let calls = env.service_calls();
+    let check = calls
+        .iter()
+        .position(|c| c.starts_with("codesign --verify --strict"))
+        .expect("codesign checked");
+    let load = calls
+        .iter()
+        .position(|c| c.starts_with("launchctl bootstrap"))
+        .expect("bootstrapped");
+    assert!(check < load, "{calls:?}");
+}
+
+#[test]
+fn issue_14_a_signature_that_does_not_verify_stops_the_install_before_loading() {
+    let env = Env::new();
+    env.netmon_with_fake_services()
+        .env("FAKE_CODESIGN_INVALID", "1")
+        .args(["service", "install", "--manager", "launchd"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("invalid signature"))
+        .stderr(predicate::str::contains("OS_REASON_CODESIGNING"))
+        .stderr(predicate::str::contains("codesign --force --sign -"));
+    assert!(
+        !env.service_calls()
+            .iter()
+            .any(|c| c.starts_with("launchctl bootstrap")),
+        "{:?}",
+        env.service_calls()
+    );
+}
+
+#[test]
+fn issue_14_a_database_in_a_protected_folder_is_refused_before_anything_is_written() {
+    let env = Env::new();
+    let db = env.home().join("Documents/netmon.db");
+    env.netmon_with_fake_services()
+        .env("NETMON_DB", &db)
+        .args(["service", "install", "--manager", "launchd"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("~/Documents"))
+        .stderr(predicate::str::contains("privacy protection"));
+    assert!(!env.home().join("Library").exists());
+    assert!(env.service_calls().is_empty());
+}
+
+/// launchd's view of a recorder agent that keeps dying, as `launchctl print` shows it.
+const DYING: &str = "gui/501/io.netmon.record = {\n\
+    \tactive count = 0\n\
+    \tpath = /Users/me/Library/LaunchAgents/io.netmon.record.plist\n\
+    \tstate = spawn scheduled\n\
+    \n\
+    \tprogram = /Users/me/Documents/netmon/target/release/netmon\n\
+    \truns = 214\n\
+    \tlast exit code = 126\n\
+    \tlast exit reason = OS_REASON_TCC\n\
+    \tjob state = exited\n\
+    }\n";
+
+const DISABLED_LIST: &str = "disabled services = {\n\t\"com.apple.Siri.agent\" => true\n\t\"io.netmon.record\" => disabled\n}\n";
+
+fn scripted_launchctl(env: &Env, print: &str, disabled: Option<&str>) -> Vec<(String, PathBuf)> {
+    let p = env.dir.path().join("launchctl-print");
+    std::fs::write(&p, print).expect("print");
+    let mut vars = vec![("FAKE_LAUNCHCTL_PRINT".to_string(), p)];
+    if let Some(d) = disabled {
+        let q = env.dir.path().join("launchctl-disabled");
+        std::fs::write(&q, d).expect("disabled");
+        vars.push(("FAKE_LAUNCHCTL_DISABLED".to_string(), q));
+    }
+    vars
+}
+
+#[test]
+fn issue_14_service_status_shows_launchds_last_exit_reason_in_words() {
+    let env = Env::new();
+    env.netmon_with_fake_services()
+        .args(["service", "install", "--manager", "launchd"])
+        .assert()
+        .success();
+    let mut cmd = env.netmon_with_fake_services();
+    for (k, v) in scripted_launchctl(&env, DYING, None) {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .args(["service", "status", "--manager", "launchd"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).expect("utf8");
+    assert!(
+        text.contains("record (launchd user): installed, not running"),
+        "{text}"
+    );
+    assert!(text.contains("  last exit reason: OS_REASON_TCC"), "{text}");
+    assert!(text.contains("  last exit code: 126"), "{text}");
+    assert!(
+        text.contains("  why: macOS's privacy protection stopped it"),
+        "{text}"
+    );
+    assert!(text.contains("  why: it exited 126"), "{text}");
+
+    let mut cmd = env.netmon_with_fake_services();
+    for (k, v) in scripted_launchctl(&env, DYING, Some(DISABLED_LIST)) {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .args(["service", "status", "--manager", "launchd", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    let record = &v["components"][0];
+    assert_eq!(record["disabled"], true, "{v}");
+    let why = record["diagnosis"].as_array().expect("diagnosis");
+    assert!(
+        why[0]
+            .as_str()
+            .is_some_and(|s| s.contains("Allow in the Background")),
+        "{v}"
+    );
+}
+
+#[test]
+fn issue_14_netmon_status_reports_a_failing_or_switched_off_agent() {
+    let env = Env::new();
+    env.netmon_with_fake_services()
+        .args(["service", "install", "--manager", "launchd"])
+        .assert()
+        .success();
+    let status = |disabled: Option<&str>| -> serde_json::Value {
+        let mut cmd = env.netmon_with_fake_services();
+        for (k, v) in scripted_launchctl(&env, DYING, disabled) {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .args(["status", "--json", "--service-manager", "launchd"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).expect("json")
+    };
+    let problem = |v: &serde_json::Value, code: &str| -> Option<String> {
+        v["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .find(|p| p["code"] == code)
+            .and_then(|p| p["message"].as_str().map(str::to_string))
+    };
+    let v = status(None);
+    let failing = problem(&v, "service_failing").unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        failing.contains("OS_REASON_TCC") && failing.contains("privacy protection"),
+        "{failing}"
+    );
+    assert!(problem(&v, "service_disabled").is_none(), "{v}");
+    let v = status(Some(DISABLED_LIST));
+    let off = problem(&v, "service_disabled").unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        off.contains("switched off") && off.contains("Login Items"),
+        "{off}"
+    );
+    // And in the text form.
+    let mut cmd = env.netmon_with_fake_services();
+    for (k, v) in scripted_launchctl(&env, DYING, Some(DISABLED_LIST)) {
+        cmd.env(k, v);
+    }
+    cmd.args(["status", "--service-manager", "launchd"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Allow in the Background"));
 }

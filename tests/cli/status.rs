@@ -266,3 +266,60 @@ fn no_database_is_reported_not_created() {
     assert_eq!(codes(&v), ["no_database"]);
     assert!(!env.db.exists(), "status must not create a database");
 }
+
+/// Issue 14: nettop printing its header and nothing else, sample after sample, sees no sockets
+/// (a Mac always has some): the recorder runs and commits ticks, but counts nothing.
+#[test]
+fn issue_14_a_recorder_whose_nettop_prints_only_a_header_is_a_problem() {
+    use netmon::source::nettop::sim::{Sim, Style, socket};
+    let header_only = Style {
+        header_only: true,
+        ..Style::default()
+    };
+    let env = Env::new();
+    let sim = Sim::new();
+    for n in 1..=5 {
+        env.step(n, "csv", &sim.render(header_only));
+    }
+    let child = env.spawn_record(&["--source", "nettop", "--interval", "100ms"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            env.db.exists()
+                && status_json(&env)["tables"].as_array().is_some_and(|t| {
+                    t.iter()
+                        .any(|t| t["table"] == "ticks" && t["rows"].as_i64() >= Some(4))
+                })
+        }),
+        "the recorder committed no ticks"
+    );
+    let v = status_json(&env);
+    assert_eq!(v["recorder"]["state"], "running", "{v}");
+    assert!(codes(&v).contains(&"no_rows".to_string()), "{v}");
+    env.netmon()
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("printed its header and no rows"));
+    signal(&child, libc::SIGTERM);
+    let (code, stderr) = finish(child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("no rows at all"), "{stderr}");
+    // Stopped, the run still says why it counted nothing.
+    assert!(codes(&status_json(&env)).contains(&"no_rows".to_string()));
+
+    // Once nettop lists sockets again, the problem is gone.
+    let env = Env::new();
+    let mut sim = Sim::new();
+    env.step(1, "csv", &sim.render(header_only));
+    env.step(2, "csv", &sim.render(header_only));
+    env.step(3, "csv", &sim.render(header_only));
+    sim.spawn("mDNSResponder", 5_000_690);
+    let s = sim.open(5_000_690, socket("udp4", "*:5353", "*:*", "en0"));
+    sim.traffic(s, 10, 10);
+    env.step(4, "csv", &sim.render(Style::default()));
+    let child = env.spawn_record(&["--source", "nettop", "--interval", "100ms", "--ticks", "6"]);
+    let (code, stderr) = finish(child, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{stderr}");
+    let v = status_json(&env);
+    assert!(!codes(&v).contains(&"no_rows".to_string()), "{v}");
+}

@@ -585,3 +585,130 @@ fn the_report_shows_the_same_websites_as_domains() {
     assert_eq!(data["headline"]["top_website"]["domain"], "a.example");
     assert!(page.contains("Top website"));
 }
+
+/// Issue 14: Safari's bytes are made by WebKit's networking service, an XPC service in
+/// WebKit.framework that nettop lists as `com.apple.WebKi`. A Safari-like process tree (the
+/// service, Safari responsible for it) is credited to Safari in `apps`, and `domains` splits
+/// those bytes by the hosts the extension reported. The tree comes from a process table (the
+/// hidden `--process-table`), since this machine has no Safari.
+#[test]
+fn issue_14_webkits_networking_service_is_credited_to_safari_and_split_by_host() {
+    let env = Env::new();
+    const NET: &str = "/System/Volumes/Preboot/Cryptexes/OS/System/Library/Frameworks/WebKit.framework/Versions/A/XPCServices/com.apple.WebKit.Networking.xpc/Contents/MacOS/com.apple.WebKit.Networking";
+    let table = env.dir.path().join("processes.json");
+    std::fs::write(
+        &table,
+        format!(
+            r#"[{{"pid": 5000600, "exe": "/Applications/Safari.app/Contents/MacOS/Safari", "name": "Safari", "responsible_pid": 5000600}},
+               {{"pid": 5000700, "exe": "{NET}", "name": "com.apple.WebKit.Networking", "responsible_pid": 5000600}},
+               {{"pid": 5000800, "exe": "/usr/bin/curl", "name": "curl", "responsible_pid": 5000900}},
+               {{"pid": 5000900, "exe": "/System/Applications/Utilities/Terminal.app/Contents/MacOS/Terminal", "name": "Terminal"}}]"#
+        ),
+    )
+    .expect("table");
+    let tick = |a: (u64, u64), b: (u64, u64), curl: (u64, u64)| {
+        format!(
+            "{H}com.apple.WebKi.5000700,,,{},{},\n\
+             quic4 192.0.2.1:50000<->198.51.100.10:443,en0,,{},{},\n\
+             tcp4 192.0.2.1:50001<->198.51.100.11:443,en0,Established,{},{},\n\
+             Safari.5000600,,,0,0,\n\
+             curl.5000800,,,{},{},\n\
+             tcp4 192.0.2.1:50003<->198.51.100.10:443,en0,Established,{},{},\n",
+            a.0 + b.0,
+            a.1 + b.1,
+            a.0,
+            a.1,
+            b.0,
+            b.1,
+            curl.0,
+            curl.1,
+            curl.0,
+            curl.1
+        )
+    };
+    env.step(1, "csv", &tick((100, 10), (100, 10), (100, 10)));
+    env.step(2, "csv", &tick((5100, 510), (2100, 210), (150, 15)));
+    env.step(3, "csv", &tick((5200, 520), (2100, 210), (150, 15)));
+
+    let serve = Serve::start(&env, &[]);
+    let token = serve_token(&env);
+    let obs = format!(
+        r#"{{"observations": [
+            {{"browser": "Safari", "host": "www.news.example", "ip": "198.51.100.10", "time": "{t}"}},
+            {{"browser": "Safari", "host": "video.example", "ip": "198.51.100.11", "time": "{t}"}}
+        ]}}"#,
+        t = ago(30)
+    );
+    let r = http(serve.addr, "POST", "/v1/observations", Some(&token), &obs);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let child = env.spawn_record(&[
+        "--source",
+        "nettop",
+        "--interval",
+        "100ms",
+        "--ticks",
+        "3",
+        "--process-table",
+        table.to_str().expect("utf8 path"),
+    ]);
+    let (code, stderr) = finish(child, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{stderr}");
+    serve.stop();
+
+    // `apps`: the service's bytes are Safari's; curl typed in Terminal stays curl.
+    let out = env
+        .netmon()
+        .args(["apps", "--json", "--since", "1h"])
+        .output()
+        .expect("apps");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let apps: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let totals: BTreeMap<String, (u64, u64)> = apps
+        .iter()
+        .map(|a| {
+            (
+                a["app"].as_str().expect("app").to_string(),
+                (
+                    a["bytes_in"].as_u64().expect("in"),
+                    a["bytes_out"].as_u64().expect("out"),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        totals,
+        [
+            ("Safari".to_string(), (5100 + 2000, 510 + 200)),
+            ("curl".to_string(), (50, 5)),
+        ]
+        .into_iter()
+        .collect()
+    );
+    // The process keeps nettop's name and its own path.
+    let (name, exe): (String, String) = env
+        .sql()
+        .query_row(
+            "SELECT p.name, p.exe FROM processes p JOIN apps a ON a.id = p.app_id \
+             WHERE a.name = 'Safari'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("Safari's process");
+    assert_eq!((name.as_str(), exe.as_str()), ("com.apple.WebKi", NET));
+    // `domains`: Safari's bytes by the hosts the extension saw at each address.
+    let rows = domains_json(&env, &["--no-rollup"]);
+    assert_eq!(
+        totals_by(&rows, "host"),
+        [
+            ("www.news.example".to_string(), (5100, 510, 1.0)),
+            ("video.example".to_string(), (2000, 200, 1.0)),
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert!(rows.iter().all(|r| r["apps"] == "Safari"), "{rows:?}");
+}

@@ -20,8 +20,8 @@
 //! (closed or /dev/null stdin makes nettop spin at 100%+ CPU, §8).
 
 pub mod parse;
+pub mod sim;
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -116,23 +116,30 @@ impl Source for NettopSource {
 
 /// Turn one parsed sample into counters: one per connection that carries bytes, or one for the
 /// process row itself when nettop lists no connections under it.
+///
+/// A counter's key is what stays true of its socket from one sample to the next (FORMAT.md §5):
+/// pid, process name, protocol, local endpoint and remote port. Two things nettop prints are
+/// left out on purpose:
+/// - the **interface**, which is the one the socket used *last*: mDNSResponder's `*.5353`
+///   socket reads `awdl0` in one capture and `en0` five minutes later, and a VPN moves
+///   connections to `utunN`;
+/// - the **remote host**, whose text depends on name resolution: `one.one.one.one:443`
+///   without `-n`, `1.1.1.1:443` with it, for one socket.
+///
+/// Sockets that then share a key (one wildcard socket per interface, a server port's accepted
+/// connections from one client port on two hosts) are told apart by the delta engine by counter
+/// continuity, never by listing order (`crate::delta`).
 pub fn to_snapshot(block: &parse::Block) -> Snapshot {
     let mut counters = Vec::new();
-    let mut seen: HashMap<String, u32> = HashMap::new();
-    let mut unique = |key: String| -> CounterKey {
-        // The same identifier twice under one process (two wildcard UDP sockets on one
-        // interface) must stay two counters: number the repeats in listing order.
-        let n = seen.entry(key.clone()).or_insert(0);
-        *n += 1;
-        CounterKey(if *n == 1 { key } else { format!("{key}#{n}") })
-    };
     for p in &block.processes {
         let owner = Owner::Process(ProcessRef::new(p.pid, p.name.clone()));
+        let process_key = format!("nettop/{}/{}", p.pid, key_text(&p.name));
         if p.connections.is_empty() {
             counters.push(Counter {
-                key: unique(format!("nettop/{}/{}", p.pid, p.name)),
+                key: CounterKey(process_key),
                 owner,
                 remote: None,
+                loopback: false,
                 bytes_in: p.bytes_in,
                 bytes_out: p.bytes_out,
                 closed: false,
@@ -143,11 +150,16 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
             if c.bytes_in.is_none() && c.bytes_out.is_none() {
                 continue; // listener or unbound socket: no counter
             }
-            let iface = c.interface.as_deref().unwrap_or("");
             counters.push(Counter {
-                key: unique(format!("nettop/{}/{}/{}/{}", p.pid, p.name, iface, c.ident)),
+                key: CounterKey(format!(
+                    "{process_key}/{} {}<->{}",
+                    c.proto,
+                    endpoint_text(&c.local),
+                    c.remote.port.map_or("*".to_string(), |p| p.to_string())
+                )),
                 owner: owner.clone(),
                 remote: remote_of(c),
+                loopback: is_loopback(c),
                 bytes_in: c.bytes_in.unwrap_or(0),
                 bytes_out: c.bytes_out.unwrap_or(0),
                 closed: false,
@@ -157,14 +169,46 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
     Snapshot { counters }
 }
 
+/// A name or endpoint as it goes into a key: control characters (which nettop never printed,
+/// but a process may name itself anything) become `?`, so a key never holds the separator the
+/// delta engine puts between a key and a slot number.
+fn key_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
+fn endpoint_text(e: &parse::Endpoint) -> String {
+    format!(
+        "{}:{}",
+        key_text(e.host.as_deref().unwrap_or("*")),
+        e.port.map_or("*".to_string(), |p| p.to_string())
+    )
+}
+
+/// Traffic that stays on this machine: the socket is on a loopback interface (`lo0`), or its
+/// local or remote address is a loopback one. The local address matters on its own: a socket
+/// bound to `127.0.0.1` whose remote nettop prints as `*:*` (an unconnected UDP socket of a
+/// local proxy) has no remote to judge by.
+fn is_loopback(c: &parse::ConnectionRow) -> bool {
+    let on_lo = c.interface.as_deref().is_some_and(|i| {
+        i.strip_prefix("lo")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    let host_is_loopback = |h: Option<&str>| {
+        h.is_some_and(|h| h == "localhost" || parse_ip(h).is_some_and(|a| a.is_loopback()))
+    };
+    on_lo || host_is_loopback(c.local.host.as_deref()) || host_is_loopback(c.remote.host.as_deref())
+}
+
 fn remote_of(c: &parse::ConnectionRow) -> Option<Remote> {
     let host = c.remote.host.clone()?;
     let addr = parse_ip(&host);
-    let local_addr = c.local.host.as_deref().and_then(parse_ip);
-    let loopback = c.interface.as_deref().is_some_and(|i| i.starts_with("lo"))
-        || addr.is_some_and(|a| a.is_loopback())
-        || local_addr.is_some_and(|a| a.is_loopback())
-        || host == "localhost";
     let proto = match c.proto.trim_end_matches(['4', '6']) {
         "tcp" => Proto::Tcp,
         "udp" => Proto::Udp,
@@ -176,13 +220,15 @@ fn remote_of(c: &parse::ConnectionRow) -> Option<Remote> {
         host: addr.map(|a| a.to_string()).unwrap_or(host),
         addr,
         port: c.remote.port,
-        loopback,
+        loopback: is_loopback(c),
     })
 }
 
-/// An address as nettop prints it, without an IPv6 `%scope` suffix.
+/// An address as nettop prints it, without an IPv6 `%scope` suffix. IPv4-mapped IPv6
+/// addresses are read as the IPv4 address they carry (`::ffff:127.0.0.1` is loopback).
 fn parse_ip(host: &str) -> Option<IpAddr> {
-    host.split('%').next()?.parse().ok()
+    let ip: IpAddr = host.split('%').next()?.parse().ok()?;
+    Some(ip.to_canonical())
 }
 
 /// Find an executable by name on PATH, the way a shell would.
@@ -345,31 +391,148 @@ mod tests {
     }
 
     #[test]
-    fn repeated_identifiers_under_one_process_stay_distinct() {
-        let snap = to_snapshot(&block(
+    fn twins_share_a_key_and_the_interface_and_remote_host_are_not_part_of_it() {
+        let a = to_snapshot(&block(
             ",interface,state,bytes_in,bytes_out,\n\
-             airportd.648,,,3,3,\n\
-             udp4 *:*<->*:*,en0,,1,1,\n\
-             udp4 *:*<->*:*,en0,,2,2,\n",
+             mDNSResponder.690,,,3,3,\n\
+             udp6 *.5353<->*.*,awdl0,,1,1,\n\
+             udp6 *.5353<->*.*,en0,,2,2,\n\
+             tcp4 198.18.0.1:64818<->one.one.one.one:443,utun8,Established,1,1,\n",
         ));
-        let keys: Vec<_> = snap.counters.iter().map(|c| c.key.0.clone()).collect();
-        assert_eq!(keys.len(), 2);
-        assert_ne!(keys[0], keys[1]);
+        let b = to_snapshot(&block(
+            ",interface,state,bytes_in,bytes_out,\n\
+             mDNSResponder.690,,,3,3,\n\
+             tcp4 198.18.0.1:64818<->1.1.1.1:443,en0,Established,1,1,\n\
+             udp6 *.5353<->*.*,en0,,2,2,\n\
+             udp6 *.5353<->*.*,en0,,1,1,\n",
+        ));
+        let keys = |s: &Snapshot| {
+            let mut k: Vec<String> = s.counters.iter().map(|c| c.key.0.clone()).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&a), keys(&b));
+        assert_eq!(
+            keys(&a),
+            [
+                "nettop/690/mDNSResponder/tcp4 198.18.0.1:64818<->443",
+                "nettop/690/mDNSResponder/udp6 *:5353<->*",
+                "nettop/690/mDNSResponder/udp6 *:5353<->*",
+            ]
+        );
     }
 
     #[test]
-    fn loopback_is_marked_by_interface_or_address() {
+    fn a_control_character_in_a_name_never_reaches_a_key() {
+        let snap = to_snapshot(&block(",bytes_in,bytes_out,\nbad\u{1f}name.9,1,1,\n"));
+        assert_eq!(snap.counters[0].key.0, "nettop/9/bad?name");
+        let Owner::Process(p) = &snap.counters[0].owner else {
+            panic!("a process owner")
+        };
+        assert_eq!(
+            p.name, "bad\u{1f}name",
+            "the name itself is kept as nettop printed it"
+        );
+    }
+
+    #[test]
+    fn a_socket_bound_to_loopback_is_loopback_whatever_its_remote() {
         let snap = to_snapshot(&block(
             ",interface,state,bytes_in,bytes_out,\n\
-             a.1,,,2,2,\n\
-             tcp4 127.0.0.1:52122<->localhost:61852,lo0,Established,1,1,\n\
-             udp6 fe80::1%lo0.53<->fe80::2%lo0.53,lo0,,1,1,\n",
+             Tunnel.41723,,,6,6,\n\
+             udp4 127.0.0.1:10808<->*:*,lo0,,1,1,\n\
+             udp4 127.0.0.1:10809<->*:*,,,1,1,\n\
+             tcp6 ::ffff:127.0.0.1.50000<->::ffff:192.0.2.1.443,en0,Established,1,1,\n\
+             tcp4 192.0.2.7:5000<->192.0.2.7:6000,lo0,Established,1,1,\n\
+             tcp4 192.0.2.7:5002<->localhost:61852,,Established,1,1,\n\
+             udp6 fe80::1%lo0.53<->fe80::2%lo0.53,lo0,,1,1,\n\
+             udp4 *:5353<->*:*,en0,,1,1,\n\
+             tcp4 192.0.2.7:5001<->198.51.100.1:443,en0,Established,1,1,\n",
         ));
+        let lo: Vec<bool> = snap.counters.iter().map(|c| c.loopback).collect();
+        assert_eq!(lo, [true, true, true, true, true, true, false, false]);
         assert!(
-            snap.counters
-                .iter()
-                .all(|c| c.remote.as_ref().is_some_and(|r| r.loopback))
+            snap.counters[0].remote.is_none(),
+            "a wildcard remote stays unknown"
         );
+    }
+
+    #[test]
+    fn an_interface_merely_starting_with_lo_is_not_loopback() {
+        let snap = to_snapshot(&block(
+            ",interface,state,bytes_in,bytes_out,\n\
+             a.1,,,1,1,\n\
+             udp4 192.0.2.7:5000<->198.51.100.1:443,low0,,1,1,\n",
+        ));
+        assert!(!snap.counters[0].loopback);
+    }
+
+    /// Counted bytes per process name over a replay of samples, through the engine.
+    fn replay(samples: &[&str]) -> std::collections::BTreeMap<String, (u64, u64)> {
+        let mut engine = crate::delta::Engine::new(crate::delta::Config::default());
+        let mut counted = std::collections::BTreeMap::new();
+        for text in samples {
+            let o = engine.apply(
+                &to_snapshot(&block(text)),
+                std::time::Duration::from_secs(316),
+            );
+            assert!(o.rejected.is_empty());
+            for d in o.deltas {
+                let Owner::Process(p) = &d.owner else {
+                    continue;
+                };
+                let e = counted.entry(p.name.clone()).or_insert((0, 0));
+                e.0 += d.bytes_in;
+                e.1 += d.bytes_out;
+            }
+        }
+        counted
+    }
+
+    fn capture(name: &str) -> String {
+        let dir = std::env::var_os("NETMON_FIXTURES")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../shared/fixtures/nettop")
+            });
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (check out ../shared beside this repository or set NETMON_FIXTURES)",
+                path.display()
+            )
+        })
+    }
+
+    #[test]
+    fn issue_14_the_two_real_captures_in_order_count_mdnsresponders_real_growth() {
+        // The captures were taken 5 min 16 s apart on one Mac (FORMAT.md, SOURCES.md). Between
+        // them mDNSResponder's `*.5353` socket moved from awdl0 to en0, its sockets swapped
+        // places in the listing, and its DNS connection's remote turned from a name into an
+        // address (the second capture has -n). Its process row grew by exactly (69258, 21423).
+        let counted = replay(&[
+            &capture("L1_J_bytes_in_bytes_out_interface_state_time.csv"),
+            &capture("n_L1_J_bytes_in_bytes_out_interface_state_time.csv"),
+        ]);
+        assert_eq!(counted["mDNSResponder"], (69_258, 21_423));
+        // Each side of a loopback pair is counted once, under its own process.
+        assert_eq!(counted["Tailscale"], (25_200, 0));
+        assert_eq!(counted["io.tailscale.ip"], (645, 25_200));
+        // A process none of whose sockets survived and which opened none counts nothing.
+        assert!(!counted.contains_key("Happ"));
+        // The local proxy's UDP socket bound to 127.0.0.1, remote `*:*`, on lo0 (hundreds of
+        // MB in the first capture) is loopback, though it has no remote to tell.
+        let snap = to_snapshot(&block(&capture(
+            "L1_J_bytes_in_bytes_out_interface_state_time.csv",
+        )));
+        let proxy = snap
+            .counters
+            .iter()
+            .find(|c| c.key.0.ends_with("/udp4 127.0.0.1:10808<->*"))
+            .expect("the Tunnel proxy's UDP socket");
+        assert!(proxy.loopback && proxy.remote.is_none());
+        assert_eq!((proxy.bytes_in, proxy.bytes_out), (31_822_707, 233_407_085));
     }
 
     #[test]
@@ -383,5 +546,94 @@ mod tests {
         assert_eq!(r.host, "fe80::13:faff:fe55:a839");
         assert_eq!(r.port, Some(50386));
         assert_eq!(r.proto, Proto::Quic);
+    }
+
+    /// One event of the property test's scenarios.
+    #[derive(Debug, Clone)]
+    enum Event {
+        /// Socket `n` (of those opened) moves bytes.
+        Traffic(usize, u32, u32),
+        /// Socket `n` is now used on interface `i`.
+        Move(usize, usize),
+    }
+
+    fn event() -> impl proptest::strategy::Strategy<Value = Event> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0usize..8, 0u32..50_000, 0u32..50_000).prop_map(|(n, a, b)| Event::Traffic(n, a, b)),
+            2 => (0usize..8, 0usize..4).prop_map(|(n, i)| Event::Move(n, i)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Issue 14: for any sequence of socket counters moved between interfaces and listed in
+        /// any order (padded or not, across restarts), the recorded totals equal the true
+        /// growth, never more. The sockets include twins that differ only in the interface.
+        #[test]
+        fn recorded_totals_equal_true_growth_whatever_the_moves_and_the_order(
+            ticks in proptest::collection::vec(
+                (proptest::collection::vec(event(), 0..6), any_u64(), proptest::bool::ANY, proptest::bool::ANY),
+                1..20,
+            ),
+        ) {
+            use super::sim::{Sim, Style, socket};
+            const IFACES: [&str; 4] = ["en0", "awdl0", "utun4", "en1"];
+            let mut sim = Sim::new();
+            sim.spawn("mDNSResponder", 690);
+            sim.spawn("Safari", 501);
+            let mut ids = Vec::new();
+            // Three twins (one wildcard socket per interface), with history before recording.
+            for (n, iface) in IFACES.iter().take(3).enumerate() {
+                let id = sim.open(690, socket("udp6", "*.5353", "*.*", iface));
+                sim.traffic(id, 1_000_000 * (n as u64 + 1), 700_000);
+                ids.push(id);
+            }
+            ids.push(sim.open(690, socket("udp4", "*:5353", "*:*", "en0")));
+            ids.push(sim.open(690, socket("tcp4", "198.18.0.1:64818", "1.1.1.1:443", "utun4")));
+            for port in [50000, 50001, 50002] {
+                let id = sim.open(501, socket("quic4", &format!("192.0.2.7:{port}"), "198.51.100.1:443", "en0"));
+                sim.traffic(id, 5_000, 500);
+                ids.push(id);
+            }
+
+            let mut engine = crate::delta::Engine::new(crate::delta::Config::default());
+            let mut saved: std::collections::HashMap<CounterKey, (u64, u64)> = Default::default();
+            let mut counted: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+            let sample = |sim: &Sim, engine: &mut crate::delta::Engine, style: Style, counted: &mut std::collections::BTreeMap<String, (u64, u64)>, saved: &mut std::collections::HashMap<CounterKey, (u64, u64)>| {
+                let text = sim.render(style);
+                let o = engine.apply(&to_snapshot(&block(&text)), std::time::Duration::from_secs(5));
+                for d in o.deltas {
+                    let Owner::Process(p) = &d.owner else { continue };
+                    let e = counted.entry(p.name.clone()).or_insert((0, 0));
+                    e.0 += d.bytes_in;
+                    e.1 += d.bytes_out;
+                }
+                for (k, a, b) in o.state.upsert { saved.insert(k, (a, b)); }
+                for k in o.state.remove { saved.remove(&k); }
+            };
+            sample(&sim, &mut engine, Style::default(), &mut counted, &mut saved);
+            sim.mark();
+            for (events, seed, padded, restart) in ticks {
+                for e in events {
+                    match e {
+                        Event::Traffic(n, a, b) => sim.traffic(ids[n % ids.len()], a as u64, b as u64),
+                        Event::Move(n, i) => sim.move_to(ids[n % ids.len()], IFACES[i]),
+                    }
+                }
+                if restart {
+                    let mut fresh = crate::delta::Engine::new(crate::delta::Config::default());
+                    fresh.resume(saved.iter().map(|(k, v)| crate::delta::Saved {
+                        key: k.clone(), bytes_in: v.0, bytes_out: v.1, age: std::time::Duration::from_secs(5),
+                    }));
+                    engine = fresh;
+                }
+                sample(&sim, &mut engine, Style { shuffle: seed, padded, header_only: false }, &mut counted, &mut saved);
+            }
+            proptest::prop_assert_eq!(counted, sim.moved(false));
+        }
+    }
+
+    fn any_u64() -> impl proptest::strategy::Strategy<Value = u64> {
+        proptest::num::u64::ANY
     }
 }

@@ -198,10 +198,19 @@ enum Row {
     Connection(ConnectionRow),
 }
 
-/// Strip what a PTY or `script` adds around a line: CR at the end, control characters at the start.
+/// Strip what a PTY or `script` adds around a line (CR at the end, control characters at the
+/// start) and the padding of space-aligned output (blanks at either end: indented connection
+/// rows).
 fn clean(raw: &str) -> &str {
-    raw.trim_end_matches(['\r', '\n'])
-        .trim_start_matches(|c: char| c.is_control())
+    raw.trim_end_matches(['\r', '\n', ' ', '\t'])
+        .trim_start_matches(|c: char| c.is_control() || c == ' ')
+}
+
+/// A field without the spaces that pad it in space-aligned output. Only blanks go: a process
+/// name keeps everything between its first and last visible character, so a name cut to 15
+/// characters that ends in a space (`Microsoft Edge .772`) is untouched, the space being inside.
+fn unpad(field: &str) -> &str {
+    field.trim_matches([' ', '\t'])
 }
 
 fn skip(parsed: &mut Parsed, line: usize, reason: &'static str, text: &str) {
@@ -215,7 +224,7 @@ fn skip(parsed: &mut Parsed, line: usize, reason: &'static str, text: &str) {
 /// A header is a line of column names (letters, digits, `_`, `-`) with exactly one empty
 /// field (the identifier column) before the trailing empty field.
 fn header_fields(line: &str) -> Option<Vec<&str>> {
-    let fields: Vec<&str> = line.split(',').collect();
+    let fields: Vec<&str> = line.split(',').map(unpad).collect();
     let (trailing, names) = fields.split_last()?;
     if !trailing.is_empty() {
         return None;
@@ -260,13 +269,14 @@ fn parse_row(h: &Header, line: &str, number: usize) -> Result<Row, &'static str>
     // counting the other columns from both ends.
     let extra = raw.len() - h.fields;
     let ident = raw[h.ident..=h.ident + extra].join(",");
+    let ident = unpad(&ident).to_string();
     let field = |col: usize| -> &str {
         if col < h.ident {
-            raw[col]
+            unpad(raw[col])
         } else if col == h.ident {
             ""
         } else {
-            raw[col + extra]
+            unpad(raw[col + extra])
         }
     };
     let opt = |col: Option<usize>| -> Option<String> {
@@ -336,7 +346,11 @@ fn split_connection(ident: &str) -> Option<(&str, Endpoint, Endpoint)> {
         return None;
     }
     let (local, remote) = rest.split_once("<->")?;
-    Some((proto, parse_endpoint(local)?, parse_endpoint(remote)?))
+    Some((
+        proto,
+        parse_endpoint(unpad(local))?,
+        parse_endpoint(unpad(remote))?,
+    ))
 }
 
 /// `a.b.c.d:port`, `host:port`, `*:*`, IPv6 `addr.port` (`fe80::1%lo0.53`), `*.*`, `*.5353`.

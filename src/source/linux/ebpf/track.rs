@@ -255,6 +255,7 @@ impl Tracker {
                         )),
                         owner,
                         remote: class_remote(class),
+                        loopback: is_loopback_class(class),
                         bytes_in: now[DIR_IN],
                         bytes_out: now[DIR_OUT],
                         closed,
@@ -286,6 +287,7 @@ impl Tracker {
                         reason: reason.to_string(),
                     },
                     remote: class_remote(class),
+                    loopback: is_loopback_class(class),
                     bytes_in: bytes[DIR_IN],
                     bytes_out: bytes[DIR_OUT],
                     closed: false,
@@ -358,11 +360,16 @@ fn class_name(class: usize) -> &'static str {
     }
 }
 
+/// Odd classes are the local half of each protocol (netmon.bpf.c: `proto * 2 + local`).
+fn is_loopback_class(class: usize) -> bool {
+    class % 2 == 1
+}
+
 /// Per-process counters have no remote; local ones carry a loopback remote (the traffic
 /// stays on this machine), which is what the record loop filters on unless
 /// `--include-loopback` is given.
 fn class_remote(class: usize) -> Option<Remote> {
-    (class % 2 == 1).then(|| Remote {
+    is_loopback_class(class).then(|| Remote {
         proto: PROTOS[(class / 2).min(PROTOS.len() - 1)],
         host: "localhost".to_string(),
         addr: None,

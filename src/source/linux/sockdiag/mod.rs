@@ -352,10 +352,12 @@ fn tcp_in_use(path: &Path, label: &str) -> Option<u64> {
 }
 
 fn counter(s: &Sock, owner: Owner, bytes_in: u64, bytes_out: u64, closed: bool) -> Counter {
+    let remote = remote(&s.local, &s.remote);
     Counter {
         key: CounterKey(format!("sockdiag/{:x}", s.cookie)),
         owner,
-        remote: Some(remote(&s.local, &s.remote)),
+        loopback: remote.loopback,
+        remote: Some(remote),
         bytes_in,
         bytes_out,
         closed,

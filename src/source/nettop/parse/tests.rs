@@ -309,6 +309,45 @@ fn endpoints_parse_in_every_observed_shape() {
 }
 
 #[test]
+fn space_padded_fields_and_indented_connection_rows_parse_like_plain_csv() {
+    // Issue 14: output quoted with the alignment of a terminal (indented connection rows,
+    // blanks around names and numbers) must read exactly as the plain form.
+    let padded = "time,              , interface,       state,   bytes_in,  bytes_out,  \n\
+                  00:34:29.230857,mDNSResponder.690  ,       ,            , 49631891,   34126347,\n\
+                  \t   00:34:29.201120,   udp4 *:5353<->*:*  ,  en0 ,           ,  24743335 , 16720863 ,\n\
+                  00:34:29.202603,    udp6 *.5353<->*.*, awdl0,  ,23966085,17041546,   \n\
+                  00:34:29.230870,Microsoft Edge .772,,,0,0,\n\
+                  00:34:29.230871,  tcp4   192.0.2.1:5000<->198.51.100.1:443 ,  en0, Established ,  10 ,  20,\n";
+    let plain = "time,,interface,state,bytes_in,bytes_out,\n\
+                 00:34:29.230857,mDNSResponder.690,,,49631891,34126347,\n\
+                 00:34:29.201120,udp4 *:5353<->*:*,en0,,24743335,16720863,\n\
+                 00:34:29.202603,udp6 *.5353<->*.*,awdl0,,23966085,17041546,\n\
+                 00:34:29.230870,Microsoft Edge .772,,,0,0,\n\
+                 00:34:29.230871,tcp4 192.0.2.1:5000<->198.51.100.1:443,en0,Established,10,20,\n";
+    let (a, b) = (parse(padded).expect("padded"), parse(plain).expect("plain"));
+    assert!(a.skipped.is_empty(), "{:?}", a.skipped);
+    assert_eq!(procs(&a), procs(&b));
+    let conns = |p: &Parsed| -> Vec<String> {
+        p.blocks[0]
+            .processes
+            .iter()
+            .flat_map(|r| r.connections.iter())
+            .map(|c| {
+                format!(
+                    "{} {:?} {:?} {:?} {:?} {:?} {:?}",
+                    c.proto, c.local, c.remote, c.interface, c.state, c.bytes_in, c.bytes_out
+                )
+            })
+            .collect()
+    };
+    assert_eq!(conns(&a), conns(&b));
+    assert_eq!(
+        a.blocks[0].processes[1].name, "Microsoft Edge ",
+        "the space inside a cut name stays"
+    );
+}
+
+#[test]
 fn usage_text_on_stdout_is_no_header() {
     let err = parse("nettop: illegal option -- q\nusage: nettop [-ncd] [-m <mode>]\n")
         .expect_err("no header");
