@@ -14,7 +14,8 @@ under their own process name and print what they moved.
     traffic.py splice NAME HOST PORT UP DOWN     like bulk, but receives with splice() into a pipe
     traffic.py packet NAME IFACE COUNT SIZE      AF_PACKET: COUNT whole frames of SIZE bytes
     traffic.py sniff NAME IFACE STOP_FILE        AF_PACKET: every frame on IFACE (tcpdump's way)
-                                                 until STOP_FILE exists (at most 60 s)
+                                                 until STOP_FILE exists (at most 60 s); creates
+                                                 STOP_FILE.ready once it captures
 
 TCP: the client sends a 16-byte header (UP, DOWN as big-endian u64), then UP bytes; the server
 reads them, sends DOWN bytes and closes. UDP: the server answers every datagram with 8 bytes.
@@ -284,12 +285,18 @@ def packet(name, iface, count, size):
 
 
 def sniff(name, iface, stop_file):
-    """Receive a copy of every frame on IFACE, as tcpdump does; report nothing moved (it
-    moved nothing: the frames belong to other sockets), and what it saw on stderr."""
+    """Receive a copy of every frame on IFACE, as tcpdump does. Its report says it moved
+    nothing (the frames belong to other sockets), and "captured": the frame bytes it read, so
+    a test can tell that it really received during the transfers."""
     set_name(name)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     s.bind((iface, 0))
+    try:  # a roomy buffer, so frames are not dropped while a loaded machine runs Python slowly
+        s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE (root)
+    except OSError:
+        pass
     s.settimeout(0.2)
+    open(stop_file + ".ready", "w").close()
     seen = 0
     deadline = time.monotonic() + 60
     while not os.path.exists(stop_file) and time.monotonic() < deadline:
@@ -297,8 +304,8 @@ def sniff(name, iface, stop_file):
             seen += len(s.recv(CHUNK))
         except socket.timeout:
             pass
-    sys.stderr.write(f"{name}: captured {seen} bytes\n")
-    report(name, 0, 0)
+    line = json.dumps({"name": name, "pid": os.getpid(), "sent": 0, "recv": 0, "captured": seen})
+    os.write(1, (line + "\n").encode())
 
 
 def main():
