@@ -21,6 +21,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_counter_journal",
         include_str!("../../sql/0003_counter_journal.sql"),
     ),
+    (
+        "0004_app_container",
+        include_str!("../../sql/0004_app_container.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
