@@ -17,6 +17,9 @@ TEST_PACKAGES=(
   systemd       # `systemd-analyze verify` checks the units `netmon service` writes, and
                 # tests/systemd-user runs a private systemd user manager (PID 1 need not be systemd)
   iproute2      # namespace tests (the accuracy test, the ebpf tests): `ip netns`, veth pairs, ss
+  util-linux    # the container test (tests/cli/containers.rs): `unshare` gives the container its
+                # pid namespace, `nsenter` runs the recorder in the host namespace
+  procps        # … and `sysctl` lets its host namespace forward (not in minimal Debian images)
   python3       # namespace tests: the traffic workloads (tests/netns/traffic.py,
                 # ../shared/bench/accuracy/{server,workload}.py)
   nodejs        # the browser extension's tests run under node's own test runner

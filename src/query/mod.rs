@@ -76,6 +76,8 @@ pub struct AppInfo {
     pub name: String,
     pub path: String,
     pub kind: Kind,
+    /// The container the application ran in ('' on the host).
+    pub container: String,
 }
 
 /// An open database, ready to be queried.
@@ -129,7 +131,7 @@ impl Db {
     pub fn apps(&self) -> Result<HashMap<i64, AppInfo>, Error> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT id, name, path, kind FROM apps")?;
+            .prepare_cached("SELECT id, name, path, kind, container FROM apps")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -141,6 +143,7 @@ impl Db {
                     } else {
                         Kind::Application
                     },
+                    container: r.get(4)?,
                 },
             ))
         })?;

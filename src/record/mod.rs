@@ -691,6 +691,7 @@ mod tests {
                 path: None,
             },
             kind: crate::tick::AppKind::Application,
+            container: None,
         }
     }
 
@@ -818,6 +819,7 @@ mod tests {
                     exe: None,
                     uid: None,
                     cmdline: None,
+                    container: None,
                 }),
                 remote: None,
                 loopback: false,

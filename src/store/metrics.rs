@@ -1,5 +1,5 @@
 //! The set of names `/metrics` exports as series of their own (`metrics_series`,
-//! sql/0004_metrics_series.sql), and when the exporter first published anything (`meta`
+//! sql/0005_metrics_series.sql), and when the exporter first published anything (`meta`
 //! `metrics_since_ms`).
 //!
 //! The set only grows: rows are inserted, never updated or deleted, so a name keeps its series

@@ -22,8 +22,12 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0003_counter_journal.sql"),
     ),
     (
-        "0004_metrics_series",
-        include_str!("../../sql/0004_metrics_series.sql"),
+        "0004_app_container",
+        include_str!("../../sql/0004_app_container.sql"),
+    ),
+    (
+        "0005_metrics_series",
+        include_str!("../../sql/0005_metrics_series.sql"),
     ),
 ];
 

@@ -54,6 +54,9 @@ pub struct RunInfo {
     pub notes: Vec<String>,
 }
 
+/// What tells applications apart: name, path, container ('' for none).
+type AppIdentity = (String, String, String);
+
 /// Refresh a process's `last_at` at most this often (ms): enough for retention to find
 /// processes that have been silent for days, without a write per process per tick.
 const LAST_AT_GRANULARITY_MS: i64 = 60_000;
@@ -67,7 +70,7 @@ struct CachedProcess {
 /// The recorder's connection and its id caches.
 pub struct Writer {
     conn: Connection,
-    apps: HashMap<(String, String), i64>,
+    apps: HashMap<AppIdentity, i64>,
     processes: HashMap<ProcessRecord, CachedProcess>,
     remotes: HashMap<RemoteRecord, i64>,
     web_hosts: HashMap<String, i64>,
@@ -335,7 +338,7 @@ impl Writer {
             if w.bytes_in == 0 && w.bytes_out == 0 {
                 continue;
             }
-            let app_id = app_id(&tx, &mut self.apps, &w.app, AppKind::Application)?;
+            let app_id = app_id(&tx, &mut self.apps, &w.app, None, AppKind::Application)?;
             let host_id = web_host_id(&tx, &mut self.web_hosts, &w.host)?;
             let method = w.method as i64;
             tx.prepare_cached(
@@ -440,23 +443,30 @@ fn web_host_id(
 
 fn app_id(
     conn: &Connection,
-    cache: &mut HashMap<(String, String), i64>,
+    cache: &mut HashMap<AppIdentity, i64>,
     app: &App,
+    container: Option<&str>,
     kind: AppKind,
 ) -> rusqlite::Result<i64> {
-    let key = (app.name.clone(), app.path.clone().unwrap_or_default());
+    let key = (
+        app.name.clone(),
+        app.path.clone().unwrap_or_default(),
+        container.unwrap_or_default().to_string(),
+    );
     if let Some(id) = cache.get(&key) {
         return Ok(*id);
     }
     let id = conn
-        .prepare_cached("SELECT id FROM apps WHERE name = ?1 AND path = ?2")?
-        .query_row(params![key.0, key.1], |r| r.get(0))
+        .prepare_cached("SELECT id FROM apps WHERE name = ?1 AND path = ?2 AND container = ?3")?
+        .query_row(params![key.0, key.1, key.2], |r| r.get(0))
         .optional()?;
     let id = match id {
         Some(id) => id,
         None => {
-            conn.prepare_cached("INSERT INTO apps(name, path, kind) VALUES (?1, ?2, ?3)")?
-                .execute(params![key.0, key.1, kind as i64])?;
+            conn.prepare_cached(
+                "INSERT INTO apps(name, path, container, kind) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![key.0, key.1, key.2, kind as i64])?;
             conn.last_insert_rowid()
         }
     };
@@ -466,7 +476,7 @@ fn app_id(
 
 fn process_id(
     conn: &Connection,
-    apps: &mut HashMap<(String, String), i64>,
+    apps: &mut HashMap<AppIdentity, i64>,
     cache: &mut HashMap<ProcessRecord, CachedProcess>,
     p: &ProcessRecord,
     at_ms: i64,
@@ -479,7 +489,7 @@ fn process_id(
         }
         return Ok((c.id, c.app_id));
     }
-    let app_id = app_id(conn, apps, &p.app, p.kind)?;
+    let app_id = app_id(conn, apps, &p.app, p.container.as_deref(), p.kind)?;
     conn.prepare_cached(
         "INSERT INTO processes(app_id, pid, name, exe, uid, start_time, first_at, last_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",

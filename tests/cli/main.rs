@@ -8,6 +8,8 @@ mod util;
 #[cfg(target_os = "linux")]
 mod accuracy;
 mod apps;
+#[cfg(target_os = "linux")]
+mod containers;
 mod docs;
 #[cfg(target_os = "linux")]
 mod e2e;

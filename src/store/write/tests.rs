@@ -33,6 +33,7 @@ fn proc(pid: u32, name: &str, app: &str) -> ProcessRecord {
             path: Some(format!("/Applications/{app}.app")),
         },
         kind: AppKind::Application,
+        container: None,
     }
 }
 

@@ -1,4 +1,4 @@
--- 0004: the names `/metrics` (netmon serve) exports as series of their own.
+-- 0005: the names `/metrics` (netmon serve) exports as series of their own.
 --
 -- Why it is stored: a machine meets thousands of executables in a year, and Prometheus cannot
 -- hold a series for each, so `/metrics` gives each of the first applications (and websites) to
