@@ -5,12 +5,14 @@
 //! - `plan`: which table (raw ticks, hourly, daily) answers which part of a range, using the
 //!   retention boundaries in `meta`, so totals agree across tables.
 //! - `scan`: the SQL over those tables. `coverage`: recorded time from `runs` and `gaps`.
+//! - `metrics`: all-time counters and the recorder's state for `/metrics` on `netmon serve`.
 //! - `apps`, `timeline`, `top`, `domains`: the answers, as plain `Serialize` structs with integer bytes
 //!   and `DateTime<Utc>`.
 
 pub mod apps;
 pub mod coverage;
 pub mod domains;
+pub mod metrics;
 pub mod plan;
 pub mod range;
 pub mod scan;

@@ -7,13 +7,15 @@
 //! Host, Origin and token before reading the body (`guard`), validates the body field by
 //! field (`api`), stores it in the same database `netmon record` writes
 //! (`crate::store::web`; SQLite in WAL mode, each batch one short IMMEDIATE transaction, the
-//! busy timeout set in `store::open`), answers, and closes.
+//! busy timeout set in `store::open`), answers, and closes. `GET /metrics` (`metrics`) reads
+//! the stored history for Prometheus, with a read-only token of its own.
 //!
-//! The token is never logged, and neither is any header.
+//! Tokens are never logged, and neither is any header.
 
 pub mod api;
 pub mod guard;
 pub mod http;
+pub mod metrics;
 pub mod token;
 
 use std::io::ErrorKind;
@@ -45,6 +47,9 @@ pub struct Options {
     pub listen: SocketAddr,
     pub allow_remote: bool,
     pub print_token: bool,
+    pub print_metrics_token: bool,
+    /// How many names of each family get series of their own in `/metrics`.
+    pub metrics_limits: crate::query::metrics::Limits,
     /// How long a client may take to send a whole request (head and body).
     pub client_timeout: Duration,
 }
@@ -53,6 +58,8 @@ struct Shared {
     db: PathBuf,
     conn: Mutex<Connection>,
     token: Token,
+    metrics_token: Token,
+    metrics: metrics::Exporter,
     bound: IpAddr,
     client_timeout: Duration,
     in_flight: AtomicUsize,
@@ -62,6 +69,11 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let token = token::load_or_create(&opts.db)?;
     if opts.print_token {
         println!("{}", token.reveal());
+        return Ok(());
+    }
+    let metrics_token = token::load_or_create_metrics(&opts.db)?;
+    if opts.print_metrics_token {
+        println!("{}", metrics_token.reveal());
         return Ok(());
     }
     let ip = opts.listen.ip();
@@ -74,6 +86,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         )));
     }
     let conn = store::open(&opts.db, Create::IfMissing)?;
+    let exporter = metrics::Exporter::open(&opts.db, opts.metrics_limits)?;
     let listener = TcpListener::bind(opts.listen).map_err(|e| {
         if e.kind() == ErrorKind::AddrInUse {
             crate::exit::user(format!(
@@ -104,6 +117,11 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         "netmon serve: access token in {} (`netmon serve --print-token` shows it)",
         token::token_path(&opts.db).display()
     );
+    eprintln!(
+        "netmon serve: Prometheus metrics at http://{local}/metrics, read-only token in {} \
+         (`netmon serve --print-metrics-token` shows it)",
+        token::metrics_token_path(&opts.db).display()
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
@@ -118,6 +136,8 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         db: opts.db.clone(),
         conn: Mutex::new(conn),
         token,
+        metrics_token,
+        metrics: exporter,
         bound: ip,
         client_timeout: opts.client_timeout,
         in_flight: AtomicUsize::new(0),
@@ -276,11 +296,18 @@ fn process(
             )
             .with("Access-Control-Max-Age", "600"));
     }
-    guard::token(r.header("authorization")?, &shared.token)?;
+    // The path decides which token is due; an unknown path or method is refused only after
+    // the token, so endpoints are not probed without one.
+    if guard::is_metrics(&r.target) {
+        guard::metrics_token(r.header("authorization")?, &shared.metrics_token)?;
+    } else {
+        guard::token(r.header("authorization")?, &shared.token)?;
+    }
     let route = guard::route(&r.method, &r.target)?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let ok = match route {
         Route::Status => status(shared)?,
+        Route::Metrics => shared.metrics.scrape(r.header("accept")?)?,
         Route::Heartbeats => {
             let request =
                 http::read_body(stream, head, api::MAX_BODY, started, shared.client_timeout)?;

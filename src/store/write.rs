@@ -139,7 +139,11 @@ impl Writer {
             ],
         )?;
         let run_id = tx.last_insert_rowid();
-        if let Some((end, reason)) = previous.filter(|(end, _)| *end < info.started_at_ms) {
+        let counted = recorded_until(&tx)?.unwrap_or(i64::MIN);
+        if let Some((end, reason)) = previous
+            .map(|(end, reason)| (end.max(counted), reason))
+            .filter(|(end, _)| *end < info.started_at_ms)
+        {
             let why = if reason.as_deref() == Some("crashed") {
                 "recorder crashed"
             } else {
@@ -170,7 +174,8 @@ impl Writer {
         Ok(())
     }
 
-    /// Record a stretch of a run in which counting was incomplete.
+    /// Record a stretch of a run in which counting was incomplete, from where recorded time
+    /// ends at the earliest (`recorded_until`).
     pub fn gap(
         &mut self,
         run_id: i64,
@@ -178,6 +183,7 @@ impl Writer {
         end_ms: i64,
         reason: &str,
     ) -> Result<(), Error> {
+        let start_ms = start_ms.max(recorded_until(&self.conn)?.unwrap_or(i64::MIN));
         if end_ms <= start_ms {
             return Ok(());
         }
@@ -368,8 +374,11 @@ impl Writer {
             }
         }
         state::journal(&tx, tick.at_ms, row)?;
+        // A wall clock stepped back does not move the run's end back: recorded time (which
+        // `/metrics` exports as a counter) never shrinks.
         tx.prepare_cached(
-            "UPDATE runs SET last_tick_at = ?2, first_tick_at = coalesce(first_tick_at, ?2) WHERE id = ?1",
+            "UPDATE runs SET last_tick_at = max(coalesce(last_tick_at, ?2), ?2), \
+             first_tick_at = coalesce(first_tick_at, ?2) WHERE id = ?1",
         )?
         .execute(params![tick.run_id, tick.at_ms])?;
         tx.commit()?;
@@ -380,6 +389,17 @@ impl Writer {
     pub fn forget_processes_before(&mut self, before_ms: i64) {
         self.processes.retain(|_, p| p.last_at_written >= before_ms);
     }
+}
+
+/// Where recorded time ends so far: the newest tick of any run. A gap written later starts
+/// there at the earliest. Gaps are written as they end, so normally they start at or after it
+/// anyway; only a wall clock stepped back (then forward, or ticks failing) would put a gap over
+/// time a tick already covered, and recorded time (`runs` minus `gaps`, which `/metrics`
+/// exports as a counter) must never shrink. The part of such a gap before this point is not
+/// stored: ticks were labelled there.
+fn recorded_until(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT max(last_tick_at) FROM runs")?
+        .query_row([], |r| r.get(0))
 }
 
 const UPSERT_HOURLY: &str = "INSERT INTO hourly(hour, app_id, bytes_in, bytes_out, first_at, last_at) \

@@ -17,7 +17,10 @@ mod e2e;
 mod ebpf;
 mod extension;
 mod help;
+mod metrics;
 mod nettop_scenarios;
+#[cfg(target_os = "linux")]
+mod prometheus;
 mod record;
 mod regression;
 mod report;
