@@ -1,7 +1,8 @@
 //! A randomised run of every parser that takes outside input (issue 13): nettop output, HTTP
-//! request heads and bodies and the serve guard's header checks, the extension's JSON, the
-//! counter journal, and the time ranges and durations users type (resolved against the clock
-//! too, so an overflow in the arithmetic would show). Inputs are random bytes and mutations
+//! request heads and bodies and the serve guard's header checks (both tokens, `/metrics`'
+//! Accept header), the extension's JSON, the counter journal, the cgroup paths a container's
+//! starter chooses, and the time ranges, durations and numbers users type (resolved against
+//! the clock too, so an overflow in the arithmetic would show). Inputs are random bytes and mutations
 //! (bytes flipped, inserted, deleted, spliced, lines repeated) of real seeds: the nettop
 //! fixtures in ../shared/fixtures/nettop/, valid requests and bodies, valid durations and dates.
 //!
@@ -207,6 +208,7 @@ fn http_seeds() -> Vec<Vec<u8>> {
     vec![
         b"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:7500\r\nAuthorization: Bearer 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n\r\n".to_vec(),
         b"POST /v1/heartbeats HTTP/1.1\r\nHost: localhost\r\nOrigin: moz-extension://abc-def\r\nContent-Type: application/json\r\nContent-Length: 18\r\nExpect: 100-continue\r\n\r\n{\"heartbeats\": []}".to_vec(),
+        b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:7500\r\nAccept: application/openmetrics-text;version=1.0.0;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1\r\nAuthorization: Bearer fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210\r\n\r\n".to_vec(),
         b"OPTIONS /v1/observations HTTP/1.1\r\nHost: [::1]:7500\r\nOrigin: chrome-extension://abcdefghijklmnop\r\nAccess-Control-Request-Method: POST\r\n\r\n".to_vec(),
     ]
 }
@@ -236,6 +238,21 @@ fn journal_seeds() -> Vec<Vec<u8>> {
             1, 2, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0,
         ],
     ]
+}
+
+fn cgroup_seeds() -> Vec<Vec<u8>> {
+    [
+        "0::/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n",
+        "12:pids:/docker/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n0::/\n",
+        "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope/container\n",
+        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234_5678.slice/cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n",
+        "0::/lxc.payload.web/init.scope\n",
+        "0::/machine.slice/machine-build\\x2dbox.scope/payload\n",
+        "0::/kubepods/besteffort/pod1234-5678/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
 }
 
 fn time_seeds() -> Vec<Vec<u8>> {
@@ -278,6 +295,9 @@ fn run_http(b: &[u8]) {
     let token = netmon::serve::token::Token::from_secret(
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     );
+    let metrics_token = netmon::serve::token::Token::from_secret(
+        "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+    );
     // Fed whole and in two pieces, as a connection delivers it.
     let split = b.len() / 2;
     let _ = http::parse_head(&b[..split]);
@@ -293,7 +313,12 @@ fn run_http(b: &[u8]) {
         }
         if let Ok(a) = r.header("authorization") {
             let _ = guard::token(a, &token);
+            let _ = guard::metrics_token(a, &metrics_token);
         }
+        if let Ok(a) = r.header("accept") {
+            let _ = netmon::serve::metrics::negotiate(a);
+        }
+        let _ = guard::is_metrics(&r.target);
         let _ = guard::route(&r.method, &r.target);
         let _ = guard::allowed_method(&r.target);
         let _ = head.complete();
@@ -314,6 +339,10 @@ fn run_journal(b: &[u8]) {
     let _ = netmon::store::state::decode_into(b, 2, &mut keys, &mut into);
 }
 
+fn run_cgroup(b: &[u8]) {
+    let _ = netmon::procinfo::container::from_cgroup_file(&text(b));
+}
+
 fn run_time(b: &[u8]) {
     use netmon::query::range::{self, RangeSpec};
     let s = text(b);
@@ -325,6 +354,7 @@ fn run_time(b: &[u8]) {
     let _ = netmon::input::socket_addr(&s);
     let _ = netmon::cli::LIMIT.parse(&s);
     let _ = netmon::cli::MAX_RATE.parse(&s);
+    let _ = netmon::cli::METRICS_MIN_BYTES.parse(&s);
     // Resolve what parsed against a few clocks and zones: the arithmetic must not overflow.
     let nows = [
         Utc.with_ymd_and_hms(2024, 9, 8, 3, 30, 0).single(),
@@ -393,6 +423,12 @@ fn main() {
             seeds: journal_seeds(),
             weight: 2,
             run: run_journal,
+        },
+        Target {
+            name: "container cgroup paths",
+            seeds: cgroup_seeds(),
+            weight: 1,
+            run: run_cgroup,
         },
         Target {
             name: "durations, times, ranges",

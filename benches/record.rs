@@ -68,6 +68,7 @@ fn store_bytes_per_row(dir: &Path) {
                 path: Some(format!("/Applications/App {}.app", i % 120)),
             },
             kind: AppKind::Application,
+            container: None,
         })
         .collect();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);

@@ -97,6 +97,7 @@ fn attribution_per_tick(conn: rusqlite::Connection) {
             path: Some("/usr/lib/firefox/firefox".into()),
         },
         kind: AppKind::Application,
+        container: None,
     };
     let flows: Vec<Flow> = (0..150u64)
         .map(|i| Flow {

@@ -36,7 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Write a report of the recorded history: one self-contained file to open, mail or archive')
             [CompletionResult]::new('domains', 'domains', [CompletionResultType]::ParameterValue, 'Browser traffic per website: received, sent, and how it was attributed')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Receive reports from the netmon browser extension on a local HTTP port')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Receive the browser extension''s reports and serve /metrics to Prometheus, on a local port')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -246,11 +246,15 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
         }
         'netmon;serve' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address and port to listen on')
+            [CompletionResult]::new('--metrics-apps', '--metrics-apps', [CompletionResultType]::ParameterName, 'How many applications get a series of their own in /metrics; the rest are app="(other)"')
+            [CompletionResult]::new('--metrics-websites', '--metrics-websites', [CompletionResultType]::ParameterName, 'How many websites (registrable domains) get a series of their own in /metrics; the rest are domain="(other)"')
+            [CompletionResult]::new('--metrics-min-bytes', '--metrics-min-bytes', [CompletionResultType]::ParameterName, 'Bytes (received and sent, all time) an application or website needs before it can get a series of its own in /metrics')
             [CompletionResult]::new('--client-timeout', '--client-timeout', [CompletionResultType]::ParameterName, 'How long a client may take to send a whole request (head and body) before it gets 408')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
             [CompletionResult]::new('--allow-remote', '--allow-remote', [CompletionResultType]::ParameterName, 'Allow --listen on an address other machines can reach')
             [CompletionResult]::new('--print-token', '--print-token', [CompletionResultType]::ParameterName, 'Print the access token (creating it if needed) and exit')
+            [CompletionResult]::new('--print-metrics-token', '--print-metrics-token', [CompletionResultType]::ParameterName, 'Print the read-only token of GET /metrics (creating it if needed) and exit')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -265,7 +269,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Write a report of the recorded history: one self-contained file to open, mail or archive')
             [CompletionResult]::new('domains', 'domains', [CompletionResultType]::ParameterValue, 'Browser traffic per website: received, sent, and how it was attributed')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Receive reports from the netmon browser extension on a local HTTP port')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Receive the browser extension''s reports and serve /metrics to Prometheus, on a local port')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }

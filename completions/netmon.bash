@@ -673,13 +673,25 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__serve)
-            opts="-h --listen --allow-remote --print-token --client-timeout --db --log-level --help"
+            opts="-h --listen --allow-remote --print-token --print-metrics-token --metrics-apps --metrics-websites --metrics-min-bytes --client-timeout --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-apps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-websites)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-min-bytes)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -37,7 +37,7 @@ complete -c netmon -n "__fish_netmon_needs_command" -f -a "timeline" -d 'Traffic
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "top" -d 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "report" -d 'Write a report of the recorded history: one self-contained file to open, mail or archive'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "domains" -d 'Browser traffic per website: received, sent, and how it was attributed'
-complete -c netmon -n "__fish_netmon_needs_command" -f -a "serve" -d 'Receive reports from the netmon browser extension on a local HTTP port'
+complete -c netmon -n "__fish_netmon_needs_command" -f -a "serve" -d 'Receive the browser extension\'s reports and serve /metrics to Prometheus, on a local port'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l interval -d 'Time between samples, e.g. 5s, 2s, 500ms (from 10ms to 1h)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l source -d 'Where the counters come from' -r -f -a "auto\t'Pick the best source available to this user on this OS'
@@ -180,11 +180,15 @@ complete -c netmon -n "__fish_netmon_using_subcommand domains" -l csv -d 'Print 
 complete -c netmon -n "__fish_netmon_using_subcommand domains" -l bytes -d 'Show exact byte counts in tables instead of human units'
 complete -c netmon -n "__fish_netmon_using_subcommand domains" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l listen -d 'Address and port to listen on' -r
+complete -c netmon -n "__fish_netmon_using_subcommand serve" -l metrics-apps -d 'How many applications get a series of their own in /metrics; the rest are app="(other)"' -r
+complete -c netmon -n "__fish_netmon_using_subcommand serve" -l metrics-websites -d 'How many websites (registrable domains) get a series of their own in /metrics; the rest are domain="(other)"' -r
+complete -c netmon -n "__fish_netmon_using_subcommand serve" -l metrics-min-bytes -d 'Bytes (received and sent, all time) an application or website needs before it can get a series of its own in /metrics' -r
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l client-timeout -d 'How long a client may take to send a whole request (head and body) before it gets 408' -r
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l db -d 'The database file' -r -F
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l allow-remote -d 'Allow --listen on an address other machines can reach'
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l print-token -d 'Print the access token (creating it if needed) and exit'
+complete -c netmon -n "__fish_netmon_using_subcommand serve" -l print-metrics-token -d 'Print the read-only token of GET /metrics (creating it if needed) and exit'
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "record" -d 'Sample per-process network counters into the database until stopped'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "status" -d 'Show whether a recorder is running, what it records, and anything wrong'
@@ -195,7 +199,7 @@ complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_
 complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "top" -d 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "report" -d 'Write a report of the recorded history: one self-contained file to open, mail or archive'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "domains" -d 'Browser traffic per website: received, sent, and how it was attributed'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "serve" -d 'Receive reports from the netmon browser extension on a local HTTP port'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "serve" -d 'Receive the browser extension\'s reports and serve /metrics to Prometheus, on a local port'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "install" -d 'Write the service definition, enable it at login (or boot) and start it now'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "uninstall" -d 'Stop the service and remove its definition. The database is kept'

@@ -391,18 +391,24 @@ pub struct RecordArgs {
     pub process_table: Option<PathBuf>,
 }
 
-/// Receive reports from the netmon browser extension on a local HTTP port.
+/// Receive the browser extension's reports and serve /metrics to Prometheus, on a local port.
 ///
 /// Listens on 127.0.0.1:7500 until Ctrl-C or SIGTERM and stores what the extension reports
 /// (each browser's active-tab host, and which server address each host was served from) in
 /// the database `netmon record` writes, so the recorder can split a browser's traffic across
-/// websites (`netmon domains`). Every request needs the access token, created on first run in
-/// a file next to the database (readable only by you).
+/// websites (`netmon domains`). GET /metrics answers in the Prometheus text format (or
+/// OpenMetrics): all-time bytes per application, unattributed reason and website as counters,
+/// recorded time and gaps, and the recorder's state, read from the stored history. Every
+/// request needs a token, created on first run in a file next to the database (readable only
+/// by you): the extension's (--print-token), or a read-only one for /metrics
+/// (--print-metrics-token).
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   netmon serve                      listen on 127.0.0.1:7500 until Ctrl-C
-  netmon serve --print-token        show the token to paste into the extension's options")]
+  netmon serve --print-token        show the token to paste into the extension's options
+  netmon serve --print-metrics-token > netmon.token
+                                    the read-only token Prometheus sends to GET /metrics")]
 pub struct ServeArgs {
     /// Address and port to listen on.
     ///
@@ -424,6 +430,39 @@ pub struct ServeArgs {
     /// The token lives in <database>.token; delete that file to make a new one.
     #[arg(long)]
     pub print_token: bool,
+
+    /// Print the read-only token of GET /metrics (creating it if needed) and exit.
+    ///
+    /// It lives in <database>.metrics-token; delete that file to make a new one. It is
+    /// accepted only by /metrics, and the extension's token is not.
+    #[arg(long, conflicts_with = "print_token")]
+    pub print_metrics_token: bool,
+
+    /// How many applications get a series of their own in /metrics; the rest are
+    /// app="(other)".
+    ///
+    /// The first applications to reach --metrics-min-bytes join, largest first, and stay;
+    /// lowering this stops new ones joining but removes none (a counter must never go down).
+    /// 0 to 10000.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = |s: &str| METRICS_NAMES.parse(s))]
+    pub metrics_apps: u64,
+
+    /// How many websites (registrable domains) get a series of their own in /metrics; the rest
+    /// are domain="(other)".
+    ///
+    /// Chosen as for --metrics-apps. 0 to 10000.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = |s: &str| METRICS_NAMES.parse(s))]
+    pub metrics_websites: u64,
+
+    /// Bytes (received and sent, all time) an application or website needs before it can get
+    /// a series of its own in /metrics.
+    ///
+    /// Keeps one-off programs from taking the places. 0 to 10^15.
+    #[arg(long, value_name = "BYTES", default_value_t = 1_000_000,
+          value_parser = |s: &str| METRICS_MIN_BYTES.parse(s))]
+    pub metrics_min_bytes: u64,
 
     /// How long a client may take to send a whole request (head and body) before it gets 408.
     #[arg(long, hide = true, value_name = "DURATION", default_value = "5s",
@@ -704,6 +743,10 @@ pub const TICKS: Count = Count::new(1, 1_000_000_000_000);
 pub const MAX_RATE: Count = Count::new(1000, 1_000_000_000_000_000);
 /// `--limit` of the query subcommands.
 pub const LIMIT: Count = Count::new(0, 1_000_000);
+/// `serve --metrics-apps` and `--metrics-websites`.
+pub const METRICS_NAMES: Count = Count::new(0, 10_000);
+/// `serve --metrics-min-bytes`.
+pub const METRICS_MIN_BYTES: Count = Count::new(0, 1_000_000_000_000_000);
 
 /// `record --interval`: a duration such as `5s`, `100ms` or `2m`, from 10ms to 1h.
 pub fn parse_interval(s: &str) -> Result<Duration, String> {

@@ -193,6 +193,7 @@ fn process(app: &str, pid: u32) -> ProcessRecord {
                 path: None,
             },
             kind: AppKind::Unattributed,
+            container: None,
         };
     }
     ProcessRecord {
@@ -206,6 +207,7 @@ fn process(app: &str, pid: u32) -> ProcessRecord {
             path: Some(format!("/Applications/{app}.app")),
         },
         kind: AppKind::Application,
+        container: None,
     }
 }
 

@@ -23,6 +23,8 @@ pub struct ProcessRecord {
     pub uid: Option<u32>,
     pub app: App,
     pub kind: AppKind,
+    /// The container the process ran in (its name or short id); `None` on the host.
+    pub container: Option<String>,
 }
 
 /// A remote endpoint as stored.

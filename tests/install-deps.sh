@@ -17,6 +17,9 @@ TEST_PACKAGES=(
   systemd       # `systemd-analyze verify` checks the units `netmon service` writes, and
                 # tests/systemd-user runs a private systemd user manager (PID 1 need not be systemd)
   iproute2      # namespace tests (the accuracy test, the ebpf tests): `ip netns`, veth pairs, ss
+  util-linux    # the container test (tests/cli/containers.rs): `unshare` gives the container its
+                # pid namespace, `nsenter` runs the recorder in the host namespace
+  procps        # … and `sysctl` lets its host namespace forward (not in minimal Debian images)
   python3       # namespace tests: the traffic workloads (tests/netns/traffic.py,
                 # ../shared/bench/accuracy/{server,workload}.py)
   nodejs        # the browser extension's tests run under node's own test runner
@@ -25,6 +28,10 @@ TEST_PACKAGES=(
   firefox-esr   # … and in real headless Firefox, over its built-in WebDriver BiDi
   tzdata        # the report is tested in other time zones (TZ=Asia/Kolkata, America/New_York),
                 # and daily rows in one that skips midnight (TZ=America/Santiago)
+  prometheus    # /metrics is scraped by a real Prometheus, and by one in agent mode that
+                # remote-writes to a second (tests/cli/prometheus.rs); the tests start their own
+                # on free loopback ports and never use the package's service. promtool (same
+                # package) lints the exposition
 )
 
 build_only=false

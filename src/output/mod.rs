@@ -1,12 +1,14 @@
 //! Presentation: the one place results become text. `table` draws comfy-table tables
 //! in human units; `status` and `service` write those commands' reports; `json` and `csv` serialize the query structs as they are (integer bytes,
-//! RFC 3339 UTC times), so their field names are the contract documented in the README.
+//! RFC 3339 UTC times), so their field names are the contract documented in the README;
+//! `prometheus` writes the exposition `/metrics` serves.
 //!
 //! Human units follow ONE convention everywhere: decimal SI prefixes, 1 kB = 1000 bytes,
 //! 1 MB = 1000 kB (as macOS shows file and network sizes); rates are bytes per second (kB/s).
 
 pub mod csv;
 pub mod json;
+pub mod prometheus;
 pub mod service;
 pub mod status;
 pub mod table;

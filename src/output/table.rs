@@ -164,19 +164,26 @@ pub fn range_footer(range: &Range, requested: &Range, coverage: &Coverage) -> St
 
 /// `netmon apps` as a table.
 pub fn apps(a: &Apps, style: &Style) -> String {
-    let mut t = new_table(
-        style,
-        &[
-            "App",
-            "Received",
-            "Sent",
-            "Total",
-            "Share",
-            "First seen",
-            "Last seen",
-        ],
-        &[1, 2, 3, 4],
-    );
+    // A container column only where some row ran in one.
+    let containers = a.apps.iter().any(|r| r.container.is_some());
+    let mut headers = vec!["App"];
+    if containers {
+        headers.push("Container");
+    }
+    headers.extend([
+        "Received",
+        "Sent",
+        "Total",
+        "Share",
+        "First seen",
+        "Last seen",
+    ]);
+    let right: Vec<usize> = if containers {
+        vec![2, 3, 4, 5]
+    } else {
+        vec![1, 2, 3, 4]
+    };
+    let mut t = new_table(style, &headers, &right);
     for r in &a.apps {
         let name = sanitize(&r.app);
         let name_cell = if r.kind == Kind::Unattributed && style.color {
@@ -184,8 +191,11 @@ pub fn apps(a: &Apps, style: &Style) -> String {
         } else {
             Cell::new(name)
         };
-        t.add_row(vec![
-            name_cell,
+        let mut row = vec![name_cell];
+        if containers {
+            row.push(Cell::new(sanitize(r.container.as_deref().unwrap_or(""))));
+        }
+        row.extend([
             Cell::new(bytes(style, r.bytes_in)),
             Cell::new(bytes(style, r.bytes_out)),
             Cell::new(bytes(style, r.bytes_total)),
@@ -193,6 +203,7 @@ pub fn apps(a: &Apps, style: &Style) -> String {
             Cell::new(local_minute(r.first_seen)),
             Cell::new(local_minute(r.last_seen)),
         ]);
+        t.add_row(row);
     }
     keep_whole(&mut t, 0);
     let mut out = if a.apps.is_empty() {

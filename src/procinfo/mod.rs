@@ -8,6 +8,7 @@
 //! found under the pid does not match the name the source gave (the pid was reused between the
 //! source's reading and the lookup), the source's own name is kept and no path is claimed.
 
+pub mod container;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "macos")]

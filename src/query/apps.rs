@@ -48,6 +48,9 @@ pub struct AppUsage {
     pub kind: Kind,
     /// Bundle or executable path; `None` when unknown or when several share the name.
     pub path: Option<String>,
+    /// The container it ran in (its name, else its short id); `None` on this machine itself.
+    /// The same application in two containers is two rows.
+    pub container: Option<String>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub bytes_total: u64,
@@ -63,6 +66,7 @@ impl Default for AppUsage {
             app: String::new(),
             kind: Kind::Application,
             path: None,
+            container: None,
             bytes_in: 0,
             bytes_out: 0,
             bytes_total: 0,
@@ -160,24 +164,28 @@ pub fn apps<Tz: TimeZone>(db: &Db, tz: &Tz, range: Range, opts: &Options) -> Res
     })
 }
 
-/// Merge per-id sums into one row per name (an application seen at two paths is one app).
+/// Merge per-id sums into one row per name and container (an application seen at two paths
+/// is one app; one in a container is another).
 fn group_by_name(
     infos: &HashMap<i64, AppInfo>,
     sums: impl Iterator<Item = scan::AppSum>,
 ) -> Vec<AppUsage> {
-    let mut by_name: HashMap<String, (AppUsage, Option<String>, bool)> = HashMap::new();
+    let mut by_name: HashMap<(String, String), (AppUsage, Option<String>, bool)> = HashMap::new();
     for s in sums {
         let info = infos.get(&s.app_id).cloned().unwrap_or_else(|| AppInfo {
             name: format!("(unknown app #{})", s.app_id),
             path: String::new(),
             kind: Kind::Application,
+            container: String::new(),
         });
         let (bin, bout) = (s.bytes_in.max(0) as u64, s.bytes_out.max(0) as u64);
-        let entry = by_name.entry(info.name.clone()).or_insert_with(|| {
+        let key = (info.name.clone(), info.container.clone());
+        let entry = by_name.entry(key).or_insert_with(|| {
             (
                 AppUsage {
                     app: info.name.clone(),
                     kind: info.kind,
+                    container: (!info.container.is_empty()).then(|| info.container.clone()),
                     first_seen: utc(s.first_ms),
                     last_seen: utc(s.last_ms),
                     ..AppUsage::default()
@@ -219,5 +227,6 @@ fn sort(rows: &mut [AppUsage], by: Sort) {
         };
         key.then_with(|| a.app.to_lowercase().cmp(&b.app.to_lowercase()))
             .then_with(|| a.app.cmp(&b.app))
+            .then_with(|| a.container.cmp(&b.container))
     });
 }

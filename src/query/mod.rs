@@ -5,12 +5,14 @@
 //! - `plan`: which table (raw ticks, hourly, daily) answers which part of a range, using the
 //!   retention boundaries in `meta`, so totals agree across tables.
 //! - `scan`: the SQL over those tables. `coverage`: recorded time from `runs` and `gaps`.
+//! - `metrics`: all-time counters and the recorder's state for `/metrics` on `netmon serve`.
 //! - `apps`, `timeline`, `top`, `domains`: the answers, as plain `Serialize` structs with integer bytes
 //!   and `DateTime<Utc>`.
 
 pub mod apps;
 pub mod coverage;
 pub mod domains;
+pub mod metrics;
 pub mod plan;
 pub mod range;
 pub mod scan;
@@ -74,6 +76,8 @@ pub struct AppInfo {
     pub name: String,
     pub path: String,
     pub kind: Kind,
+    /// The container the application ran in ('' on the host).
+    pub container: String,
 }
 
 /// An open database, ready to be queried.
@@ -127,7 +131,7 @@ impl Db {
     pub fn apps(&self) -> Result<HashMap<i64, AppInfo>, Error> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT id, name, path, kind FROM apps")?;
+            .prepare_cached("SELECT id, name, path, kind, container FROM apps")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -139,6 +143,7 @@ impl Db {
                     } else {
                         Kind::Application
                     },
+                    container: r.get(4)?,
                 },
             ))
         })?;

@@ -112,6 +112,7 @@ impl ProcessResolver {
                     path: None,
                 },
                 kind: AppKind::Unattributed,
+                container: None,
             },
             Owner::Process(p) => {
                 let key = (p.pid, p.name.clone(), p.start_time);
@@ -168,6 +169,7 @@ impl ProcessResolver {
             }),
             app,
             kind: AppKind::Application,
+            container: p.container.clone(),
         }
     }
 }

@@ -341,6 +341,21 @@ struct Failing {
     error: String,
 }
 
+impl Failing {
+    /// The gap's reason: how many ticks failed, the last error, and where the span's bytes
+    /// went (`lost`: the last try to store kept deltas failed).
+    fn reason(&self, lost: bool) -> String {
+        let fate = if lost {
+            "; the bytes of this span could not be stored and are not counted"
+        } else if self.unwritten > 0 {
+            "; their bytes are stored with the tick that ends this gap"
+        } else {
+            ""
+        };
+        format!("{} tick(s) failed: {}{fate}", self.count, self.error)
+    }
+}
+
 /// Deltas whose commit failed, kept for the next commit.
 struct Pending {
     traffic: Vec<ProcessTraffic>,
@@ -480,10 +495,12 @@ impl<'a> Recorder<'a> {
             state = merge_state(old.state, state);
             covers = old.covers.saturating_add(elapsed);
         }
-        match self.commit(&traffic, &web, &state, wall_ms, covers) {
+        // A failure streak ends only when a commit succeeds: its gap is stored with that tick.
+        let gap = self.failing.as_ref().map(|f| (f.since_ms, f.reason(false)));
+        let gap = gap.as_ref().map(|(since, why)| (*since, why.as_str()));
+        match self.commit(&traffic, &web, &state, wall_ms, covers, gap) {
             Ok(stats) => {
-                // After the commit: a streak of failed commits ends only when one succeeds.
-                self.close_failing(wall_ms, false);
+                self.failing = None;
                 self.ticks += 1;
                 self.summary.ticks += 1;
                 self.summary.bytes_in += stats.bytes_in;
@@ -524,17 +541,21 @@ impl<'a> Recorder<'a> {
         state: &StateChanges,
         wall_ms: i64,
         elapsed: Duration,
+        gap: Option<(i64, &str)>,
     ) -> Result<store::write::TickStats, store::Error> {
         let at = chrono::DateTime::<Utc>::from_timestamp_millis(wall_ms).unwrap_or_else(Utc::now);
-        self.writer.commit_tick(&Tick {
-            run_id: self.run_id,
-            at_ms: wall_ms,
-            elapsed_ms: elapsed.as_millis() as i64,
-            day: clock::local_day_start(at),
-            traffic,
-            web,
-            state,
-        })
+        self.writer.commit_tick_ending_gap(
+            &Tick {
+                run_id: self.run_id,
+                at_ms: wall_ms,
+                elapsed_ms: elapsed.as_millis() as i64,
+                day: clock::local_day_start(at),
+                traffic,
+                web,
+                state,
+            },
+            gap,
+        )
     }
 
     /// The source failed this tick.
@@ -571,26 +592,25 @@ impl<'a> Recorder<'a> {
     fn stop_failing(&mut self, now_ms: i64) {
         let mut lost = false;
         if let Some(p) = self.pending.take() {
-            if let Err(e) = self.commit(&p.traffic, &p.web, &p.state, p.at_ms, p.covers) {
-                error!(error = %e, "could not commit the last ticks' deltas; they are lost");
-                lost = true;
+            // The streak ends with the tick that stores its bytes, and its gap with it.
+            let gap = self.failing.as_ref().map(|f| (f.since_ms, f.reason(false)));
+            let gap = gap.as_ref().map(|(since, why)| (*since, why.as_str()));
+            match self.commit(&p.traffic, &p.web, &p.state, p.at_ms, p.covers, gap) {
+                Ok(_) => self.failing = None,
+                Err(e) => {
+                    error!(error = %e, "could not commit the last ticks' deltas; they are lost");
+                    lost = true;
+                }
             }
         }
         self.close_failing(now_ms, lost);
     }
 
-    /// A failure streak ended (a tick was committed, or the run is stopping): record it as a
-    /// gap, saying where its bytes went. `lost`: the last try to store kept deltas failed.
+    /// A failure streak ended without a tick to store it with (the run is stopping): record it
+    /// as a gap, saying where its bytes went. `lost`: the last try to store kept deltas failed.
     fn close_failing(&mut self, until_ms: i64, lost: bool) {
         if let Some(f) = self.failing.take() {
-            let fate = if lost {
-                "; the bytes of this span could not be stored and are not counted"
-            } else if f.unwritten > 0 {
-                "; their bytes are stored with the tick that ends this gap"
-            } else {
-                ""
-            };
-            let reason = format!("{} tick(s) failed: {}{fate}", f.count, f.error);
+            let reason = f.reason(lost);
             if let Err(e) = self.writer.gap(self.run_id, f.since_ms, until_ms, &reason) {
                 error!(error = %e, "could not record a gap");
             }
@@ -740,6 +760,7 @@ mod tests {
                 path: None,
             },
             kind: crate::tick::AppKind::Application,
+            container: None,
         }
     }
 
@@ -867,6 +888,7 @@ mod tests {
                     exe: None,
                     uid: None,
                     cmdline: None,
+                    container: None,
                 }),
                 remote: None,
                 loopback: false,
@@ -968,6 +990,7 @@ mod tests {
                     exe: None,
                     uid: None,
                     cmdline: None,
+                    container: None,
                 }),
                 remote: None,
                 loopback: false,

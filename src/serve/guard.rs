@@ -7,7 +7,8 @@
 //! - Origin must be absent (curl, scripts) or a browser extension's
 //!   (`chrome-extension://…`, `moz-extension://…`, `safari-web-extension://…`). Web pages always
 //!   send theirs, and are refused before the token is even looked at.
-//! - The token must come as `Authorization: Bearer <token>`.
+//! - The token must come as `Authorization: Bearer <token>`: the extension's on the ingest
+//!   endpoints and `/v1/status`, the read-only metrics token on `/metrics`.
 
 use std::net::IpAddr;
 
@@ -23,6 +24,8 @@ pub enum Route {
     Status,
     Heartbeats,
     Observations,
+    /// The Prometheus exposition (read-only, with its own token).
+    Metrics,
 }
 
 /// Check the Host header. `bound` is the address the server listens on, accepted as a literal
@@ -110,9 +113,26 @@ pub fn origin(value: Option<&str>) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Check `Authorization: Bearer <token>`.
+/// Check `Authorization: Bearer <token>` against the extension's token.
 pub fn token(value: Option<&str>, token: &Token) -> Result<(), ApiError> {
-    let hint = "copy the token shown by `netmon serve --print-token` into the extension's options";
+    bearer(
+        value,
+        token,
+        "copy the token shown by `netmon serve --print-token` into the extension's options",
+    )
+}
+
+/// Check `Authorization: Bearer <token>` against the read-only token of `/metrics`.
+pub fn metrics_token(value: Option<&str>, token: &Token) -> Result<(), ApiError> {
+    bearer(
+        value,
+        token,
+        "put the token shown by `netmon serve --print-metrics-token` in the scrape \
+         configuration (authorization: credentials_file)",
+    )
+}
+
+fn bearer(value: Option<&str>, token: &Token, hint: &str) -> Result<(), ApiError> {
     let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Err(ApiError::new(
             401,
@@ -147,8 +167,8 @@ pub fn route(method: &str, url: &str) -> Result<Route, ApiError> {
             404,
             "not_found",
             format!(
-                "no endpoint {:?}: the endpoints are GET /v1/status, POST /v1/heartbeats \
-                 and POST /v1/observations",
+                "no endpoint {:?}: the endpoints are GET /v1/status, POST /v1/heartbeats, \
+                 POST /v1/observations and GET /metrics",
                 crate::text::excerpt(path, 80)
             ),
         ));
@@ -165,6 +185,11 @@ pub fn route(method: &str, url: &str) -> Result<Route, ApiError> {
             ),
         ))
     }
+}
+
+/// Whether a URL is `/metrics` (whatever the method): it takes the metrics token.
+pub fn is_metrics(url: &str) -> bool {
+    path_of(url) == "/metrics"
 }
 
 /// Which method a URL's endpoint takes (for the Allow header of a 405).
@@ -186,6 +211,7 @@ fn lookup(path: &str) -> Option<(Route, &'static str)> {
         "/v1/status" => Some((Route::Status, "GET")),
         "/v1/heartbeats" => Some((Route::Heartbeats, "POST")),
         "/v1/observations" => Some((Route::Observations, "POST")),
+        "/metrics" => Some((Route::Metrics, "GET")),
         _ => None,
     }
 }
@@ -295,6 +321,9 @@ mod tests {
         assert_eq!(route("GET", "/v1/status/?x=1"), Ok(Route::Status));
         assert_eq!(route("POST", "/v1/heartbeats"), Ok(Route::Heartbeats));
         assert_eq!(route("POST", "/v1/observations"), Ok(Route::Observations));
+        assert_eq!(route("GET", "/metrics"), Ok(Route::Metrics));
+        assert_eq!(route("GET", "/metrics?x=1"), Ok(Route::Metrics));
+        assert_eq!(route("POST", "/metrics").map_err(|e| e.status), Err(405));
         let e = route("GET", "/v1/heartbeats").expect_err("405");
         assert_eq!((e.status, e.code), (405, "method_not_allowed"));
         assert_eq!(allowed_method("/v1/heartbeats"), Some("POST"));

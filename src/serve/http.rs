@@ -219,14 +219,22 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 pub struct Response {
     pub status: u16,
     pub body: String,
+    /// Sent with a non-empty body.
+    pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
 }
 
 impl Response {
     pub fn json(status: u16, body: String) -> Self {
+        Self::with_type(status, "application/json", body)
+    }
+
+    /// A body of another type (`/metrics`' exposition formats).
+    pub fn with_type(status: u16, content_type: &'static str, body: String) -> Self {
         Response {
             status,
             body,
+            content_type,
             headers: Vec::new(),
         }
     }
@@ -240,7 +248,7 @@ impl Response {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         if !self.body.is_empty() {
-            head.push_str("Content-Type: application/json\r\n");
+            head.push_str(&format!("Content-Type: {}\r\n", self.content_type));
         }
         head.push_str(&format!(
             "Content-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",

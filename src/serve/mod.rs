@@ -8,13 +8,16 @@
 //! which validate the body field by field (`api`), store it in the same database `netmon
 //! record` writes (`crate::store::web`; SQLite in WAL mode, each batch one short IMMEDIATE
 //! transaction, the busy timeout set in `store::open`) and answer. A slow client costs an
-//! entry in the poll set, never a worker: it cannot starve the extension.
+//! entry in the poll set, never a worker: it cannot starve the extension. `GET /metrics`
+//! (`metrics`) reads the stored history for Prometheus, on a worker, with a read-only token
+//! of its own.
 //!
-//! The token is never logged, and neither is any header.
+//! Tokens are never logged, and neither is any header.
 
 pub mod api;
 pub mod guard;
 pub mod http;
+pub mod metrics;
 pub mod reactor;
 pub mod token;
 
@@ -45,6 +48,9 @@ pub struct Options {
     pub listen: SocketAddr,
     pub allow_remote: bool,
     pub print_token: bool,
+    pub print_metrics_token: bool,
+    /// How many names of each family get series of their own in `/metrics`.
+    pub metrics_limits: crate::query::metrics::Limits,
     /// How long a client may take to send a whole request (head and body).
     pub client_timeout: Duration,
 }
@@ -53,6 +59,8 @@ struct Shared {
     db: PathBuf,
     conn: Mutex<Connection>,
     token: Token,
+    metrics_token: Token,
+    metrics: metrics::Exporter,
     bound: IpAddr,
 }
 
@@ -65,6 +73,11 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         println!("{}", token.reveal());
         return Ok(());
     }
+    let metrics_token = token::load_or_create_metrics(&opts.db)?;
+    if opts.print_metrics_token {
+        println!("{}", metrics_token.reveal());
+        return Ok(());
+    }
     let ip = opts.listen.ip();
     if !ip.to_canonical().is_loopback() && !opts.allow_remote {
         return Err(crate::exit::user(format!(
@@ -75,6 +88,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         )));
     }
     let conn = store::open(&opts.db, Create::IfMissing)?;
+    let exporter = metrics::Exporter::open(&opts.db, opts.metrics_limits)?;
     let listener = TcpListener::bind(opts.listen).map_err(|e| {
         if e.kind() == ErrorKind::AddrInUse {
             crate::exit::user(format!(
@@ -105,6 +119,11 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         "netmon serve: access token in {} (`netmon serve --print-token` shows it)",
         token::token_path(&opts.db).display()
     );
+    eprintln!(
+        "netmon serve: Prometheus metrics at http://{local}/metrics, read-only token in {} \
+         (`netmon serve --print-metrics-token` shows it)",
+        token::metrics_token_path(&opts.db).display()
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
@@ -119,6 +138,8 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         db: opts.db.clone(),
         conn: Mutex::new(conn),
         token,
+        metrics_token,
+        metrics: exporter,
         bound: ip,
     });
     info!(listen = %local, "serving");
@@ -160,7 +181,13 @@ impl reactor::App for Shared {
                 // A CORS preflight carries no credentials; what it asks about still needs them.
                 return Ok(Screened::Preflight);
             }
-            guard::token(r.header("authorization")?, &self.token)?;
+            // The path decides which token is due; an unknown path or method is refused only
+            // after the token, so endpoints are not probed without one.
+            if guard::is_metrics(&r.target) {
+                guard::metrics_token(r.header("authorization")?, &self.metrics_token)?;
+            } else {
+                guard::token(r.header("authorization")?, &self.token)?;
+            }
             Ok(Screened::Route(guard::route(&r.method, &r.target)?))
         })();
         match verdict {
@@ -198,6 +225,9 @@ impl reactor::App for Shared {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let result = match t.route {
             Route::Status => status(self),
+            Route::Metrics => request
+                .header("accept")
+                .and_then(|accept| self.metrics.scrape(accept)),
             Route::Heartbeats => api::heartbeats(&request.body, now_ms).and_then(|beats| {
                 store_batch(self, |c| ingest::record_heartbeats(c, &beats, now_ms))
             }),

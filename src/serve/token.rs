@@ -1,8 +1,10 @@
-//! The access token: 32 random bytes (hex), created on first run in a 0600 file next to the
-//! database (`<db>.token`), required on every request, and compared in constant time.
+//! The access tokens: 32 random bytes (hex), created on first run in a 0600 file next to the
+//! database, and compared in constant time. The extension's token (`<db>.token`) is required
+//! on the ingest endpoints; `/metrics` takes its own, read-only one (`<db>.metrics-token`), so
+//! a scraper's configuration never holds a credential that can write.
 //!
-//! The token is never logged. `netmon serve --print-token` shows it for pasting into the
-//! extension's options page; deleting the file makes the next `netmon serve` create a new one.
+//! Tokens are never logged. `netmon serve --print-token` (`--print-metrics-token`) shows one
+//! for pasting; deleting its file makes the next `netmon serve` create a new one.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -50,6 +52,13 @@ pub fn token_path(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// Where the read-only token of `/metrics` lives: `<db>.metrics-token`.
+pub fn metrics_token_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".metrics-token");
+    PathBuf::from(p)
+}
+
 /// Read the token of `db`, creating it (and the database's directory) on first use.
 ///
 /// The file appears whole or not at all (`files::create_new`: written beside it, flushed,
@@ -57,7 +66,25 @@ pub fn token_path(db: &Path) -> PathBuf {
 /// empty or cut-short file, which an earlier netmon could leave behind that way, is replaced
 /// by a new token, with a warning.
 pub fn load_or_create(db: &Path) -> anyhow::Result<Token> {
-    let path = token_path(db);
+    load_or_create_file(
+        &token_path(db),
+        "paste the new one into the extension (`netmon serve --print-token` shows it)",
+    )
+}
+
+/// Read the read-only token of `/metrics`, creating it on first use.
+pub fn load_or_create_metrics(db: &Path) -> anyhow::Result<Token> {
+    load_or_create_file(
+        &metrics_token_path(db),
+        "put the new one where your scraper reads it (its credentials_file; `netmon serve \
+         --print-metrics-token` shows it)",
+    )
+}
+
+/// Read a token file, creating it (and its directory) on first use; `then` says what to do
+/// with a new token after a damaged one was deleted.
+fn load_or_create_file(path: &Path, then: &str) -> anyhow::Result<Token> {
+    let path = path.to_path_buf();
     if let Some(dir) = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -86,8 +113,7 @@ pub fn load_or_create(db: &Path) -> anyhow::Result<Token> {
         warn!(
             path = %path.display(),
             "the token file was empty or cut short (an earlier netmon could not finish writing \
-             it, e.g. on a full disk): made a new token; paste it into the extension's options \
-             (`netmon serve --print-token` shows it)"
+             it, e.g. on a full disk): made a new token; {then}"
         );
         return Ok(token);
     }
@@ -102,8 +128,7 @@ pub fn load_or_create(db: &Path) -> anyhow::Result<Token> {
     if found.len() < 32 || !found.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(crate::exit::user(format!(
             "the token file {} is damaged (expected one line of at least 32 characters): \
-             delete it and run `netmon serve` again to create a new token, then paste the new \
-             one into the extension",
+             delete it and run `netmon serve` again to create a new token, then {then}",
             path.display()
         )));
     }

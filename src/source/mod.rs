@@ -83,6 +83,9 @@ pub struct ProcessRef {
     pub uid: Option<u32>,
     /// The command line (argv joined by NUL), when the source already knows it.
     pub cmdline: Option<String>,
+    /// The container the process runs in (its name, else its short id), when the source
+    /// knows it (Linux ebpf: from the process's cgroup).
+    pub container: Option<String>,
 }
 
 impl ProcessRef {
@@ -94,6 +97,7 @@ impl ProcessRef {
             exe: None,
             uid: None,
             cmdline: None,
+            container: None,
         }
     }
 }

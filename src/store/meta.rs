@@ -16,6 +16,9 @@ pub enum Key {
     HourlyFromS,
     /// The boot the saved counter state belongs to (`procinfo::boot_id`).
     StateBootId,
+    /// When `/metrics` first answered (epoch ms): members joining later bring a base
+    /// (`store::metrics`).
+    MetricsSinceMs,
     /// `"<run id> <epoch ms>"`: that run's samples have had no counters at all since then
     /// (absent once a sample has some). Read by `status` (nettop that sees nothing).
     EmptySamplesSince,
@@ -30,6 +33,7 @@ impl Key {
             Key::RawFromMs => "raw_from_ms",
             Key::HourlyFromS => "hourly_from",
             Key::StateBootId => "state_boot_id",
+            Key::MetricsSinceMs => "metrics_since_ms",
             Key::EmptySamplesSince => "empty_samples_since",
         }
     }

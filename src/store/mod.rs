@@ -1,11 +1,12 @@
 //! The SQLite store: schema and migrations (`open`), the recorder's write path (`write`), the
-//! counter state restarts resume from (`state`), the single-writer lock (`lock`) and the
-//! retention pass (`retention`). The SQL schema itself
+//! counter state restarts resume from (`state`), the single-writer lock (`lock`), the
+//! retention pass (`retention`) and the series `/metrics` exports (`metrics`). The SQL schema itself
 //! lives in `sql/` at the top of the repository.
 
 pub mod inspect;
 pub mod lock;
 pub mod meta;
+pub mod metrics;
 pub mod open;
 pub mod retention;
 pub mod state;

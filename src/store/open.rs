@@ -22,6 +22,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_counter_journal",
         include_str!("../../sql/0003_counter_journal.sql"),
     ),
+    (
+        "0004_app_container",
+        include_str!("../../sql/0004_app_container.sql"),
+    ),
+    (
+        "0005_metrics_series",
+        include_str!("../../sql/0005_metrics_series.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
@@ -234,9 +242,20 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), Error> {
     if found == SCHEMA_VERSION {
         return Ok(());
     }
+    apply_from(conn, path, found)
+}
+
+/// Apply the migrations after `found` (the version read before taking the write lock).
+fn apply_from(conn: &Connection, path: &Path, found: i64) -> Result<(), Error> {
     // By hand rather than rusqlite's Transaction, which needs `&mut Connection`.
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| -> rusqlite::Result<()> {
+        // Read again under the write lock: `record` and `serve` started together on an older
+        // database both see the old version, and the second must not migrate again.
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found >= SCHEMA_VERSION {
+            return Ok(());
+        }
         for (_, sql) in &MIGRATIONS[found as usize..] {
             conn.execute_batch(sql)?;
         }
@@ -310,6 +329,24 @@ mod tests {
             migrate(&conn, Path::new(":memory:")).expect("upgrade");
             assert_eq!(schema(&conn), schema(&fresh), "upgrade from {start}");
         }
+    }
+
+    #[test]
+    fn a_database_migrated_by_another_opener_meanwhile_is_not_migrated_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("netmon.db");
+        let old = Connection::open(&path).expect("raw");
+        for (_, sql) in &MIGRATIONS[..1] {
+            old.execute_batch(sql).expect("v1");
+        }
+        old.pragma_update(None, "user_version", 1).expect("v");
+        // `old` saw version 1; another process migrates before it takes the write lock.
+        drop(open(&path, Create::Never).expect("the other opener"));
+        apply_from(&old, &path, 1).expect("a second migration is a no-op, not an error");
+        let v: i64 = old
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("v");
+        assert_eq!(v, SCHEMA_VERSION);
     }
 
     #[test]

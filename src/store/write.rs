@@ -54,6 +54,9 @@ pub struct RunInfo {
     pub notes: Vec<String>,
 }
 
+/// What tells applications apart: name, path, container ('' for none).
+type AppIdentity = (String, String, String);
+
 /// Refresh a process's `last_at` at most this often (ms): enough for retention to find
 /// processes that have been silent for days, without a write per process per tick.
 const LAST_AT_GRANULARITY_MS: i64 = 60_000;
@@ -67,7 +70,7 @@ struct CachedProcess {
 /// The recorder's connection and its id caches.
 pub struct Writer {
     conn: Connection,
-    apps: HashMap<(String, String), i64>,
+    apps: HashMap<AppIdentity, i64>,
     processes: HashMap<ProcessRecord, CachedProcess>,
     remotes: HashMap<RemoteRecord, i64>,
     web_hosts: HashMap<String, i64>,
@@ -136,7 +139,11 @@ impl Writer {
             ],
         )?;
         let run_id = tx.last_insert_rowid();
-        if let Some((end, reason)) = previous.filter(|(end, _)| *end < info.started_at_ms) {
+        let counted = recorded_until(&tx)?.unwrap_or(i64::MIN);
+        if let Some((end, reason)) = previous
+            .map(|(end, reason)| (end.max(counted), reason))
+            .filter(|(end, _)| *end < info.started_at_ms)
+        {
             let why = if reason.as_deref() == Some("crashed") {
                 "recorder crashed"
             } else {
@@ -167,7 +174,8 @@ impl Writer {
         Ok(())
     }
 
-    /// Record a stretch of a run in which counting was incomplete.
+    /// Record a stretch of a run in which counting was incomplete, from where recorded time
+    /// ends at the earliest (`recorded_until`).
     pub fn gap(
         &mut self,
         run_id: i64,
@@ -175,13 +183,7 @@ impl Writer {
         end_ms: i64,
         reason: &str,
     ) -> Result<(), Error> {
-        if end_ms <= start_ms {
-            return Ok(());
-        }
-        self.conn.execute(
-            "INSERT INTO gaps(run_id, start_at, end_at, reason) VALUES (?1, ?2, ?3, ?4)",
-            params![run_id, start_ms, end_ms, reason],
-        )?;
+        insert_gap(&self.conn, run_id, start_ms, end_ms, reason)?;
         Ok(())
     }
 
@@ -248,8 +250,20 @@ impl Writer {
 
     /// Write one tick in one transaction.
     pub fn commit_tick(&mut self, tick: &Tick<'_>) -> Result<TickStats, Error> {
+        self.commit_tick_ending_gap(tick, None)
+    }
+
+    /// [`Writer::commit_tick`], storing in the same transaction the gap `(start_ms, reason)`
+    /// that this tick ends: the span of ticks that failed before it, whose bytes it carries.
+    /// Written before the tick moves the run's recorded time on (`recorded_until`), and
+    /// atomically with it, so recorded time never counts that span, not even for a moment.
+    pub fn commit_tick_ending_gap(
+        &mut self,
+        tick: &Tick<'_>,
+        gap: Option<(i64, &str)>,
+    ) -> Result<TickStats, Error> {
         let row = self.journal.encode(tick.state);
-        let result = self.try_commit_tick(tick, &row);
+        let result = self.try_commit_tick(tick, gap, &row);
         if result.is_ok() {
             self.journal.committed(row);
         } else {
@@ -263,9 +277,17 @@ impl Writer {
         result
     }
 
-    fn try_commit_tick(&mut self, tick: &Tick<'_>, row: &state::Row) -> Result<TickStats, Error> {
+    fn try_commit_tick(
+        &mut self,
+        tick: &Tick<'_>,
+        gap: Option<(i64, &str)>,
+        row: &state::Row,
+    ) -> Result<TickStats, Error> {
         // Resolve ids outside the hot statements; new ones are inserted inside the transaction.
         let tx = self.conn.transaction()?;
+        if let Some((start_ms, reason)) = gap {
+            insert_gap(&tx, tick.run_id, start_ms, tick.at_ms, reason)?;
+        }
         tx.prepare_cached("INSERT INTO ticks(run_id, at, elapsed_ms) VALUES (?1, ?2, ?3)")?
             .execute(params![tick.run_id, tick.at_ms, tick.elapsed_ms])?;
         let tick_id = tx.last_insert_rowid();
@@ -329,7 +351,7 @@ impl Writer {
             if w.bytes_in == 0 && w.bytes_out == 0 {
                 continue;
             }
-            let app_id = app_id(&tx, &mut self.apps, &w.app, AppKind::Application)?;
+            let app_id = app_id(&tx, &mut self.apps, &w.app, None, AppKind::Application)?;
             let host_id = web_host_id(&tx, &mut self.web_hosts, &w.host)?;
             let method = w.method as i64;
             tx.prepare_cached(
@@ -365,8 +387,11 @@ impl Writer {
             }
         }
         state::journal(&tx, tick.at_ms, row)?;
+        // A wall clock stepped back does not move the run's end back: recorded time (which
+        // `/metrics` exports as a counter) never shrinks.
         tx.prepare_cached(
-            "UPDATE runs SET last_tick_at = ?2, first_tick_at = coalesce(first_tick_at, ?2) WHERE id = ?1",
+            "UPDATE runs SET last_tick_at = max(coalesce(last_tick_at, ?2), ?2), \
+             first_tick_at = coalesce(first_tick_at, ?2) WHERE id = ?1",
         )?
         .execute(params![tick.run_id, tick.at_ms])?;
         tx.commit()?;
@@ -377,6 +402,36 @@ impl Writer {
     pub fn forget_processes_before(&mut self, before_ms: i64) {
         self.processes.retain(|_, p| p.last_at_written >= before_ms);
     }
+}
+
+/// Where recorded time ends so far: the newest tick of any run. A gap written later starts
+/// there at the earliest. Gaps are written as they end, so normally they start at or after it
+/// anyway; only a wall clock stepped back (then forward, or ticks failing) would put a gap over
+/// time a tick already covered, and recorded time (`runs` minus `gaps`, which `/metrics`
+/// exports as a counter) must never shrink. The part of such a gap before this point is not
+/// stored: ticks were labelled there.
+/// Store a gap of `run_id` from `start_ms` (or where recorded time ends, if later) to
+/// `end_ms`; nothing when that leaves no time.
+fn insert_gap(
+    conn: &Connection,
+    run_id: i64,
+    start_ms: i64,
+    end_ms: i64,
+    reason: &str,
+) -> rusqlite::Result<()> {
+    let start_ms = start_ms.max(recorded_until(conn)?.unwrap_or(i64::MIN));
+    if end_ms > start_ms {
+        conn.prepare_cached(
+            "INSERT INTO gaps(run_id, start_at, end_at, reason) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![run_id, start_ms, end_ms, reason])?;
+    }
+    Ok(())
+}
+
+fn recorded_until(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT max(last_tick_at) FROM runs")?
+        .query_row([], |r| r.get(0))
 }
 
 const UPSERT_HOURLY: &str = "INSERT INTO hourly(hour, app_id, bytes_in, bytes_out, first_at, last_at) \
@@ -420,23 +475,30 @@ fn web_host_id(
 
 fn app_id(
     conn: &Connection,
-    cache: &mut HashMap<(String, String), i64>,
+    cache: &mut HashMap<AppIdentity, i64>,
     app: &App,
+    container: Option<&str>,
     kind: AppKind,
 ) -> rusqlite::Result<i64> {
-    let key = (app.name.clone(), app.path.clone().unwrap_or_default());
+    let key = (
+        app.name.clone(),
+        app.path.clone().unwrap_or_default(),
+        container.unwrap_or_default().to_string(),
+    );
     if let Some(id) = cache.get(&key) {
         return Ok(*id);
     }
     let id = conn
-        .prepare_cached("SELECT id FROM apps WHERE name = ?1 AND path = ?2")?
-        .query_row(params![key.0, key.1], |r| r.get(0))
+        .prepare_cached("SELECT id FROM apps WHERE name = ?1 AND path = ?2 AND container = ?3")?
+        .query_row(params![key.0, key.1, key.2], |r| r.get(0))
         .optional()?;
     let id = match id {
         Some(id) => id,
         None => {
-            conn.prepare_cached("INSERT INTO apps(name, path, kind) VALUES (?1, ?2, ?3)")?
-                .execute(params![key.0, key.1, kind as i64])?;
+            conn.prepare_cached(
+                "INSERT INTO apps(name, path, container, kind) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![key.0, key.1, key.2, kind as i64])?;
             conn.last_insert_rowid()
         }
     };
@@ -446,7 +508,7 @@ fn app_id(
 
 fn process_id(
     conn: &Connection,
-    apps: &mut HashMap<(String, String), i64>,
+    apps: &mut HashMap<AppIdentity, i64>,
     cache: &mut HashMap<ProcessRecord, CachedProcess>,
     p: &ProcessRecord,
     at_ms: i64,
@@ -459,7 +521,7 @@ fn process_id(
         }
         return Ok((c.id, c.app_id));
     }
-    let app_id = app_id(conn, apps, &p.app, p.kind)?;
+    let app_id = app_id(conn, apps, &p.app, p.container.as_deref(), p.kind)?;
     conn.prepare_cached(
         "INSERT INTO processes(app_id, pid, name, exe, uid, start_time, first_at, last_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",

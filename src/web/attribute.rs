@@ -422,6 +422,7 @@ mod tests {
                         path: None,
                     },
                     kind: AppKind::Application,
+                    container: None,
                 },
                 bytes_in: total,
                 bytes_out: 0,

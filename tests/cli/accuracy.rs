@@ -488,6 +488,18 @@ impl Namespaces {
             vec!["-n", b, "link", "set", "lo", "up"],
             vec!["-n", a, "link", "set", "veth0", "up"],
             vec!["-n", b, "link", "set", "veth0", "up"],
+            // B is the outside: what lies behind A's default route.
+            vec!["-n", a, "route", "add", "default", "via", "10.231.0.2"],
+            vec![
+                "-n",
+                a,
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                "fd00:231::2",
+            ],
         ];
         for step in steps {
             let out = sh(Command::new("ip").args(&step));

@@ -139,6 +139,7 @@ fn json_rows_follow_the_documented_schema() {
             "app",
             "kind",
             "path",
+            "container",
             "bytes_in",
             "bytes_out",
             "bytes_total",

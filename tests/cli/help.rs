@@ -35,5 +35,6 @@ fn serve_help_states_its_address_token_and_loopback_rule() {
     let text = help("serve");
     assert!(text.contains("127.0.0.1:7500") && text.contains("--print-token"));
     assert!(text.contains("--allow-remote"));
+    assert!(text.contains("GET /metrics") && text.contains("--print-metrics-token"));
     insta::assert_snapshot!("help_serve", text);
 }

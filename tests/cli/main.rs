@@ -8,6 +8,8 @@ mod util;
 #[cfg(target_os = "linux")]
 mod accuracy;
 mod apps;
+#[cfg(target_os = "linux")]
+mod containers;
 mod docs;
 #[cfg(target_os = "linux")]
 mod e2e;
@@ -17,7 +19,10 @@ mod extension;
 mod figures;
 mod flood;
 mod help;
+mod metrics;
 mod nettop_scenarios;
+#[cfg(target_os = "linux")]
+mod prometheus;
 mod record;
 mod regression;
 mod report;

@@ -1,7 +1,9 @@
 //! Two network namespaces joined by a veth pair, for tests that move real traffic.
 //!
 //! `a` (10.77.0.1, fd00:77::1) is where netmon and the workloads run; `b` (10.77.0.2,
-//! fd00:77::2) runs the server. Neither has a route anywhere else, so nothing leaves them.
+//! fd00:77::2) runs the server. `a`'s default route leads to `b`, which makes `b` the
+//! outside as netmon sees it (a namespace linked to `a` otherwise would be this machine, like
+//! a container); `b` has no route anywhere else, so nothing leaves them.
 //! Every pair has its own names, so tests run in parallel; dropping it kills whatever still
 //! runs inside and deletes both namespaces. Workloads are `tests/netns/traffic.py`.
 //!
@@ -102,6 +104,8 @@ impl Pair {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
         }
+        ip(&["-n", &pair.a, "route", "add", "default", "via", B_V4]);
+        ip(&["-n", &pair.a, "-6", "route", "add", "default", "via", B_V6]);
         pair
     }
 

@@ -324,6 +324,16 @@ fn issue_13_out_of_range_values_are_refused_naming_the_range() {
             "from 100ms to 5m",
         ),
         (&["serve", "--listen", "127.0.0.1:70000"], "from 0 to 65535"),
+        (&["serve", "--metrics-apps", "10001"], "from 0 to 10000"),
+        (
+            &["serve", "--metrics-websites", "18446744073709551616"],
+            "from 0 to 10000",
+        ),
+        (
+            &["serve", "--metrics-min-bytes", "99999999999999999999"],
+            "from 0 to 1000000000000000",
+        ),
+        (&["report", "html", "--series", "11"], "1..=10"),
         (
             &["status", "--stalled-after", "999999999w"],
             "from 1s to 30d",
@@ -422,6 +432,11 @@ fn issue_13_a_full_disk_leaves_no_half_made_token_and_serve_starts_once_there_is
         rm "$FULL/fill"
         "$NETMON" --db "$FULL/netmon.db" serve --print-token; echo "second=$?"
         "$NETMON" --db "$FULL/netmon.db" serve --print-token; echo "third=$?"
+        dd if=/dev/zero of="$FULL/fill" bs=4k 2>/dev/null
+        "$NETMON" --db "$FULL/netmon.db" serve --print-metrics-token; echo "fourth=$?"
+        echo "files:"; ls -A "$FULL"; echo ":files"
+        rm "$FULL/fill"
+        "$NETMON" --db "$FULL/netmon.db" serve --print-metrics-token; echo "fifth=$?"
         "#,
     ) else {
         return;
@@ -436,27 +451,42 @@ fn issue_13_a_full_disk_leaves_no_half_made_token_and_serve_starts_once_there_is
             .to_string()
     };
     assert_ne!(line("first"), "0", "a full disk is an error: {stderr}");
-    let files = stdout
-        .split("files:")
-        .nth(1)
-        .and_then(|s| s.split(":files").next())
-        .expect("listing");
-    let files: Vec<&str> = files.split_whitespace().collect();
+    let listing = |n: usize| -> Vec<&str> {
+        stdout
+            .split("files:")
+            .nth(n)
+            .and_then(|s| s.split(":files").next())
+            .expect("listing")
+            .split_whitespace()
+            .collect()
+    };
     assert_eq!(
-        files,
+        listing(1),
         ["fill"],
         "no token file, whole or half, and no temp file: {stderr}"
     );
     assert_eq!(line("second"), "0", "{stderr}");
     assert_eq!(line("third"), "0", "{stderr}");
+    // /metrics' read-only token is made the same way.
+    assert_ne!(line("fourth"), "0", "a full disk is an error: {stderr}");
+    assert_eq!(
+        listing(2),
+        ["fill", "netmon.db.token"],
+        "no metrics token file, whole or half, and no temp file: {stderr}"
+    );
+    assert_eq!(line("fifth"), "0", "{stderr}");
     let tokens: Vec<&str> = stdout
         .lines()
         .filter(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
         .collect();
-    assert_eq!(tokens.len(), 2, "{stdout}");
+    assert_eq!(tokens.len(), 3, "{stdout}");
     assert_eq!(
         tokens[0], tokens[1],
         "the token made once there was room is kept"
+    );
+    assert_ne!(
+        tokens[2], tokens[0],
+        "the metrics token is a token of its own"
     );
 }
 
@@ -796,6 +826,7 @@ fn issue_13_record_and_serve_create_and_chmod_nothing_beside_a_file_that_is_not_
             ][..],
             &["serve", "--listen", "127.0.0.1:0"][..],
             &["serve", "--print-token"][..],
+            &["serve", "--print-metrics-token"][..],
         ] {
             let before = tree(&dir);
             let out = env

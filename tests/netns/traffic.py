@@ -2,7 +2,8 @@
 """Known traffic for netmon's namespace tests: a server, and client workloads that each run
 under their own process name and print what they moved.
 
-    traffic.py server PORT                      TCP on PORT..PORT+9 (IPv4 and IPv6), UDP on PORT
+    traffic.py server PORT [NAME]               TCP on PORT..PORT+9 (IPv4 and IPv6), UDP on PORT;
+                                                runs as NAME (default nm_server)
     traffic.py bulk NAME HOST PORT UP DOWN [BIND_PORT]
     traffic.py short NAME HOST PORT COUNT UP DOWN
     traffic.py udp NAME HOST PORT COUNT SIZE
@@ -10,6 +11,11 @@ under their own process name and print what they moved.
     traffic.py fork NAME CHILD_NAME CHILDREN HOST PORT UP DOWN
     traffic.py shared NAME CHILD_NAME HOST PORT UP DOWN
     traffic.py loopback NAME UP DOWN
+    traffic.py splice NAME HOST PORT UP DOWN     like bulk, but receives with splice() into a pipe
+    traffic.py packet NAME IFACE COUNT SIZE      AF_PACKET: COUNT whole frames of SIZE bytes
+    traffic.py sniff NAME IFACE STOP_FILE        AF_PACKET: every frame on IFACE (tcpdump's way)
+                                                 until STOP_FILE exists (at most 60 s); creates
+                                                 STOP_FILE.ready once it captures
 
 TCP: the client sends a 16-byte header (UP, DOWN as big-endian u64), then UP bytes; the server
 reads them, sends DOWN bytes and closes. UDP: the server answers every datagram with 8 bytes.
@@ -20,6 +26,7 @@ socket wait is bounded by a timeout, so nothing hangs.
 import ctypes
 import json
 import os
+import select
 import socket
 import struct
 import sys
@@ -122,8 +129,8 @@ def serve_udp(port):
         s.sendto(b"r" * 8, addr)
 
 
-def server(port, max_seconds=600):
-    set_name("nm_server")
+def server(port, name="nm_server", max_seconds=600):
+    set_name(name)
     for p in range(port, port + 10):
         threading.Thread(target=serve_tcp, args=(p,), daemon=True).start()
     threading.Thread(target=serve_udp, args=(port,), daemon=True).start()
@@ -225,12 +232,89 @@ def loopback(name, up, down):
     report(name, sent + recv, recv + sent)
 
 
+def splice(name, host, port, up, down):
+    """A download read with splice(2) from the socket into a pipe: the bytes never pass
+    through a recv call."""
+    set_name(name)
+    with connect(host, int(port)) as s:
+        s.sendall(struct.pack("!QQ", int(up), int(down)))
+        sent = 16 + send_n(s, int(up))
+        r, w = os.pipe()
+        recv = 0
+        try:
+            while True:
+                if not select.select([s], [], [], TIMEOUT)[0]:
+                    raise TimeoutError("splice: no data within the timeout")
+                try:
+                    n = os.splice(s.fileno(), w, CHUNK, flags=os.SPLICE_F_NONBLOCK)
+                except BlockingIOError:
+                    continue
+                if n == 0:
+                    break
+                recv += n
+                left = n
+                while left:
+                    left -= len(os.read(r, left))
+        finally:
+            os.close(r)
+            os.close(w)
+    report(name, sent, recv)
+
+
+ETH_P_ALL = 0x0003
+# IEEE 802 local experimental ethertype: no stack on the other side takes these frames.
+ETH_P_EXPERIMENTAL = 0x88B5
+
+
+def packet(name, iface, count, size):
+    """Whole Ethernet frames written to a packet socket (what DHCP clients and packet
+    generators do)."""
+    set_name(name)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_EXPERIMENTAL))
+    s.bind((iface, ETH_P_EXPERIMENTAL))
+    src = s.getsockname()[4]
+    frame = b"\xff" * 6 + src + struct.pack("!H", ETH_P_EXPERIMENTAL)
+    frame += b"p" * (int(size) - len(frame))
+    sent = 0
+    for i in range(int(count)):
+        sent += s.send(frame)
+        if i % 100 == 99:
+            time.sleep(0.001)
+    s.close()
+    report(name, sent, 0)
+
+
+def sniff(name, iface, stop_file):
+    """Receive a copy of every frame on IFACE, as tcpdump does. Its report says it moved
+    nothing (the frames belong to other sockets), and "captured": the frame bytes it read, so
+    a test can tell that it really received during the transfers."""
+    set_name(name)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    s.bind((iface, 0))
+    try:  # a roomy buffer, so frames are not dropped while a loaded machine runs Python slowly
+        s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE (root)
+    except OSError:
+        pass
+    s.settimeout(0.2)
+    open(stop_file + ".ready", "w").close()
+    seen = 0
+    deadline = time.monotonic() + 60
+    while not os.path.exists(stop_file) and time.monotonic() < deadline:
+        try:
+            seen += len(s.recv(CHUNK))
+        except socket.timeout:
+            pass
+    line = json.dumps({"name": name, "pid": os.getpid(), "sent": 0, "recv": 0, "captured": seen})
+    os.write(1, (line + "\n").encode())
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     funcs = {"server": server, "bulk": bulk, "short": short, "udp": udp, "idle": idle,
-             "fork": fork, "shared": shared, "loopback": loopback}
+             "fork": fork, "shared": shared, "loopback": loopback, "splice": splice,
+             "packet": packet, "sniff": sniff}
     if cmd == "server":
-        server(int(args[0]))
+        server(int(args[0]), *args[1:2])
     else:
         funcs[cmd](*args)
 

@@ -33,6 +33,7 @@ fn proc(pid: u32, name: &str, app: &str) -> ProcessRecord {
             path: Some(format!("/Applications/{app}.app")),
         },
         kind: AppKind::Application,
+        container: None,
     }
 }
 
@@ -477,4 +478,18 @@ fn web_rows_follow_the_same_rollups_and_retention_as_apps() {
     assert_eq!(stats.web_activity, 72 + 72, "{stats:?}");
     assert_eq!(one(&w, "SELECT count(*) FROM web_activity"), 240 - 72);
     assert_eq!(one(&w, "SELECT count(*) FROM web_addresses"), 240 - 72);
+}
+
+#[test]
+fn a_clock_stepped_back_does_not_move_the_runs_end_back() {
+    let mut w = writer();
+    let r = run(&mut w, 1_000_000);
+    let none = StateChanges::default();
+    tick(&mut w, r, 1_005_000, &[], &none);
+    tick(&mut w, r, 1_010_000, &[], &none);
+    tick(&mut w, r, 1_002_000, &[], &none); // the wall clock went back 8 s
+    assert_eq!(one(&w, "SELECT last_tick_at FROM runs"), 1_010_000);
+    assert_eq!(one(&w, "SELECT first_tick_at FROM runs"), 1_005_000);
+    tick(&mut w, r, 1_015_000, &[], &none);
+    assert_eq!(one(&w, "SELECT last_tick_at FROM runs"), 1_015_000);
 }

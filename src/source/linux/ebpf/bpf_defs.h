@@ -27,11 +27,15 @@ typedef signed long long __s64;
 enum {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_LPM_TRIE = 11,
 };
 enum {
 	BPF_ANY = 0,
 	BPF_NOEXIST = 1,
 };
+/* Map flag: LPM tries must be created without preallocation. */
+#define BPF_F_NO_PREALLOC 1
 
 struct bpf_raw_tracepoint_args {
 	__u64 args[0];
@@ -42,10 +46,15 @@ static long (*const bpf_map_update_elem)(void *map, const void *key, const void 
 					 __u64 flags) = (void *)2;
 static __u64 (*const bpf_get_current_pid_tgid)(void) = (void *)14;
 static __u64 (*const bpf_get_current_uid_gid)(void) = (void *)15;
+static long (*const bpf_map_delete_elem)(void *map, const void *key) = (void *)3;
 static __u64 (*const bpf_get_current_task)(void) = (void *)35;
+static __u64 (*const bpf_get_current_cgroup_id)(void) = (void *)80;
 static long (*const bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
 static long (*const bpf_probe_read_kernel_str)(void *dst, __u32 size,
 					       const void *src) = (void *)115;
+
+/* __builtin_preserve_field_info kinds (libbpf's enum bpf_field_info_kind). */
+#define BPF_FIELD_EXISTS 2
 
 /* Read one field of a kernel struct at the offset the running kernel's BTF gives. */
 #define CORE_READ(dst, src_field_ptr)                                                       \

@@ -111,8 +111,8 @@ impl SockdiagSource {
             .map_err(unavailable)?;
         let mut notes = vec![
             udp_note,
-            "TCP in other network namespaces (containers): run netmon inside the namespace to \
-             count it"
+            "TCP in other network namespaces (containers): --source ebpf counts every \
+             namespace, or run netmon inside the namespace"
                 .to_string(),
         ];
         let destroy = match DestroyListener::start() {

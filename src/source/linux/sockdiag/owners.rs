@@ -466,6 +466,7 @@ fn read_info(dir: &Path, pid: u32, start: u64, comm: String) -> ProcessRef {
         exe,
         uid,
         cmdline,
+        container: None,
     }
 }
 
