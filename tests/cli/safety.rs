@@ -850,3 +850,79 @@ fn issue_13_record_and_serve_create_and_chmod_nothing_beside_a_file_that_is_not_
         }
     }
 }
+
+#[test]
+fn issue_13_read_only_commands_leave_an_older_schema_for_record_to_upgrade() {
+    // A netmon database one schema behind this binary, as an earlier netmon left it. On main
+    // `apps` migrated it (a reader that writes); now only record and serve upgrade.
+    let env = Env::new();
+    let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&sql)
+        .expect("sql/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "migrations: {files:?}");
+    let older = files.len() - 1;
+    {
+        let c = rusqlite::Connection::open(&env.db).expect("sqlite");
+        c.execute_batch("PRAGMA journal_mode = DELETE")
+            .expect("journal");
+        for f in &files[..older] {
+            c.execute_batch(&std::fs::read_to_string(f).expect("read migration"))
+                .expect("apply migration");
+        }
+        c.pragma_update(None, "user_version", older as i64)
+            .expect("version");
+    }
+    std::fs::set_permissions(&env.db, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let before = tree(env.dir.path());
+    for cmd in [
+        &["apps"][..],
+        &["timeline"],
+        &["top", "--once"],
+        &["domains"],
+        &["report", "html", "-o", "-"],
+    ] {
+        let out = env
+            .netmon()
+            .args(cmd)
+            .timeout(Duration::from_secs(30))
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{cmd:?}: one line: {err}");
+        assert!(
+            err.contains(&format!("has schema {older}")) && err.contains("to upgrade it"),
+            "{cmd:?}: {err}"
+        );
+        assert_eq!(
+            tree(env.dir.path()),
+            before,
+            "{cmd:?} changed the older database's files"
+        );
+    }
+    // `record` upgrades it, and then it reads.
+    env.step(
+        1,
+        "csv",
+        ",interface,state,bytes_in,bytes_out,\ncurl.5000003,,,1000,100,\n",
+    );
+    env.netmon()
+        .args(crate::util::record_nettop("1"))
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success();
+    let v: i64 = env
+        .sql()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("version");
+    assert_eq!(v as usize, files.len(), "record upgraded it");
+    env.netmon()
+        .args(["apps", "--json"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .success();
+}
