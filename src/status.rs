@@ -660,6 +660,8 @@ mod tests {
             .expect("sqlite")
             .execute_batch("CREATE TABLE bookmarks(url TEXT); INSERT INTO bookmarks VALUES ('x');")
             .expect("foreign");
+        // Private, whatever the umask: a world-readable file is a problem of its own.
+        fs::set_permissions(&db, fs::Permissions::from_mode(0o600)).expect("chmod");
         let s = gather(&db, &Options::default(), Utc::now());
         let codes: Vec<&str> = s.problems.iter().map(|p| p.code).collect();
         assert_eq!(codes, ["not_netmon"], "{:?}", s.problems);
