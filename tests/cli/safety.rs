@@ -155,18 +155,23 @@ fn issue_13_report_into_a_fifo_is_a_stream_its_reader_gets_the_page() {
     assert_eq!(stat(&fifo), before, "the FIFO is still the same FIFO");
 }
 
-/// A device node to point netmon at: as root, a private copy (made with mknod in the test's
-/// directory) so that a netmon that replaces devices replaces only the copy (the old one did
-/// that to /dev/null); otherwise the system's, which a user cannot replace anyway.
-fn device(env: &Env, name: &str, minor: u32) -> PathBuf {
+/// A device node to point netmon at: as root, a private copy of the system's (made with
+/// mknod in the test's directory, with its device number) so that a netmon that replaces
+/// devices replaces only the copy (the old one did that to /dev/null); otherwise the system's,
+/// which a user cannot replace anyway.
+fn device(env: &Env, name: &str) -> PathBuf {
     let system = Path::new("/dev").join(name);
     if !is_root() {
         return system;
     }
+    let rdev = std::fs::metadata(&system)
+        .unwrap_or_else(|e| panic!("{}: {e}", system.display()))
+        .rdev();
     let p = env.dir.path().join(name);
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("path");
-    // SAFETY: a valid NUL-terminated path; makedev(1, minor) is a memory device.
-    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, minor)) };
+    let dev = libc::dev_t::try_from(rdev).expect("a device number");
+    // SAFETY: a valid NUL-terminated path; the number is the system device's.
+    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, dev) };
     assert_eq!(rc, 0, "mknod {}", p.display());
     p
 }
@@ -174,7 +179,7 @@ fn device(env: &Env, name: &str, minor: u32) -> PathBuf {
 #[test]
 fn issue_13_report_into_a_device_writes_it_and_leaves_the_node() {
     let env = report_fixture();
-    let null = device(&env, "null", 3);
+    let null = device(&env, "null");
     let before = stat(&null);
     report_to(&env, &null).success();
     assert_eq!(
@@ -184,7 +189,11 @@ fn issue_13_report_into_a_device_writes_it_and_leaves_the_node() {
         null.display()
     );
     // A device that refuses the bytes is an error, not "wrote".
-    let full = device(&env, "full", 7);
+    if !Path::new("/dev/full").exists() {
+        eprintln!("NO /dev/full (not Linux): the device that refuses bytes is not checked");
+        return;
+    }
+    let full = device(&env, "full");
     let before = stat(&full);
     let out = report_to(&env, &full).code(1).get_output().clone();
     let err = String::from_utf8_lossy(&out.stderr);
