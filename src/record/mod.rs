@@ -899,15 +899,21 @@ mod tests {
         };
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
+        // Ticks label themselves with the wall clock: a few milliseconds apart, so the failed
+        // ones' span (the gap) is never empty.
+        let pause = || std::thread::sleep(Duration::from_millis(5));
         rec.tick(snap(1), at(0)); // the baseline
         let mut blocker = rusqlite::Connection::open(&db).expect("second connection");
         let hold = blocker
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .expect("hold the write lock");
+        pause();
         rec.tick(snap(2), at(1));
+        pause();
         rec.tick(snap(4), at(2));
         assert!(rec.pending.is_some(), "both commits failed and were kept");
         hold.rollback().expect("release");
+        pause();
         rec.tick(snap(7), at(3));
         assert!(rec.pending.is_none());
         use crate::store::testing::{count, sum};
