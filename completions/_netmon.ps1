@@ -41,10 +41,10 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             break
         }
         'netmon;record' {
-            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Time between samples, e.g. 5s, 2s, 500ms')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Time between samples, e.g. 5s, 2s, 500ms (from 10ms to 1h)')
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where the counters come from')
-            [CompletionResult]::new('--keep-raw', '--keep-raw', [CompletionResultType]::ParameterName, 'Keep per-tick samples this long, e.g. 7d; 0 keeps them forever')
-            [CompletionResult]::new('--keep-hourly', '--keep-hourly', [CompletionResultType]::ParameterName, 'Keep hourly totals this long, e.g. 90d; 0 keeps them forever. Daily totals are kept forever')
+            [CompletionResult]::new('--keep-raw', '--keep-raw', [CompletionResultType]::ParameterName, 'Keep per-tick samples this long, e.g. 7d (from 1h to 36500d); 0 keeps them forever')
+            [CompletionResult]::new('--keep-hourly', '--keep-hourly', [CompletionResultType]::ParameterName, 'Keep hourly totals this long, e.g. 90d (from 1h to 36500d); 0 keeps them forever')
             [CompletionResult]::new('--ticks', '--ticks', [CompletionResultType]::ParameterName, 'Stop after this many ticks (for tests and benchmarks)')
             [CompletionResult]::new('--sample-timeout', '--sample-timeout', [CompletionResultType]::ParameterName, 'Give up on one sample after this long (the source process is killed)')
             [CompletionResult]::new('--max-rate', '--max-rate', [CompletionResultType]::ParameterName, 'Bytes per second per counter above which a delta is logged as impossible and dropped')
@@ -141,7 +141,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
         }
         'netmon;apps' {
             [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order of the rows: total, in, out (largest first) or name')
-            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N rows; 0 shows all')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N rows (up to 1000000); 0 shows all')
             [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?')
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset')
@@ -176,8 +176,8 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             break
         }
         'netmon;top' {
-            [CompletionResult]::new('--window', '--window', [CompletionResultType]::ParameterName, 'Average rates over the ticks of this window, e.g. 15s, 1m')
-            [CompletionResult]::new('--refresh', '--refresh', [CompletionResultType]::ParameterName, 'Redraw this often in a terminal, e.g. 1s, 500ms')
+            [CompletionResult]::new('--window', '--window', [CompletionResultType]::ParameterName, 'Average rates over the ticks of this window, e.g. 15s, 1m (from 1s to 1d)')
+            [CompletionResult]::new('--refresh', '--refresh', [CompletionResultType]::ParameterName, 'Redraw this often in a terminal, e.g. 1s, 500ms (from 50ms to 1h)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
             [CompletionResult]::new('--once', '--once', [CompletionResultType]::ParameterName, 'Print one snapshot and exit')
@@ -231,7 +231,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Answer as if it were this instant (RFC 3339), for reproducible reports and tests')
             [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Only browsers whose application name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?')
             [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order of the rows: total, in, out (largest first) or name')
-            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N rows; 0 shows all')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N rows (up to 1000000); 0 shows all')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
             [CompletionResult]::new('--no-rollup', '--no-rollup', [CompletionResultType]::ParameterName, 'One row per host (www.bbc.co.uk, static.bbc.co.uk) instead of per registrable domain')

@@ -39,13 +39,13 @@ complete -c netmon -n "__fish_netmon_needs_command" -f -a "report" -d 'Write a r
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "domains" -d 'Browser traffic per website: received, sent, and how it was attributed'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "serve" -d 'Receive the browser extension\'s reports and serve /metrics to Prometheus, on a local port'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c netmon -n "__fish_netmon_using_subcommand record" -l interval -d 'Time between samples, e.g. 5s, 2s, 500ms' -r
+complete -c netmon -n "__fish_netmon_using_subcommand record" -l interval -d 'Time between samples, e.g. 5s, 2s, 500ms (from 10ms to 1h)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l source -d 'Where the counters come from' -r -f -a "auto\t'Pick the best source available to this user on this OS'
 nettop\t'macOS `nettop` (no privileges needed)'
 sockdiag\t'Linux sock_diag TCP counters (no privileges needed)'
 ebpf\t'Linux eBPF per-process TCP and UDP counters (root or CAP_BPF + CAP_PERFMON)'"
-complete -c netmon -n "__fish_netmon_using_subcommand record" -l keep-raw -d 'Keep per-tick samples this long, e.g. 7d; 0 keeps them forever' -r
-complete -c netmon -n "__fish_netmon_using_subcommand record" -l keep-hourly -d 'Keep hourly totals this long, e.g. 90d; 0 keeps them forever. Daily totals are kept forever' -r
+complete -c netmon -n "__fish_netmon_using_subcommand record" -l keep-raw -d 'Keep per-tick samples this long, e.g. 7d (from 1h to 36500d); 0 keeps them forever' -r
+complete -c netmon -n "__fish_netmon_using_subcommand record" -l keep-hourly -d 'Keep hourly totals this long, e.g. 90d (from 1h to 36500d); 0 keeps them forever' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l ticks -d 'Stop after this many ticks (for tests and benchmarks)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l sample-timeout -d 'Give up on one sample after this long (the source process is killed)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l max-rate -d 'Bytes per second per counter above which a delta is logged as impossible and dropped' -r
@@ -106,7 +106,7 @@ complete -c netmon -n "__fish_netmon_using_subcommand apps" -l sort -d 'Order of
 in\t'Most bytes received first'
 out\t'Most bytes sent first'
 name\t'By name, A to Z'"
-complete -c netmon -n "__fish_netmon_using_subcommand apps" -l limit -d 'Show at most N rows; 0 shows all' -r
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l limit -d 'Show at most N rows (up to 1000000); 0 shows all' -r
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l app -d 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?' -r
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l since -d 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w' -r
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l from -d 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset' -r
@@ -133,8 +133,8 @@ complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l ndjson -d 'Pr
 complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l csv -d 'Print CSV (RFC 4180) with a header row and raw numbers'
 complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l bytes -d 'Show exact byte counts in tables instead of human units'
 complete -c netmon -n "__fish_netmon_using_subcommand timeline" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c netmon -n "__fish_netmon_using_subcommand top" -l window -d 'Average rates over the ticks of this window, e.g. 15s, 1m' -r
-complete -c netmon -n "__fish_netmon_using_subcommand top" -l refresh -d 'Redraw this often in a terminal, e.g. 1s, 500ms' -r
+complete -c netmon -n "__fish_netmon_using_subcommand top" -l window -d 'Average rates over the ticks of this window, e.g. 15s, 1m (from 1s to 1d)' -r
+complete -c netmon -n "__fish_netmon_using_subcommand top" -l refresh -d 'Redraw this often in a terminal, e.g. 1s, 500ms (from 50ms to 1h)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand top" -l db -d 'The database file' -r -F
 complete -c netmon -n "__fish_netmon_using_subcommand top" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
 complete -c netmon -n "__fish_netmon_using_subcommand top" -l once -d 'Print one snapshot and exit'
@@ -169,7 +169,7 @@ complete -c netmon -n "__fish_netmon_using_subcommand domains" -l sort -d 'Order
 in\t'Most bytes received first'
 out\t'Most bytes sent first'
 name\t'By name, A to Z'"
-complete -c netmon -n "__fish_netmon_using_subcommand domains" -l limit -d 'Show at most N rows; 0 shows all' -r
+complete -c netmon -n "__fish_netmon_using_subcommand domains" -l limit -d 'Show at most N rows (up to 1000000); 0 shows all' -r
 complete -c netmon -n "__fish_netmon_using_subcommand domains" -l db -d 'The database file' -r -F
 complete -c netmon -n "__fish_netmon_using_subcommand domains" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
 complete -c netmon -n "__fish_netmon_using_subcommand domains" -l no-rollup -d 'One row per host (www.bbc.co.uk, static.bbc.co.uk) instead of per registrable domain'

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::input::{Count, Span};
 use crate::source::SourceKind;
 
 const ABOUT: &str = "Record which programs (and websites) use the network, and when";
@@ -164,10 +165,10 @@ pub struct AppsArgs {
     #[arg(long, value_enum, default_value = "total")]
     pub sort: crate::query::apps::Sort,
 
-    /// Show at most N rows; 0 shows all.
+    /// Show at most N rows (up to 1000000); 0 shows all.
     ///
     /// Default: 20 in a table; JSON and CSV list every row.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = |s: &str| LIMIT.parse_usize(s))]
     pub limit: Option<usize>,
 
     /// Only applications whose name contains PATTERN (case-insensitive), or matches it as a
@@ -251,10 +252,10 @@ pub struct DomainsArgs {
     #[arg(long, value_enum, default_value = "total")]
     pub sort: crate::query::apps::Sort,
 
-    /// Show at most N rows; 0 shows all.
+    /// Show at most N rows (up to 1000000); 0 shows all.
     ///
     /// Default: 20 in a table; JSON and CSV list every row.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = |s: &str| LIMIT.parse_usize(s))]
     pub limit: Option<usize>,
 
     #[command(flatten)]
@@ -304,7 +305,9 @@ pub struct ReportHtmlArgs {
     /// Where to write the report; - writes it to stdout.
     ///
     /// Default: netmon-report.html in the current directory. An existing file is replaced
-    /// (atomically: a reader never sees half a report).
+    /// atomically (a reader never sees half a report) and keeps its owner and mode; a
+    /// symbolic link is followed and its target written; a FIFO or device is written as a
+    /// stream.
     #[arg(short, long, value_name = "FILE", default_value = "netmon-report.html")]
     pub output: PathBuf,
 
@@ -328,7 +331,7 @@ Examples:
   netmon record
   netmon record --interval 2s --keep-raw 14d")]
 pub struct RecordArgs {
-    /// Time between samples, e.g. 5s, 2s, 500ms.
+    /// Time between samples, e.g. 5s, 2s, 500ms (from 10ms to 1h).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
     pub interval: Duration,
 
@@ -338,11 +341,13 @@ pub struct RecordArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub source: SourceKind,
 
-    /// Keep per-tick samples this long, e.g. 7d; 0 keeps them forever.
+    /// Keep per-tick samples this long, e.g. 7d (from 1h to 36500d); 0 keeps them forever.
     #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_keep)]
     pub keep_raw: Keep,
 
-    /// Keep hourly totals this long, e.g. 90d; 0 keeps them forever. Daily totals are kept forever.
+    /// Keep hourly totals this long, e.g. 90d (from 1h to 36500d); 0 keeps them forever.
+    ///
+    /// Daily totals are kept forever.
     #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = parse_keep)]
     pub keep_hourly: Keep,
 
@@ -362,11 +367,12 @@ pub struct RecordArgs {
     pub share_with_group: bool,
 
     /// Stop after this many ticks (for tests and benchmarks).
-    #[arg(long, hide = true, value_name = "N")]
+    #[arg(long, hide = true, value_name = "N", value_parser = |s: &str| TICKS.parse(s))]
     pub ticks: Option<u64>,
 
     /// Give up on one sample after this long (the source process is killed).
-    #[arg(long, hide = true, value_name = "DURATION", default_value = "10s", value_parser = parse_interval)]
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "10s",
+          value_parser = |s: &str| SAMPLE_TIMEOUT.parse(s))]
     pub sample_timeout: Duration,
 
     /// Bytes per second per counter above which a delta is logged as impossible and dropped.
@@ -374,7 +380,8 @@ pub struct RecordArgs {
         long,
         hide = true,
         value_name = "BYTES",
-        default_value_t = 12_500_000_000
+        default_value = "12500000000",
+        value_parser = |s: &str| MAX_RATE.parse(s)
     )]
     pub max_rate: u64,
 
@@ -407,7 +414,8 @@ pub struct ServeArgs {
     ///
     /// Must be a loopback address (127.0.0.1, [::1]) unless --allow-remote is given. Port 0
     /// picks a free port (printed at start).
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7500")]
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7500",
+          value_parser = crate::input::socket_addr)]
     pub listen: SocketAddr,
 
     /// Allow --listen on an address other machines can reach.
@@ -437,7 +445,7 @@ pub struct ServeArgs {
     /// lowering this stops new ones joining but removes none (a counter must never go down).
     /// 0 to 10000.
     #[arg(long, value_name = "N", default_value_t = 100,
-          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+          value_parser = |s: &str| METRICS_NAMES.parse(s))]
     pub metrics_apps: u64,
 
     /// How many websites (registrable domains) get a series of their own in /metrics; the rest
@@ -445,7 +453,7 @@ pub struct ServeArgs {
     ///
     /// Chosen as for --metrics-apps. 0 to 10000.
     #[arg(long, value_name = "N", default_value_t = 100,
-          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+          value_parser = |s: &str| METRICS_NAMES.parse(s))]
     pub metrics_websites: u64,
 
     /// Bytes (received and sent, all time) an application or website needs before it can get
@@ -453,11 +461,12 @@ pub struct ServeArgs {
     ///
     /// Keeps one-off programs from taking the places. 0 to 10^15.
     #[arg(long, value_name = "BYTES", default_value_t = 1_000_000,
-          value_parser = clap::value_parser!(u64).range(0..=1_000_000_000_000_000))]
+          value_parser = |s: &str| METRICS_MIN_BYTES.parse(s))]
     pub metrics_min_bytes: u64,
 
     /// How long a client may take to send a whole request (head and body) before it gets 408.
-    #[arg(long, hide = true, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "5s",
+          value_parser = |s: &str| CLIENT_TIMEOUT.parse(s))]
     pub client_timeout: Duration,
 }
 
@@ -480,7 +489,8 @@ pub struct StatusArgs {
 
     /// Call a running recorder stalled when it has committed nothing for this long beyond
     /// its interval.
-    #[arg(long, hide = true, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "60s",
+          value_parser = |s: &str| STALLED_AFTER.parse(s))]
     pub stalled_after: Duration,
 
     /// Whose service to ask about the installed recorder (default: launchd on macOS; tests).
@@ -646,12 +656,14 @@ pub struct TopArgs {
     #[arg(long, conflicts_with_all = ["once", "json", "ndjson", "csv"])]
     pub oneline: bool,
 
-    /// Average rates over the ticks of this window, e.g. 15s, 1m.
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_interval)]
+    /// Average rates over the ticks of this window, e.g. 15s, 1m (from 1s to 1d).
+    #[arg(long, value_name = "DURATION", default_value = "15s",
+          value_parser = |s: &str| WINDOW.parse(s))]
     pub window: Duration,
 
-    /// Redraw this often in a terminal, e.g. 1s, 500ms.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    /// Redraw this often in a terminal, e.g. 1s, 500ms (from 50ms to 1h).
+    #[arg(long, value_name = "DURATION", default_value = "1s",
+          value_parser = |s: &str| REFRESH.parse(s))]
     pub refresh: Duration,
 
     #[command(flatten)]
@@ -665,14 +677,15 @@ pub struct TopArgs {
 /// asleep, a new run each week.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Days of history, ending now (or at --end).
-    #[arg(long, default_value_t = 365)]
+    /// Days of history, ending now (or at --end); 1 to 3650.
+    #[arg(long, default_value = "365", value_parser = |s: &str| Count::new(1, 3650).parse_u32(s))]
     pub days: u32,
-    /// Distinct applications.
-    #[arg(long, default_value_t = 300)]
+    /// Distinct applications; 1 to 100000.
+    #[arg(long, default_value = "300",
+          value_parser = |s: &str| Count::new(1, 100_000).parse_usize(s))]
     pub apps: usize,
-    /// Processes alive at a time.
-    #[arg(long, default_value_t = 40)]
+    /// Processes alive at a time; 1 to 10000.
+    #[arg(long, default_value = "40", value_parser = |s: &str| Count::new(1, 10_000).parse_usize(s))]
     pub active: usize,
     /// Seed of the generator: the same seed and end give the same history.
     #[arg(long, default_value_t = 1)]
@@ -682,13 +695,62 @@ pub struct GenerateArgs {
     pub end: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// A positive duration such as `5s`, `100ms` or `2m`.
+/// `record --interval`. Above an hour a "recorder" would miss most connections whole.
+pub const INTERVAL: Span = Span::new(
+    Duration::from_millis(10),
+    Duration::from_secs(3600),
+    "5s, 500ms or 2m",
+);
+/// `record --sample-timeout`.
+pub const SAMPLE_TIMEOUT: Span = Span::new(
+    Duration::from_millis(100),
+    Duration::from_secs(600),
+    "10s or 30s",
+);
+/// `serve --client-timeout`: the whole request, head and body, from the moment it connected.
+pub const CLIENT_TIMEOUT: Span = Span::new(
+    Duration::from_millis(100),
+    Duration::from_secs(300),
+    "5s or 500ms",
+);
+/// `status --stalled-after`.
+pub const STALLED_AFTER: Span = Span::new(
+    Duration::from_secs(1),
+    Duration::from_secs(30 * 86_400),
+    "60s or 10m",
+);
+/// `top --window`.
+pub const WINDOW: Span = Span::new(
+    Duration::from_secs(1),
+    Duration::from_secs(86_400),
+    "15s or 1m",
+);
+/// `top --refresh`.
+pub const REFRESH: Span = Span::new(
+    Duration::from_millis(50),
+    Duration::from_secs(3600),
+    "1s or 500ms",
+);
+/// `--keep-raw`, `--keep-hourly` (besides 0, forever).
+pub const KEEP: Span = Span::new(
+    Duration::from_secs(3600),
+    Duration::from_secs(36_500 * 86_400),
+    "7d, 90d, or 0 to keep forever",
+);
+/// `record --ticks`.
+pub const TICKS: Count = Count::new(1, 1_000_000_000_000);
+/// `record --max-rate`, bytes per second per counter: 1 kB/s to 1 PB/s.
+pub const MAX_RATE: Count = Count::new(1000, 1_000_000_000_000_000);
+/// `--limit` of the query subcommands.
+pub const LIMIT: Count = Count::new(0, 1_000_000);
+/// `serve --metrics-apps` and `--metrics-websites`.
+pub const METRICS_NAMES: Count = Count::new(0, 10_000);
+/// `serve --metrics-min-bytes`.
+pub const METRICS_MIN_BYTES: Count = Count::new(0, 1_000_000_000_000_000);
+
+/// `record --interval`: a duration such as `5s`, `100ms` or `2m`, from 10ms to 1h.
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try 5s, 500ms or 2m)"))?;
-    if d < Duration::from_millis(10) {
-        return Err("must be at least 10ms".into());
-    }
-    Ok(d)
+    INTERVAL.parse(s)
 }
 
 /// A retention window; `None` keeps forever.
@@ -700,12 +762,7 @@ pub fn parse_keep(s: &str) -> Result<Keep, String> {
     if s.trim() == "0" {
         return Ok(Keep(None));
     }
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("{e} (try 7d, 90d, or 0 to keep forever)"))?;
-    if d < Duration::from_secs(3600) {
-        return Err("must be at least 1h (or 0 to keep forever)".into());
-    }
-    Ok(Keep(Some(d)))
+    KEEP.parse(s).map(|d| Keep(Some(d)))
 }
 
 /// Where `generate-docs` writes.
@@ -729,7 +786,7 @@ mod tests {
     #[test]
     fn durations_parse_and_bad_ones_say_what_to_type() {
         assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
-        assert!(parse_interval("5x").expect_err("bad").contains("try 5s"));
+        assert!(parse_interval("5x").expect_err("bad").contains("e.g. 5s"));
         assert!(parse_interval("0s").is_err());
         assert_eq!(parse_keep("0"), Ok(Keep(None)));
         assert_eq!(

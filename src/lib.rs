@@ -19,15 +19,21 @@
 //! - `status`: what is true about a database and its recorder (data; `output::status` prints).
 //! - `service/`: the recorder under launchd or systemd, behind the `Manager` trait.
 //! - `exit`, `paths`, `text`: exit codes, default locations, text helpers and human units.
+//! - `input`: what users type (durations, counts, ports), range-checked, the range named.
+//! - `calendar`: where local days start (the recorder's daily rows and the queries agree).
+//! - `files`: writing files a user names (reports, the token) without harming what is there.
 //! - `docs`: completions, man pages and service examples generated from the code.
 //!
 //! README.md's "Architecture" section follows a byte from a source to `apps --json`.
 
+pub mod calendar;
 pub mod cli;
 pub mod commands;
 pub mod delta;
 pub mod docs;
 pub mod exit;
+pub mod files;
+pub mod input;
 pub mod output;
 pub mod paths;
 pub mod procinfo;

@@ -50,6 +50,9 @@ pub struct Database {
     /// Permission bits of the database file, in octal (e.g. "0600").
     pub mode: Option<String>,
     pub owner_uid: Option<u32>,
+    /// Whether the file could be read as a netmon database: false when it (or its directory)
+    /// could not be read, and the problems say why; null when there is no file.
+    pub readable: Option<bool>,
 }
 
 /// What the recorder is doing, as far as the lock and the database tell.
@@ -66,6 +69,9 @@ pub enum RecorderState {
     Crashed,
     /// Nothing was ever recorded here.
     Never,
+    /// The database exists but could not be read (not a netmon database, damaged, or closed
+    /// to this user), and no recorder holds its lock: what it holds is not known.
+    Unknown,
 }
 
 impl RecorderState {
@@ -76,6 +82,7 @@ impl RecorderState {
             RecorderState::Stopped => "stopped",
             RecorderState::Crashed => "crashed",
             RecorderState::Never => "never run",
+            RecorderState::Unknown => "unknown (cannot read the database)",
         }
     }
 }
@@ -198,6 +205,7 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
             .as_ref()
             .map(|m| format!("{:04o}", m.permissions().mode() & 0o7777)),
         owner_uid: meta.as_ref().map(|m| m.uid()),
+        readable: None,
     };
     let mut status = Status {
         database,
@@ -256,11 +264,14 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
                 ),
             });
         }
+        status.database.readable = Some(false);
         match inspect::open(db) {
             Ok(conn) => read_database(&conn, &mut status, &mut problems),
             Err(e) => problems.push(unreadable(db, m, &e)),
         }
     } else if let Some(e) = meta_err.filter(|e| e.kind() == std::io::ErrorKind::PermissionDenied) {
+        // The directory is closed to this user: whether the file exists is not known.
+        status.database.readable = Some(false);
         problems.push(Problem {
             code: "permissions",
             message: format!(
@@ -294,7 +305,13 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
     {
         problems.push(p);
     }
-    classify(&mut status, holder.is_some(), opts, now, &mut problems);
+    if status.database.readable == Some(false) && holder.is_none() {
+        // Nothing read, so nothing to classify: "never run" or "not recording yet" would be
+        // claims about a file nobody has looked into.
+        status.recorder.state = RecorderState::Unknown;
+    } else {
+        classify(&mut status, holder.is_some(), opts, now, &mut problems);
+    }
 
     let recorded_with_nettop = status.recorder.source.as_deref() == Some("nettop");
     if (opts.need_nettop || recorded_with_nettop)
@@ -437,7 +454,49 @@ fn unreadable(db: &Path, m: &fs::Metadata, e: &rusqlite::Error) -> Problem {
 }
 
 fn read_database(conn: &Connection, status: &mut Status, problems: &mut Vec<Problem>) {
-    let schema = inspect::schema(conn).unwrap_or(0);
+    let schema = match inspect::schema(conn) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(Problem {
+                code: "unreadable",
+                message: format!(
+                    "reading {} failed: {e}; is it a netmon database? (--db, NETMON_DB)",
+                    status.database.path.display()
+                ),
+            });
+            return;
+        }
+    };
+    match inspect::kind(conn) {
+        Ok(inspect::Kind::Netmon) => {}
+        // An empty file, or one a recorder is creating: a database with nothing in it yet.
+        Ok(inspect::Kind::Empty) => {
+            status.database.schema = Some(schema);
+            status.database.readable = Some(true);
+            return;
+        }
+        Ok(inspect::Kind::Other) => {
+            problems.push(Problem {
+                code: "not_netmon",
+                message: format!(
+                    "{} is an SQLite database without netmon's tables, not a netmon database: \
+                     pass --db (or NETMON_DB) with the file `netmon record` writes",
+                    status.database.path.display()
+                ),
+            });
+            return;
+        }
+        Err(e) => {
+            problems.push(Problem {
+                code: "unreadable",
+                message: format!(
+                    "reading {} failed: {e}; is it a netmon database? (--db, NETMON_DB)",
+                    status.database.path.display()
+                ),
+            });
+            return;
+        }
+    }
     status.database.schema = Some(schema);
     if schema > store::SCHEMA_VERSION {
         problems.push(Problem {
@@ -449,9 +508,6 @@ fn read_database(conn: &Connection, status: &mut Status, problems: &mut Vec<Prob
         });
     }
     status.database.free_bytes = inspect::free_bytes(conn);
-    if schema == 0 {
-        return;
-    }
     let result = (|| -> rusqlite::Result<()> {
         status.tables = inspect::table_rows(conn)?
             .into_iter()
@@ -514,6 +570,7 @@ fn read_database(conn: &Connection, status: &mut Status, problems: &mut Vec<Prob
         });
         Ok(())
     })();
+    status.database.readable = Some(result.is_ok());
     if let Err(e) = result {
         problems.push(Problem {
             code: "unreadable",
@@ -553,6 +610,7 @@ mod tests {
         let s = gather(&dir.path().join("none.db"), &Options::default(), Utc::now());
         assert_eq!(s.recorder.state, RecorderState::Never);
         assert!(!s.database.exists);
+        assert_eq!(s.database.readable, None);
         assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
         assert_eq!(s.problems[0].code, "no_database");
         assert!(s.problems[0].message.contains("netmon service install"));
@@ -573,6 +631,7 @@ mod tests {
         assert!(p.message.contains("chmod 600"), "{}", p.message);
         assert_eq!(s.database.mode.as_deref(), Some("0644"));
         assert_eq!(s.database.schema, Some(store::SCHEMA_VERSION));
+        assert_eq!(s.database.readable, Some(true));
         assert!(s.tables.iter().any(|t| t.table == "samples" && t.rows == 0));
     }
 
@@ -588,5 +647,38 @@ mod tests {
             "{:?}",
             s.problems
         );
+        // Issue 13: what it holds is unknown, not "never run".
+        assert_eq!(s.recorder.state, RecorderState::Unknown);
+        assert_eq!(s.database.readable, Some(false));
+    }
+
+    #[test]
+    fn another_programs_database_is_not_netmons_and_its_state_unknown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("n.db");
+        Connection::open(&db)
+            .expect("sqlite")
+            .execute_batch("CREATE TABLE bookmarks(url TEXT); INSERT INTO bookmarks VALUES ('x');")
+            .expect("foreign");
+        // Private, whatever the umask: a world-readable file is a problem of its own.
+        fs::set_permissions(&db, fs::Permissions::from_mode(0o600)).expect("chmod");
+        let s = gather(&db, &Options::default(), Utc::now());
+        let codes: Vec<&str> = s.problems.iter().map(|p| p.code).collect();
+        assert_eq!(codes, ["not_netmon"], "{:?}", s.problems);
+        assert_eq!(s.recorder.state, RecorderState::Unknown);
+        assert_eq!(s.database.readable, Some(false));
+    }
+
+    #[test]
+    fn an_empty_file_is_a_database_nothing_was_recorded_into() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("n.db");
+        fs::write(&db, "").expect("empty");
+        fs::set_permissions(&db, fs::Permissions::from_mode(0o600)).expect("chmod");
+        let s = gather(&db, &Options::default(), Utc::now());
+        assert_eq!(s.recorder.state, RecorderState::Never);
+        assert_eq!(s.database.readable, Some(true));
+        let codes: Vec<&str> = s.problems.iter().map(|p| p.code).collect();
+        assert_eq!(codes, ["not_recording"], "{:?}", s.problems);
     }
 }

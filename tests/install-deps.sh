@@ -26,7 +26,8 @@ TEST_PACKAGES=(
   chromium      # the extension and `netmon report html` are tested in real headless Chromium
                 # (never a downloaded browser)
   firefox-esr   # … and in real headless Firefox, over its built-in WebDriver BiDi
-  tzdata        # the report is tested in other time zones (TZ=Asia/Kolkata, America/New_York)
+  tzdata        # the report is tested in other time zones (TZ=Asia/Kolkata, America/New_York),
+                # and daily rows in one that skips midnight (TZ=America/Santiago)
   prometheus    # /metrics is scraped by a real Prometheus, and by one in agent mode that
                 # remote-writes to a second (tests/cli/prometheus.rs); the tests start their own
                 # on free loopback ports and never use the package's service. promtool (same

@@ -1,7 +1,6 @@
-//! `netmon report html`: gather the report's figures, render the page, write it atomically
-//! (or to stdout with `-o -`).
+//! `netmon report html`: gather the report's figures, render the page, write it where `-o`
+//! says without harming what is there (`crate::files`), or to stdout with `-o -`.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -48,7 +47,7 @@ fn html(db_path: &Path, a: &ReportHtmlArgs) -> anyhow::Result<()> {
     if a.output.as_os_str() == "-" {
         return super::print(&page);
     }
-    write_atomically(&a.output, page.as_bytes())?;
+    write_report(&a.output, page.as_bytes())?;
     eprintln!(
         "netmon report: wrote {} ({}): {} of traffic over {}, {} recorded",
         a.output.display(),
@@ -60,36 +59,22 @@ fn html(db_path: &Path, a: &ReportHtmlArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Write `bytes` to `path` through a temporary file beside it and a rename, so a reader (or a
-/// browser reloading the page) never sees half a report.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let fail = |e: std::io::Error| {
-        crate::exit::user(format!(
-            "cannot write the report to {}: {e} (choose another file with -o, or -o - for stdout)",
-            path.display()
-        ))
-    };
-    if path.is_dir() {
-        return Err(crate::exit::user(format!(
+/// Write the page to what `path` names without harming it (see `crate::files`): a FIFO or
+/// device gets a stream, a symlink is written through, a file keeps its owner and mode.
+fn write_report(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    match crate::files::write_to(path, bytes) {
+        Ok(how) => {
+            tracing::debug!(?how, path = %path.display(), "report written");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Err(crate::exit::user(format!(
             "{} is a directory: give a file name with -o, e.g. -o {}",
             path.display(),
             path.join("netmon-report.html").display()
-        )));
+        ))),
+        Err(e) => Err(crate::exit::user(format!(
+            "cannot write the report to {}: {e} (choose another file with -o, or -o - for stdout)",
+            path.display()
+        ))),
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "netmon-report.html".into());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail(e));
-    }
-    Ok(())
 }

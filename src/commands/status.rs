@@ -34,6 +34,13 @@ pub fn run(db: &Path, a: &StatusArgs) -> anyhow::Result<()> {
         crate::output::status::render(&status, now, &mut out)?;
     }
     out.flush()?;
+    if status.database.readable == Some(false) {
+        // Reported above; the exit code tells scripts the report is not the whole truth.
+        return Err(crate::exit::user(format!(
+            "cannot read the database {}: see the problems above",
+            db.display()
+        )));
+    }
     Ok(())
 }
 

@@ -31,7 +31,8 @@ pub enum Format {
 /// How a table looks: decided once from the terminal, `NO_COLOR` and the flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
-    /// stdout is a terminal: box drawing, bars in block characters, fit to its width.
+    /// stdout is a terminal: bars in block characters, fit to its width (and box lines when
+    /// colour is allowed).
     pub terminal: bool,
     /// Colour is allowed (a terminal, and `NO_COLOR` unset or empty).
     pub color: bool,

@@ -28,7 +28,7 @@ pub fn render(s: &Status, now: DateTime<Utc>, w: &mut dyn Write) -> std::io::Res
             })
             .unwrap_or_default();
         writeln!(w, "Last sample:  {}{every}", units::time_ago(t, now))?;
-    } else if s.database.exists {
+    } else if s.database.readable == Some(true) {
         writeln!(w, "Last sample:  none yet")?;
     }
     if let Some(src) = &r.source {

@@ -1,6 +1,6 @@
 //! Tables for people: comfy-table, human units (see `units`), local times, and names with
-//! control characters escaped. Box drawing and colour only on a terminal (and colour only
-//! without `NO_COLOR`); piped, a table is plain space-aligned columns.
+//! control characters escaped. Box lines and colour only on a terminal without `NO_COLOR`;
+//! piped, or with `NO_COLOR`, a table is plain space-aligned columns.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -62,7 +62,8 @@ const TERMINAL: TableStyle =
 /// A table with these headers; `right` lists the columns holding numbers.
 pub fn new_table(style: &Style, headers: &[&str], right: &[usize]) -> Table {
     let mut t = Table::new();
-    if style.terminal {
+    // NO_COLOR asks for plain output: no box lines either, only aligned columns.
+    if style.terminal && style.color {
         t.load_style(TERMINAL);
     } else {
         t.load_style(NOTHING);

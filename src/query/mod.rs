@@ -28,7 +28,7 @@ use serde::Serialize;
 
 pub use range::{Range, RangeError, RangeSpec};
 
-use crate::store::{self, Create};
+use crate::store;
 
 /// Errors of a query. Messages say what happened and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +90,7 @@ pub struct Db {
 impl Db {
     /// Open an existing database (a missing one is a user error that says how to get one).
     pub fn open(path: &Path) -> Result<Db, Error> {
-        let conn = store::open(path, Create::Never)?;
+        let conn = store::open_read_only(path)?;
         let bounds = plan::Bounds::load(&conn)?;
         Ok(Db {
             conn,

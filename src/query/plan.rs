@@ -20,19 +20,56 @@ use super::time::{HOUR_MS, ceil_hour, day_ceil, day_floor, floor_hour, is_midnig
 use crate::store::meta::{self, Key};
 
 /// Where the raw and hourly tables begin (epoch ms); `None`: the table holds all it ever got.
+/// And where any data lies at all, so that a query's cost follows the data recorded, not the
+/// width of the range asked for (`--from 1970-01-01` walks the recorded days, not 56 years).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bounds {
     pub raw_from_ms: Option<i64>,
     pub hourly_from_ms: Option<i64>,
+    /// Every row of every table lies in `[start, end)` (epoch ms), with a margin for a
+    /// recorder that ran in another time zone; `None`: not known (tests), nothing is clamped.
+    pub data_ms: Option<(i64, i64)>,
 }
 
+/// The margin around the recorded days: days are keyed by the recorder's local midnight, and
+/// zones differ from UTC by at most 26 hours.
+const DATA_MARGIN_MS: i64 = 2 * 86_400_000;
+
 impl Bounds {
-    /// Read the retention boundaries from `meta`.
+    /// Read the retention boundaries from `meta`, and the first and last recorded days from
+    /// `daily` (which is kept forever and gets every tick's bytes: no row of any table lies
+    /// outside its days).
     pub fn load(conn: &Connection) -> rusqlite::Result<Self> {
+        let (first_day, last_day): (Option<i64>, Option<i64>) =
+            conn.query_row("SELECT min(day), max(day) FROM daily", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let data_ms = match (first_day, last_day) {
+            (Some(f), Some(l)) => Some((
+                f.saturating_mul(1000).saturating_sub(DATA_MARGIN_MS),
+                l.saturating_mul(1000).saturating_add(DATA_MARGIN_MS),
+            )),
+            _ => Some((0, 0)),
+        };
         Ok(Bounds {
             raw_from_ms: meta::get_i64(conn, Key::RawFromMs)?,
             hourly_from_ms: meta::get_i64(conn, Key::HourlyFromS)?.map(|s| s.saturating_mul(1000)),
+            data_ms,
         })
+    }
+
+    /// `[a, b)` narrowed to where data can lie, both ends still points the data can be split
+    /// at (local midnights); `None` when no data can lie in it.
+    pub fn clamp<Tz: TimeZone>(&self, tz: &Tz, a: i64, b: i64) -> Option<(i64, i64)> {
+        let Some((lo, hi)) = self.data_ms else {
+            return (a < b).then_some((a, b));
+        };
+        if hi <= lo {
+            return None;
+        }
+        let s = if a < lo { day_floor(tz, lo) } else { a };
+        let e = if b > hi { next_day(tz, hi) } else { b };
+        (s < e).then_some((s.max(a), e.min(b)))
     }
 
     /// Raw ticks exist at `t`.
@@ -96,6 +133,10 @@ pub fn widen<Tz: TimeZone>(tz: &Tz, b: &Bounds, start: i64, end: i64) -> (i64, i
 /// where nothing finer is left.
 pub fn tile<Tz: TimeZone>(tz: &Tz, bounds: &Bounds, a: i64, b: i64, days: bool) -> Vec<Piece> {
     let mut out: Vec<Piece> = Vec::new();
+    // Outside the recorded days there are no rows to read.
+    let Some((a, b)) = bounds.clamp(tz, a, b) else {
+        return out;
+    };
     let mut push = |layer: Layer, s: i64, e: i64| match out.last_mut() {
         Some(last) if last.layer == layer && last.end_ms == s => last.end_ms = e,
         _ => out.push(Piece {
@@ -205,6 +246,7 @@ mod tests {
         let b = Bounds {
             raw_from_ms: Some(100 * D),
             hourly_from_ms: Some(50 * D),
+            data_ms: None,
         };
         // Start among daily-only rows: to its midnight; end among raw rows: as is.
         assert_eq!(
@@ -229,6 +271,7 @@ mod tests {
         let b = Bounds {
             raw_from_ms: Some(100 * D + 3 * H),
             hourly_from_ms: Some(50 * D),
+            data_ms: None,
         };
         let (a, e) = widen(&Utc, &b, 40 * D + 5 * H, 100 * D + 5 * H + 17);
         let t = tile(&Utc, &b, a, e, false);
@@ -259,5 +302,32 @@ mod tests {
             t.iter().all(|p| p.layer != Layer::Daily),
             "days not on hour edges come from hours: {t:?}"
         );
+    }
+
+    #[test]
+    fn tiling_walks_only_the_recorded_days_however_wide_the_range() {
+        let b = Bounds {
+            raw_from_ms: None,
+            hourly_from_ms: Some(i64::MAX),
+            data_ms: Some((20_000 * D, 20_003 * D)),
+        };
+        // 8000 years each side of three recorded days: the pieces are those days'.
+        let t = tile(&Utc, &b, -3_000_000 * D, 3_000_000 * D, true);
+        assert!(t.len() <= 2 && !t.is_empty(), "{t:?}");
+        assert!(
+            t.iter()
+                .all(|p| p.start_ms >= 20_000 * D && p.end_ms <= 20_004 * D)
+        );
+        let empty = Bounds {
+            data_ms: Some((0, 0)),
+            ..b
+        };
+        assert!(tile(&Utc, &empty, 0, 3_000_000 * D, true).is_empty());
+        // A range inside the data is left as it is.
+        assert_eq!(
+            b.clamp(&Utc, 20_001 * D + 5, 20_002 * D),
+            Some((20_001 * D + 5, 20_002 * D))
+        );
+        assert_eq!(b.clamp(&Utc, 0, 10 * D), None);
     }
 }

@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use chrono::{
-    DateTime, Duration as ChronoDuration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc,
+    DateTime, Datelike, Duration as ChronoDuration, FixedOffset, NaiveDate, NaiveDateTime,
+    TimeZone, Utc,
 };
 
 use super::time::{day_floor, local_date, midnight, next_day, utc};
@@ -40,9 +41,11 @@ pub fn parse_when(s: &str) -> Result<When, String> {
         _ => {}
     }
     if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        check_year(d.year())?;
         return Ok(When::Date(d));
     }
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        check_year(d.year())?;
         return Ok(When::Instant(d));
     }
     for fmt in [
@@ -52,6 +55,7 @@ pub fn parse_when(s: &str) -> Result<When, String> {
         "%Y-%m-%d %H:%M",
     ] {
         if let Ok(d) = NaiveDateTime::parse_from_str(t, fmt) {
+            check_year(d.year())?;
             return Ok(When::Local(d));
         }
     }
@@ -61,15 +65,31 @@ pub fn parse_when(s: &str) -> Result<When, String> {
     ))
 }
 
-/// Parse `--since`: a positive duration such as `90m`, `24h`, `7d` or `1w`.
+/// What `--since` accepts: a second to a hundred years.
+pub const SINCE: crate::input::Span = crate::input::Span::new(
+    Duration::from_secs(1),
+    Duration::from_secs(36_500 * 86_400),
+    "90m, 24h, 7d (units s, m, h, d, w)",
+);
+
+/// Parse `--since`: a duration such as `90m`, `24h`, `7d` or `1w`, from 1s to 36500d.
 pub fn parse_since(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim()).map_err(|_| {
-        "not a duration: use a number and a unit (s, m, h, d or w), e.g. 90m, 24h, 7d".to_string()
-    })?;
-    if d.is_zero() {
-        return Err("must be longer than zero, e.g. 90m, 24h, 7d".into());
+    SINCE.parse(s)
+}
+
+/// The dates `--from` and `--until` accept.
+const FIRST_YEAR: i32 = 1970;
+const LAST_YEAR: i32 = 9999;
+
+fn check_year(year: i32) -> Result<(), String> {
+    if (FIRST_YEAR..=LAST_YEAR).contains(&year) {
+        Ok(())
+    } else {
+        Err(format!(
+            "year {year} is out of range: give a date from {FIRST_YEAR}-01-01 to \
+             {LAST_YEAR}-12-31"
+        ))
     }
-    Ok(d)
 }
 
 /// The range flags, parsed but not yet resolved against the clock.
@@ -151,6 +171,16 @@ pub fn resolve<Tz: TimeZone>(
         });
     }
     Ok(Range::from_ms(start, end.min(now_ms)))
+}
+
+/// `range` starting no earlier than the local day in which recording began (`earliest_ms`).
+pub fn from_recording_day<Tz: TimeZone>(range: Range, tz: &Tz, earliest_ms: i64) -> Range {
+    let first_day = day_floor(tz, earliest_ms);
+    if range.start_ms() < first_day && first_day < range.end_ms() {
+        Range::from_ms(first_day, range.end_ms())
+    } else {
+        range
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -257,6 +287,19 @@ mod tests {
     fn bad_durations_say_what_to_type() {
         assert!(parse_since("5x").expect_err("unit").contains("90m"));
         assert!(parse_since("24").expect_err("no unit").contains("24h"));
+        for huge in ["99999999d", "999999999999w", "18446744073709551615s"] {
+            let e = parse_since(huge).expect_err(huge);
+            assert!(e.contains("from 1s to 36500d"), "{e}");
+        }
+        for far in [
+            "0001-01-01",
+            "+99999-01-01",
+            "0000-01-01T00:00:00Z",
+            "1969-12-31 23:00",
+        ] {
+            let e = parse_when(far).expect_err(far);
+            assert!(e.contains("from 1970-01-01 to 9999-12-31"), "{far}: {e}");
+        }
         assert!(parse_since("0s").is_err());
         assert_eq!(parse_since("7d"), Ok(Duration::from_secs(7 * 86400)));
     }

@@ -27,15 +27,21 @@ pub const MAX_BUCKETS: usize = 100_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BucketArg(pub Option<Duration>);
 
+/// What `--bucket` accepts besides `auto`.
+pub const BUCKET: crate::input::Span = crate::input::Span::new(
+    Duration::from_secs(1),
+    Duration::from_secs(366 * 86_400),
+    "5m, 1h, 1d, 7d",
+);
+
 /// `--bucket`: `auto`, or a duration that divides a day (5m, 15m, 1h, 6h) or is whole days.
 pub fn parse_bucket(s: &str) -> Result<BucketArg, String> {
     if s.trim().eq_ignore_ascii_case("auto") {
         return Ok(BucketArg(None));
     }
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|_| "not a bucket size: use auto, or e.g. 5m, 1h, 1d, 7d".to_string())?;
+    let d = BUCKET.parse(s).map_err(|e| format!("{e}, or auto"))?;
     let ms = d.as_millis() as i64;
-    if ms < 1000 || (DAY_MS % ms != 0 && ms % DAY_MS != 0) {
+    if DAY_MS % ms != 0 && ms % DAY_MS != 0 {
         return Err(
             "a bucket must divide a day (1m, 5m, 15m, 1h, 6h…) or be whole days (1d, 7d)".into(),
         );
@@ -123,7 +129,13 @@ pub fn timeline<Tz: TimeZone>(
     range: Range,
     opts: &Options,
 ) -> Result<Timeline, Error> {
-    let (a, b) = plan::widen(tz, &db.bounds, range.start_ms(), range.end_ms());
+    // Buckets before the day recording began would all be empty: the buckets start there, so
+    // the work follows the history, not the width asked for (`--since 36500d --bucket 1d`).
+    let covered = match db.earliest_ms()? {
+        Some(began) => super::range::from_recording_day(range, tz, began),
+        None => range,
+    };
+    let (a, b) = plan::widen(tz, &db.bounds, covered.start_ms(), covered.end_ms());
     let bucket = opts.bucket.unwrap_or_else(|| auto_bucket(b - a));
     let bucket_ms = (bucket.as_millis() as i64).max(1000);
     let all = boundaries(tz, a, b, bucket_ms)?;
@@ -330,5 +342,7 @@ mod tests {
         assert!(parse_bucket("7m").is_err());
         assert!(parse_bucket("25h").is_err());
         assert!(parse_bucket("x").expect_err("bad").contains("1h"));
+        let e = parse_bucket("18446744073709551615s").expect_err("huge");
+        assert!(e.contains("from 1s to 366d"), "{e}");
     }
 }

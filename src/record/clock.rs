@@ -5,29 +5,23 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Local, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Local, TimeZone, Utc};
 
 /// Epoch second of the local midnight that starts the day containing `at`.
 pub fn local_day_start(at: DateTime<Utc>) -> i64 {
     local_day_floor(at.timestamp())
 }
 
-/// Epoch second of the local midnight that starts the day containing epoch second `secs`.
+/// Epoch second of the local midnight that starts the day containing epoch second `secs`:
+/// the calendar's [`day_floor`](crate::calendar::day_floor), the same the queries use, so a
+/// daily row and a day query agree even on a day whose midnight a DST change skips.
 pub fn local_day_floor(secs: i64) -> i64 {
-    let Some(utc) = DateTime::<Utc>::from_timestamp(secs, 0) else {
-        return secs.div_euclid(86_400) * 86_400;
-    };
-    let local = utc
-        .with_timezone(&Local)
-        .date_naive()
-        .and_time(NaiveTime::MIN);
-    // A midnight that does not exist locally (a DST jump at 00:00) starts the day at the
-    // earliest valid time; failing that, the UTC day.
-    Local
-        .from_local_datetime(&local)
-        .earliest()
-        .map(|d| d.timestamp())
-        .unwrap_or_else(|| secs.div_euclid(86_400) * 86_400)
+    day_floor_secs(&Local, secs)
+}
+
+/// [`local_day_floor`] in any zone (tests).
+pub fn day_floor_secs<Tz: TimeZone>(tz: &Tz, secs: i64) -> i64 {
+    crate::calendar::day_floor(tz, secs.saturating_mul(1000)).div_euclid(1000)
 }
 
 /// What the wall clock did between two readings, judged against the monotonic clock.
@@ -103,6 +97,7 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveTime;
 
     #[test]
     fn schedule_does_not_drift_and_skips_missed_ticks() {
@@ -133,6 +128,27 @@ mod tests {
             wall_jump(-60_000, Duration::from_secs(5), tol),
             WallJump::Backward(Duration::from_secs(65))
         );
+    }
+
+    #[test]
+    fn the_recorder_keys_a_day_whose_midnight_is_skipped_where_queries_start_it() {
+        // Chile skipped 2024-09-08 00:00 (to 01:00 -03); the recorder used to fall back to
+        // the UTC day (2024-09-08T00:00Z, still the 7th in Santiago) there.
+        let tz = chrono_tz::America::Santiago;
+        let noon = Utc
+            .with_ymd_and_hms(2024, 9, 8, 16, 0, 0)
+            .single()
+            .expect("t")
+            .timestamp();
+        let key = day_floor_secs(&tz, noon);
+        assert_eq!(
+            key,
+            Utc.with_ymd_and_hms(2024, 9, 8, 4, 0, 0)
+                .single()
+                .expect("01:00 -03")
+                .timestamp()
+        );
+        assert_eq!(key * 1000, crate::query::time::day_floor(&tz, noon * 1000));
     }
 
     #[test]

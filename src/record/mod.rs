@@ -6,8 +6,11 @@
 //! (`crate::store::write`). Ticks are scheduled on the monotonic clock (`clock`); the wall
 //! clock only labels them. SIGINT, SIGTERM and SIGHUP stop the loop within one interval: a
 //! sample in progress is abandoned (its child killed), a commit in progress finishes, the run
-//! is closed, and the process exits 0. If a commit fails, the tick's deltas are kept and
-//! committed with the next tick, so a passing database error loses nothing.
+//! is closed, and the process exits 0. If a commit fails (a full disk, a locked database), the
+//! tick's deltas are kept and committed with the next tick, so a passing database error loses
+//! nothing; that tick's stored elapsed time is the whole span its bytes cover, the failed
+//! ticks count as `failed` in the summary, and the span is recorded as a gap saying where its
+//! bytes went.
 
 pub mod attribute;
 pub mod clock;
@@ -100,6 +103,9 @@ impl<'a> Session<'a> {
                 libc::umask(0o027);
             }
         }
+        // Nothing is created or changed (directory, lock, mode) before the path is known to
+        // be a new file or a netmon database.
+        store::check_target(&opts.db)?;
         // The lock lives beside the database: on a fresh machine its directory is made first.
         store::open::create_parent(&opts.db)?;
         let lock = RecorderLock::acquire(
@@ -226,7 +232,7 @@ impl<'a> Session<'a> {
                 }
                 Err(e) if e.is_permanent() => {
                     let now_ms = Utc::now().timestamp_millis();
-                    rec.close_failing(now_ms);
+                    rec.stop_failing(now_ms);
                     let _ = rec
                         .writer
                         .end_run(rec.run_id, now_ms, &format!("error: {e}"));
@@ -270,13 +276,7 @@ impl<'a> Session<'a> {
     fn finish(mut self, stop: Stop) -> anyhow::Result<()> {
         let rec = &mut self.rec;
         let stopped_ms = Utc::now().timestamp_millis();
-        rec.close_failing(stopped_ms);
-        if let Some(p) = rec.pending.take() {
-            // One last try for deltas a failed commit left behind.
-            if let Err(e) = rec.commit(&p.traffic, &p.web, &p.state, stopped_ms, Duration::ZERO) {
-                error!(error = %e, "could not commit the last tick's deltas");
-            }
-        }
+        rec.stop_failing(stopped_ms);
         let reason = match stop {
             Stop::Signal(sig) => format!("signal {}", signal_name(sig)),
             Stop::TickLimit => "tick limit".to_string(),
@@ -287,6 +287,7 @@ impl<'a> Session<'a> {
         rec.writer.end_run(rec.run_id, stopped_ms, &reason)?;
         rec.log_summary();
         self.signal_handle.close();
+        // This program's own peak (not a parent's, inherited across exec).
         let (cpu, max_rss_kib) = usage::usage().unwrap_or_default();
         // Bytes this process handed to write(2): nearly all of it SQLite's WAL and database.
         let written_bytes = usage::written_bytes().unwrap_or(0);
@@ -327,14 +328,32 @@ struct Summary {
     cpu_at_start: Duration,
 }
 
-/// A streak of ticks whose source failed.
+/// A streak of ticks that failed: their source failed, or their commit did.
 struct Failing {
     /// Consecutive failures.
     count: u32,
-    /// Wall time (epoch ms) of the last good tick, or of the run's start.
+    /// Of those, commits that failed (a full disk, a locked database): their bytes are kept
+    /// and stored with the tick that ends the streak.
+    unwritten: u32,
+    /// Wall time (epoch ms) of the last committed tick, or of the run's start.
     since_ms: i64,
     /// The last failure.
     error: String,
+}
+
+impl Failing {
+    /// The gap's reason: how many ticks failed, the last error, and where the span's bytes
+    /// went (`lost`: the last try to store kept deltas failed).
+    fn reason(&self, lost: bool) -> String {
+        let fate = if lost {
+            "; the bytes of this span could not be stored and are not counted"
+        } else if self.unwritten > 0 {
+            "; their bytes are stored with the tick that ends this gap"
+        } else {
+            ""
+        };
+        format!("{} tick(s) failed: {}{fate}", self.count, self.error)
+    }
 }
 
 /// Deltas whose commit failed, kept for the next commit.
@@ -342,6 +361,12 @@ struct Pending {
     traffic: Vec<ProcessTraffic>,
     web: Vec<HostTraffic>,
     state: StateChanges,
+    /// The monotonic time these deltas cover: from the last committed tick's sample to the
+    /// latest sample merged in. The tick that finally stores them says so (`elapsed_ms`), so
+    /// rates over it are bytes over the real span, not over one interval.
+    covers: Duration,
+    /// Wall time (epoch ms) of the latest sample merged in.
+    at_ms: i64,
 }
 
 /// One run's per-tick work: deltas, attribution, commits, failures and summaries.
@@ -461,16 +486,21 @@ impl<'a> Recorder<'a> {
                 }
             }
         }
-        self.close_failing(wall_ms);
 
         let (mut traffic, mut web, mut state) = (traffic, web, outcome.state);
+        let mut covers = elapsed;
         if let Some(old) = self.pending.take() {
             traffic = merge_traffic(old.traffic, traffic);
             web = merge_web(old.web, web);
             state = merge_state(old.state, state);
+            covers = old.covers.saturating_add(elapsed);
         }
-        match self.commit(&traffic, &web, &state, wall_ms, elapsed) {
+        // A failure streak ends only when a commit succeeds: its gap is stored with that tick.
+        let gap = self.failing.as_ref().map(|f| (f.since_ms, f.reason(false)));
+        let gap = gap.as_ref().map(|(since, why)| (*since, why.as_str()));
+        match self.commit(&traffic, &web, &state, wall_ms, covers, gap) {
             Ok(stats) => {
+                self.failing = None;
                 self.ticks += 1;
                 self.summary.ticks += 1;
                 self.summary.bytes_in += stats.bytes_in;
@@ -484,16 +514,19 @@ impl<'a> Recorder<'a> {
                     bytes_out = stats.bytes_out,
                     rejected = outcome.rejected.len(),
                     baselined = outcome.baselined,
-                    elapsed_ms = elapsed.as_millis() as u64,
+                    elapsed_ms = covers.as_millis() as u64,
                     "tick committed"
                 );
             }
             Err(e) => {
                 error!(error = %e, "committing the tick failed; its deltas will be committed with the next one");
+                self.fail(format!("writing the database failed: {e}"), true);
                 self.pending = Some(Pending {
                     traffic,
                     web,
                     state,
+                    covers,
+                    at_ms: wall_ms,
                 });
             }
         }
@@ -508,40 +541,76 @@ impl<'a> Recorder<'a> {
         state: &StateChanges,
         wall_ms: i64,
         elapsed: Duration,
+        gap: Option<(i64, &str)>,
     ) -> Result<store::write::TickStats, store::Error> {
         let at = chrono::DateTime::<Utc>::from_timestamp_millis(wall_ms).unwrap_or_else(Utc::now);
-        self.writer.commit_tick(&Tick {
-            run_id: self.run_id,
-            at_ms: wall_ms,
-            elapsed_ms: elapsed.as_millis() as i64,
-            day: clock::local_day_start(at),
-            traffic,
-            web,
-            state,
-        })
+        self.writer.commit_tick_ending_gap(
+            &Tick {
+                run_id: self.run_id,
+                at_ms: wall_ms,
+                elapsed_ms: elapsed.as_millis() as i64,
+                day: clock::local_day_start(at),
+                traffic,
+                web,
+                state,
+            },
+            gap,
+        )
     }
 
+    /// The source failed this tick.
     fn failed(&mut self, e: &source::Error) {
+        self.fail(e.to_string(), false);
+        warn!(error = %e, consecutive = self.failing.as_ref().map_or(0, |f| f.count), "tick failed");
+    }
+
+    /// Count a failed tick (`unwritten`: its commit failed) in the summary and the streak.
+    fn fail(&mut self, error: String, unwritten: bool) {
         self.summary.failed += 1;
+        // The streak starts where the last committed tick ended: the previous sample's, when
+        // no streak is running (it was committed), else the streak's own start.
         let since_ms = self
             .failing
             .as_ref()
             .map(|f| f.since_ms)
             .or(self.last_wall_ms)
             .unwrap_or_else(|| Utc::now().timestamp_millis());
-        let count = self.failing.as_ref().map_or(0, |f| f.count) + 1;
-        warn!(error = %e, consecutive = count, "tick failed");
+        let (count, before) = self
+            .failing
+            .as_ref()
+            .map_or((0, 0), |f| (f.count, f.unwritten));
         self.failing = Some(Failing {
-            count,
+            count: count + 1,
+            unwritten: before + u32::from(unwritten),
             since_ms,
-            error: e.to_string(),
+            error,
         });
     }
 
-    /// A failure streak ended (or the run is stopping): record it as a gap.
-    fn close_failing(&mut self, until_ms: i64) {
+    /// The run is ending: one last try for deltas a failed commit left behind (labelled with
+    /// the span they cover), then the open failure streak, if any, becomes a gap.
+    fn stop_failing(&mut self, now_ms: i64) {
+        let mut lost = false;
+        if let Some(p) = self.pending.take() {
+            // The streak ends with the tick that stores its bytes, and its gap with it.
+            let gap = self.failing.as_ref().map(|f| (f.since_ms, f.reason(false)));
+            let gap = gap.as_ref().map(|(since, why)| (*since, why.as_str()));
+            match self.commit(&p.traffic, &p.web, &p.state, p.at_ms, p.covers, gap) {
+                Ok(_) => self.failing = None,
+                Err(e) => {
+                    error!(error = %e, "could not commit the last ticks' deltas; they are lost");
+                    lost = true;
+                }
+            }
+        }
+        self.close_failing(now_ms, lost);
+    }
+
+    /// A failure streak ended without a tick to store it with (the run is stopping): record it
+    /// as a gap, saying where its bytes went. `lost`: the last try to store kept deltas failed.
+    fn close_failing(&mut self, until_ms: i64, lost: bool) {
         if let Some(f) = self.failing.take() {
-            let reason = format!("{} tick(s) failed: {}", f.count, f.error);
+            let reason = f.reason(lost);
             if let Err(e) = self.writer.gap(self.run_id, f.since_ms, until_ms, &reason) {
                 error!(error = %e, "could not record a gap");
             }
@@ -830,15 +899,21 @@ mod tests {
         };
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
+        // Ticks label themselves with the wall clock: a few milliseconds apart, so the failed
+        // ones' span (the gap) is never empty.
+        let pause = || std::thread::sleep(Duration::from_millis(5));
         rec.tick(snap(1), at(0)); // the baseline
         let mut blocker = rusqlite::Connection::open(&db).expect("second connection");
         let hold = blocker
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .expect("hold the write lock");
+        pause();
         rec.tick(snap(2), at(1));
+        pause();
         rec.tick(snap(4), at(2));
         assert!(rec.pending.is_some(), "both commits failed and were kept");
         hold.rollback().expect("release");
+        pause();
         rec.tick(snap(7), at(3));
         assert!(rec.pending.is_none());
         use crate::store::testing::{count, sum};
@@ -851,6 +926,107 @@ mod tests {
         assert_eq!((bytes_in, bytes_out), (6000, 60), "7000 - 1000 baseline");
         assert_eq!(rows, 1, "the kept deltas were merged into one row");
         assert_eq!(sum(conn, "hourly", "bytes_in"), 6000);
+        // The tick that stored them says it covers the three seconds they span (issue 13:
+        // not the last second alone, which would make the rate three times too high).
+        let elapsed: Vec<i64> = conn
+            .prepare("SELECT elapsed_ms FROM ticks ORDER BY id")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(elapsed, vec![0, 3000]);
+        // The two failed commits are failures, and their span a gap that says where its bytes
+        // went.
+        assert_eq!(rec.summary.failed, 2);
+        let (gaps, reason): (i64, String) = conn
+            .query_row("SELECT count(*), max(reason) FROM gaps", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("gaps");
+        assert_eq!(gaps, 1);
+        assert!(
+            reason.starts_with("2 tick(s) failed: writing the database failed")
+                && reason.ends_with("their bytes are stored with the tick that ends this gap"),
+            "{reason}"
+        );
+    }
+
+    /// Deltas still unwritten when the run stops get one more try, labelled with the span
+    /// they cover.
+    #[test]
+    fn deltas_unwritten_at_the_stop_are_stored_with_the_span_they_cover() {
+        use crate::source::{Counter, Owner, ProcessRef, Snapshot};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("n.db");
+        let conn = store::open(&db, Create::IfMissing).expect("open");
+        conn.busy_timeout(Duration::ZERO).expect("no waiting");
+        let mut writer = Writer::new(conn);
+        let run_id = writer
+            .begin_run(&RunInfo {
+                started_at_ms: Utc::now().timestamp_millis(),
+                source: "nettop".into(),
+                interval_ms: 1000,
+                pid: std::process::id(),
+                hostname: None,
+                boot_id: None,
+                notes: vec![],
+            })
+            .expect("run");
+        let opts = Options {
+            db: db.clone(),
+            source: SourceKind::Nettop,
+            interval: Duration::from_secs(1),
+            sample_timeout: Duration::from_secs(1),
+            retention: Policy::default(),
+            include_loopback: false,
+            max_rate: delta::Config::default().max_rate,
+            max_ticks: None,
+            share_with_group: false,
+            process_table: None,
+        };
+        let mut rec = Recorder::new(&opts, writer, Engine::new(delta::Config::default()), run_id);
+        let snap = |n: u64| Snapshot {
+            counters: vec![Counter {
+                key: CounterKey("nettop/curl.4000000".into()),
+                owner: Owner::Process(ProcessRef {
+                    pid: 4_000_000,
+                    name: "curl".into(),
+                    start_time: None,
+                    exe: None,
+                    uid: None,
+                    cmdline: None,
+                    container: None,
+                }),
+                remote: None,
+                loopback: false,
+                bytes_in: n * 1000,
+                bytes_out: 0,
+                closed: false,
+            }],
+        };
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        rec.tick(snap(1), at(0));
+        let mut blocker = rusqlite::Connection::open(&db).expect("second connection");
+        let hold = blocker
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .expect("hold the write lock");
+        rec.tick(snap(3), at(2));
+        rec.tick(snap(4), at(3));
+        hold.rollback().expect("release");
+        rec.stop_failing(Utc::now().timestamp_millis());
+        use crate::store::testing::sum;
+        let conn = rec.writer.conn();
+        assert_eq!(sum(conn, "samples", "bytes_in"), 3000);
+        let last: i64 = conn
+            .query_row(
+                "SELECT elapsed_ms FROM ticks ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("last tick");
+        assert_eq!(last, 3000, "the stored tick covers both unwritten ones");
     }
 
     #[test]

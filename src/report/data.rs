@@ -221,6 +221,14 @@ pub fn gather<Tz: TimeZone>(
 ) -> Result<Report, Error> {
     let began = db.earliest_ms()?;
     let recorded_ever = began.is_some();
+    // The page draws every day and hour of its range; a range that starts before recording
+    // did is drawn from the day it began, so the page's size and cost follow the history, not
+    // the width asked for (`--since 36500d` over a month of data draws that month).
+    let requested = range;
+    let range = match began {
+        Some(b) => crate::query::range::from_recording_day(range, tz, b),
+        None => range,
+    };
     let apps = apps::apps(
         db,
         tz,
@@ -252,7 +260,9 @@ pub fn gather<Tz: TimeZone>(
     let stacked = stacked(db, tz, range, &rows, timeline_bucket_ms(span), opts.series)?;
     let hours = timeline::timeline(db, tz, range, &bucket_opts(HOUR_MS, false))?;
     let heatmap = heatmap(tz, &hours.buckets, covered);
-    let months = if span >= MONTHS_FROM_DAYS * 86_400_000 {
+    // Months are listed when a long range was asked for, however much of it was recorded.
+    let asked_span = requested.end_ms() - requested.start_ms();
+    let months = if span.max(asked_span) >= MONTHS_FROM_DAYS * 86_400_000 {
         months(tz, &days)
     } else {
         Vec::new()
@@ -297,7 +307,7 @@ pub fn gather<Tz: TimeZone>(
             .offset_from_utc_datetime(&covered.end.naive_utc())
             .fix()
             .to_string(),
-        requested: range,
+        requested,
         range: covered,
         recorded_ms: apps.coverage.recorded_ms,
         coverage: round6(apps.coverage.fraction()),

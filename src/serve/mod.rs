@@ -1,14 +1,16 @@
 //! `netmon serve`: the localhost HTTP server the browser extension reports to
 //! (extension/PROTOCOL.md).
 //!
-//! Synchronous: the main thread accepts connections and hands each to a short-lived thread
-//! (at most [`MAX_IN_FLIGHT`] at once, so a slow client never holds up a fast one), which
-//! reads one request under a size limit and a deadline (`http`, parsed by `httparse`), checks
-//! Host, Origin and token before reading the body (`guard`), validates the body field by
-//! field (`api`), stores it in the same database `netmon record` writes
-//! (`crate::store::web`; SQLite in WAL mode, each batch one short IMMEDIATE transaction, the
-//! busy timeout set in `store::open`), answers, and closes. `GET /metrics` (`metrics`) reads
-//! the stored history for Prometheus, with a read-only token of its own.
+//! Synchronous: one thread owns every connection (`reactor`, non-blocking sockets under
+//! `poll(2)`), reads each request under a size limit and one deadline for the whole request
+//! (`http`, parsed by `httparse`), checks Host, Origin and token as soon as the head has come
+//! and before reading the body (`guard`), and hands whole requests to a few worker threads,
+//! which validate the body field by field (`api`), store it in the same database `netmon
+//! record` writes (`crate::store::web`; SQLite in WAL mode, each batch one short IMMEDIATE
+//! transaction, the busy timeout set in `store::open`) and answer. A slow client costs an
+//! entry in the poll set, never a worker: it cannot starve the extension. `GET /metrics`
+//! (`metrics`) reads the stored history for Prometheus, on a worker, with a read-only token
+//! of its own.
 //!
 //! Tokens are never logged, and neither is any header.
 
@@ -16,13 +18,13 @@ pub mod api;
 pub mod guard;
 pub mod http;
 pub mod metrics;
+pub mod reactor;
 pub mod token;
 
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,11 +36,10 @@ use crate::store::web as ingest;
 use crate::store::{self, Create, lock};
 use api::ApiError;
 use guard::Route;
-use http::{ReadError, Response};
+use http::{Request, Response};
 use token::Token;
 
-/// Requests handled at the same time; more get 503 until one finishes.
-pub const MAX_IN_FLIGHT: usize = 32;
+pub use reactor::{MAX_CONNECTIONS, QUEUE, WORKERS};
 
 /// Everything `serve` needs, validated.
 #[derive(Debug, Clone)]
@@ -61,11 +62,12 @@ struct Shared {
     metrics_token: Token,
     metrics: metrics::Exporter,
     bound: IpAddr,
-    client_timeout: Duration,
-    in_flight: AtomicUsize,
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
+    // Nothing (token, directory, mode) is created or changed before the path is known to be
+    // a new file or a netmon database.
+    store::check_target(&opts.db)?;
     let token = token::load_or_create(&opts.db)?;
     if opts.print_token {
         println!("{}", token.reveal());
@@ -139,110 +141,136 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         metrics_token,
         metrics: exporter,
         bound: ip,
-        client_timeout: opts.client_timeout,
-        in_flight: AtomicUsize::new(0),
     });
     info!(listen = %local, "serving");
-
-    while !stop.load(Ordering::SeqCst) {
-        if !readable(&listener, Duration::from_millis(200)) {
-            continue;
-        }
-        match listener.accept() {
-            Ok((stream, _)) => dispatch(&shared, stream),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-            Err(e) => {
-                // Out of file descriptors, or the like: say so, and give it a moment.
-                warn!(error = %e, "accepting a connection failed");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-    drop(listener);
-    // Let requests in progress finish (each is bounded by the client timeout).
-    let deadline = Instant::now() + opts.client_timeout + Duration::from_secs(2);
-    while shared.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    reactor::run(
+        listener,
+        shared,
+        reactor::Limits::new(opts.client_timeout),
+        &stop,
+    )
+    .context("serving")?;
     info!("stopped");
     Ok(())
 }
 
-/// Wait until the listener has a connection to accept, or `timeout` passes (then the loop
-/// looks at the stop flag again).
-fn readable(listener: &TcpListener, timeout: Duration) -> bool {
-    let mut fd = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    let rc = unsafe { libc::poll(&mut fd, 1, timeout.as_millis() as libc::c_int) };
-    rc > 0 && fd.revents & libc::POLLIN != 0
+/// What the handler remembers of a request's head.
+pub struct Ticket {
+    route: Route,
+    cors: Option<String>,
+    method: String,
+    path: String,
 }
 
-/// Hand a connection to a thread of its own.
-fn dispatch(shared: &Arc<Shared>, mut stream: TcpStream) {
-    let n = shared.in_flight.fetch_add(1, Ordering::SeqCst);
-    let busy = n >= MAX_IN_FLIGHT;
-    if busy {
-        warn!(in_flight = n, "refused a request: too many at once");
-    }
-    if n >= 2 * MAX_IN_FLIGHT {
-        // Even the refusals are piling up: answer here, briefly, rather than start more.
-        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-        let _ = std::io::Write::write_all(&mut stream, &busy_response().to_bytes());
-        return;
-    }
-    let worker = Arc::clone(shared);
-    let spawned = std::thread::Builder::new()
-        .name("serve-request".into())
-        .spawn(move || {
-            let mut stream = stream;
-            if busy {
-                http::respond_and_close(&mut stream, &busy_response(), worker.client_timeout);
-            } else {
-                handle(&worker, &mut stream);
+enum Screened {
+    Preflight,
+    Route(Route),
+}
+
+impl reactor::App for Shared {
+    type Ticket = Ticket;
+
+    fn screen(&self, r: &Request, started: Instant) -> Result<(Ticket, usize), Response> {
+        let method = r.method.clone();
+        let path = crate::text::excerpt(r.target.split('?').next().unwrap_or(""), 80);
+        let mut cors: Option<String> = None;
+        let verdict = (|| -> Result<Screened, ApiError> {
+            guard::host(r.header("host")?, self.bound)?;
+            cors = guard::origin(r.header("origin")?)?;
+            if r.method == "OPTIONS" {
+                // A CORS preflight carries no credentials; what it asks about still needs them.
+                return Ok(Screened::Preflight);
             }
-            worker.in_flight.fetch_sub(1, Ordering::SeqCst);
-        });
-    if let Err(e) = spawned {
-        error!(error = %e, "could not start a thread for a request");
-        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            // The path decides which token is due; an unknown path or method is refused only
+            // after the token, so endpoints are not probed without one.
+            if guard::is_metrics(&r.target) {
+                guard::metrics_token(r.header("authorization")?, &self.metrics_token)?;
+            } else {
+                guard::token(r.header("authorization")?, &self.token)?;
+            }
+            Ok(Screened::Route(guard::route(&r.method, &r.target)?))
+        })();
+        match verdict {
+            Ok(Screened::Route(route)) => Ok((
+                Ticket {
+                    route,
+                    cors,
+                    method,
+                    path,
+                },
+                api::MAX_BODY,
+            )),
+            Ok(Screened::Preflight) => {
+                let r = Response::json(204, String::new())
+                    .with("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+                    .with(
+                        "Access-Control-Allow-Headers",
+                        "Authorization, Content-Type",
+                    )
+                    .with("Access-Control-Max-Age", "600");
+                Err(finish(r, None, cors, &method, &path, started))
+            }
+            Err(e) => Err(finish(
+                error_response(&e),
+                Some(e),
+                cors,
+                &method,
+                &path,
+                started,
+            )),
+        }
+    }
+
+    fn work(&self, t: Ticket, request: Request, started: Instant) -> Response {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let result = match t.route {
+            Route::Status => status(self),
+            Route::Metrics => request
+                .header("accept")
+                .and_then(|accept| self.metrics.scrape(accept)),
+            Route::Heartbeats => api::heartbeats(&request.body, now_ms).and_then(|beats| {
+                store_batch(self, |c| ingest::record_heartbeats(c, &beats, now_ms))
+            }),
+            Route::Observations => api::observations(&request.body, now_ms).and_then(|obs| {
+                store_batch(self, |c| ingest::record_observations(c, &obs, now_ms))
+            }),
+        };
+        match result {
+            Ok(r) => finish(r, None, t.cors, &t.method, &t.path, started),
+            Err(e) => finish(
+                error_response(&e),
+                Some(e),
+                t.cors,
+                &t.method,
+                &t.path,
+                started,
+            ),
+        }
+    }
+
+    fn refuse(&self, e: &ApiError, started: Instant) -> Response {
+        let took_ms = started.elapsed().as_millis() as u64;
+        if e.status == 503 {
+            warn!(
+                status = e.status,
+                took_ms, "refused a request: too many at once"
+            );
+        } else {
+            info!(status = e.status, code = e.code, message = %e.message, took_ms, "request refused");
+        }
+        error_response(e)
     }
 }
 
-fn busy_response() -> Response {
-    let e = ApiError::new(
-        503,
-        "busy",
-        "too many requests at once; keep the reports and retry in a few seconds",
-    );
-    Response::json(e.status, e.body())
-}
-
-/// One connection: read a request, answer it, close.
-fn handle(shared: &Shared, stream: &mut TcpStream) {
-    let started = Instant::now();
-    let head = match http::read_head(stream, started, shared.client_timeout) {
-        Ok(h) => h,
-        Err(ReadError::Gone) => return,
-        Err(ReadError::Refuse(e)) => {
-            info!(status = e.status, code = e.code, message = %e.message, "request refused");
-            http::respond_and_close(stream, &error_response(&e), shared.client_timeout);
-            return;
-        }
-    };
-    let method = head.request.method.clone();
-    let path = crate::text::excerpt(head.request.target.split('?').next().unwrap_or(""), 80);
-    let mut cors: Option<String> = None;
-    let result = process(shared, stream, head, started, &mut cors);
-    let (mut response, refusal) = match result {
-        Ok(r) => (r, None),
-        Err(ReadError::Gone) => return,
-        Err(ReadError::Refuse(e)) => (error_response(&e), Some(e)),
-    };
+/// Add the CORS and Allow headers a response needs, and log it.
+fn finish(
+    mut response: Response,
+    refusal: Option<ApiError>,
+    cors: Option<String>,
+    method: &str,
+    path: &str,
+    started: Instant,
+) -> Response {
     if let Some(origin) = cors {
         response = response
             .with("Access-Control-Allow-Origin", origin)
@@ -250,7 +278,7 @@ fn handle(shared: &Shared, stream: &mut TcpStream) {
     }
     if let Some(e) = &refusal
         && e.status == 405
-        && let Some(m) = guard::allowed_method(&path)
+        && let Some(m) = guard::allowed_method(path)
     {
         response = response.with("Allow", m);
     }
@@ -264,7 +292,7 @@ fn handle(shared: &Shared, stream: &mut TcpStream) {
             info!(%method, %path, status = e.status, code = e.code, message = %e.message, "request refused")
         }
     }
-    http::respond_and_close(stream, &response, shared.client_timeout);
+    response
 }
 
 fn error_response(e: &ApiError) -> Response {
@@ -274,54 +302,6 @@ fn error_response(e: &ApiError) -> Response {
     } else {
         r
     }
-}
-
-fn process(
-    shared: &Shared,
-    stream: &mut TcpStream,
-    head: http::Head,
-    started: Instant,
-    cors: &mut Option<String>,
-) -> Result<Response, ReadError> {
-    let r = &head.request;
-    guard::host(r.header("host")?, shared.bound)?;
-    *cors = guard::origin(r.header("origin")?)?;
-    if r.method == "OPTIONS" {
-        // A CORS preflight carries no credentials; what it asks about still needs them.
-        return Ok(Response::json(204, String::new())
-            .with("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-            .with(
-                "Access-Control-Allow-Headers",
-                "Authorization, Content-Type",
-            )
-            .with("Access-Control-Max-Age", "600"));
-    }
-    // The path decides which token is due; an unknown path or method is refused only after
-    // the token, so endpoints are not probed without one.
-    if guard::is_metrics(&r.target) {
-        guard::metrics_token(r.header("authorization")?, &shared.metrics_token)?;
-    } else {
-        guard::token(r.header("authorization")?, &shared.token)?;
-    }
-    let route = guard::route(&r.method, &r.target)?;
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let ok = match route {
-        Route::Status => status(shared)?,
-        Route::Metrics => shared.metrics.scrape(r.header("accept")?)?,
-        Route::Heartbeats => {
-            let request =
-                http::read_body(stream, head, api::MAX_BODY, started, shared.client_timeout)?;
-            let beats = api::heartbeats(&request.body, now_ms)?;
-            store_batch(shared, |c| ingest::record_heartbeats(c, &beats, now_ms))?
-        }
-        Route::Observations => {
-            let request =
-                http::read_body(stream, head, api::MAX_BODY, started, shared.client_timeout)?;
-            let obs = api::observations(&request.body, now_ms)?;
-            store_batch(shared, |c| ingest::record_observations(c, &obs, now_ms))?
-        }
-    };
-    Ok(ok)
 }
 
 fn status(shared: &Shared) -> Result<Response, ApiError> {

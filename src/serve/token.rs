@@ -6,9 +6,9 @@
 //! Tokens are never logged. `netmon serve --print-token` (`--print-metrics-token`) shows one
 //! for pasting; deleting its file makes the next `netmon serve` create a new one.
 
-use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -25,6 +25,11 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
+    /// A token holding `secret` (tests and the randomised run; the server reads its file).
+    pub fn from_secret(secret: &str) -> Self {
+        Token(secret.to_string())
+    }
+
     /// The secret itself, for `--print-token` only.
     pub fn reveal(&self) -> &str {
         &self.0
@@ -55,15 +60,24 @@ pub fn metrics_token_path(db: &Path) -> PathBuf {
 }
 
 /// Read the token of `db`, creating it (and the database's directory) on first use.
+///
+/// The file appears whole or not at all (`files::create_new`: written beside it, flushed,
+/// then linked into place), so a full disk leaves no token file rather than an empty one. An
+/// empty or cut-short file, which an earlier netmon could leave behind that way, is replaced
+/// by a new token, with a warning.
 pub fn load_or_create(db: &Path) -> anyhow::Result<Token> {
-    load_or_create_file(&token_path(db), "paste the new one into the extension")
+    load_or_create_file(
+        &token_path(db),
+        "paste the new one into the extension (`netmon serve --print-token` shows it)",
+    )
 }
 
 /// Read the read-only token of `/metrics`, creating it on first use.
 pub fn load_or_create_metrics(db: &Path) -> anyhow::Result<Token> {
     load_or_create_file(
         &metrics_token_path(db),
-        "put the new one where your scraper reads it (its credentials_file)",
+        "put the new one where your scraper reads it (its credentials_file; `netmon serve \
+         --print-metrics-token` shows it)",
     )
 }
 
@@ -81,25 +95,28 @@ fn load_or_create_file(path: &Path, then: &str) -> anyhow::Result<Token> {
             .create(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-    {
-        Ok(mut f) => {
-            let token = generate()?;
-            f.write_all(format!("{}\n", token.0).as_bytes())
-                .and_then(|()| f.sync_all())
-                .with_context(|| format!("writing the token file {}", path.display()))?;
-            return Ok(token);
-        }
+    let token = generate()?;
+    match crate::files::create_new(&path, format!("{}\n", token.0).as_bytes(), 0o600) {
+        Ok(()) => return Ok(token),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
         Err(e) => {
             return Err(e).with_context(|| format!("creating the token file {}", path.display()));
         }
     }
     let meta = fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = fs::read_to_string(&path)
+        .with_context(|| format!("reading the token file {}", path.display()))?;
+    let found = text.trim();
+    if is_half_made(found) && fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
+        crate::files::replace_file(&path, format!("{}\n", token.0).as_bytes(), 0o600)
+            .with_context(|| format!("replacing the unfinished token file {}", path.display()))?;
+        warn!(
+            path = %path.display(),
+            "the token file was empty or cut short (an earlier netmon could not finish writing \
+             it, e.g. on a full disk): made a new token; {then}"
+        );
+        return Ok(token);
+    }
     if meta.permissions().mode() & 0o077 != 0 {
         warn!(
             path = %path.display(),
@@ -108,17 +125,20 @@ fn load_or_create_file(path: &Path, then: &str) -> anyhow::Result<Token> {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
             .with_context(|| format!("making {} private", path.display()))?;
     }
-    let text = fs::read_to_string(&path)
-        .with_context(|| format!("reading the token file {}", path.display()))?;
-    let token = text.trim();
-    if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+    if found.len() < 32 || !found.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(crate::exit::user(format!(
             "the token file {} is damaged (expected one line of at least 32 characters): \
              delete it and run `netmon serve` again to create a new token, then {then}",
             path.display()
         )));
     }
-    Ok(Token(token.to_string()))
+    Ok(Token(found.to_string()))
+}
+
+/// What a token file holds when writing it stopped part way: nothing, or fewer hex digits
+/// than any token netmon accepts. No token anyone could have been given.
+fn is_half_made(found: &str) -> bool {
+    found.len() < 32 && found.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn generate() -> anyhow::Result<Token> {
@@ -182,9 +202,27 @@ mod tests {
     fn a_damaged_token_file_says_how_to_recover() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("n.db");
-        fs::write(token_path(&db), "short\n").expect("write");
+        fs::write(token_path(&db), "short, not hex\n").expect("write");
         let e = load_or_create(&db).expect_err("damaged");
         assert!(e.to_string().contains("delete it"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_or_cut_short_token_file_is_replaced_by_a_new_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("n.db");
+        for half in ["", "\n", "0123abcd"] {
+            fs::write(token_path(&db), half).expect("write");
+            let t = load_or_create(&db).expect("recovered");
+            assert_eq!(t.reveal().len(), 64);
+            let again = load_or_create(&db).expect("reuse");
+            assert_eq!(again.reveal(), t.reveal(), "the new token was kept");
+        }
+        assert_eq!(
+            fs::read_dir(dir.path()).expect("ls").count(),
+            1,
+            "no temp file"
+        );
     }
 
     #[test]

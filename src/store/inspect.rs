@@ -29,6 +29,44 @@ pub fn schema(conn: &Connection) -> rusqlite::Result<i64> {
     conn.pragma_query_value(None, "user_version", |r| r.get(0))
 }
 
+/// The tables every netmon database has had since schema 1.
+const NETMON_TABLES: &[&str] = &["meta", "runs", "ticks", "daily"];
+
+/// What an SQLite file holds, as far as netmon is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// netmon's tables.
+    Netmon,
+    /// Nothing at all: no schema, no version (an empty file is one).
+    Empty,
+    /// Something else: another program's database.
+    Other,
+}
+
+/// Whether the database holds netmon's tables, nothing, or something else.
+pub fn kind(conn: &Connection) -> rusqlite::Result<Kind> {
+    let (objects, ours): (i64, i64) = conn.query_row(
+        &format!(
+            "SELECT count(*), count(CASE WHEN type = 'table' AND name IN ({}) THEN 1 END) \
+             FROM sqlite_master",
+            NETMON_TABLES
+                .iter()
+                .map(|t| format!("'{t}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(if ours == NETMON_TABLES.len() as i64 {
+        Kind::Netmon
+    } else if objects == 0 && schema(conn)? == 0 {
+        Kind::Empty
+    } else {
+        Kind::Other
+    })
+}
+
 /// Bytes SQLite holds free inside the file.
 pub fn free_bytes(conn: &Connection) -> Option<u64> {
     let page = |p: &str| -> Option<u64> {

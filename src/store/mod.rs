@@ -17,7 +17,7 @@ pub mod write;
 
 use std::path::{Path, PathBuf};
 
-pub use open::{Create, SCHEMA_VERSION, open, open_in_memory};
+pub use open::{Create, SCHEMA_VERSION, check_target, open, open_in_memory, open_read_only};
 
 /// Errors at the store boundary. Messages say what happened and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,22 @@ pub enum Error {
         path: PathBuf,
         pid: String,
         since: String,
+    },
+    #[error(
+        "{} is not a netmon database ({why}): nothing was changed; pass --db (or NETMON_DB) \
+         with the file `netmon record` writes (`netmon status` shows it)",
+        path.display()
+    )]
+    NotNetmon { path: PathBuf, why: String },
+    #[error(
+        "database {} has schema {found}, older than this netmon ({supported}): nothing was \
+         changed; run `netmon record` (or `netmon serve`) once to upgrade it",
+        path.display()
+    )]
+    TooOld {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
     },
     // The underlying error is part of the message and deliberately not a `source()`, so the
     // one-line `{:#}` chain printed by main does not repeat it.
@@ -92,7 +108,11 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Error::TooNew { .. } | Error::Missing { .. } | Error::Locked { .. }
+            Error::TooNew { .. }
+                | Error::TooOld { .. }
+                | Error::Missing { .. }
+                | Error::Locked { .. }
+                | Error::NotNetmon { .. }
         )
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::Error;
+use super::inspect::Kind;
 
 /// The schema files, in order. Index + 1 is the `user_version` after applying each.
 pub const MIGRATIONS: &[(&str, &str)] = &[
@@ -67,6 +68,83 @@ pub fn open(path: &Path, create: Create) -> Result<Connection, Error> {
     }
     prepare(&conn).map_err(|e| Error::open(path, e))?;
     migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Open an existing netmon database for reading, creating, migrating, chmod-ing and writing
+/// nothing (`netmon apps`, `timeline`, `top`, `domains`, `report`). A missing file, an empty
+/// one, a file that is not SQLite, another program's SQLite database, or a netmon database of
+/// another schema is an error that says so, and the file is left as it was.
+pub fn open_read_only(path: &Path) -> Result<Connection, Error> {
+    let conn = open_existing(path)?;
+    let found = super::inspect::schema(&conn).map_err(|e| Error::open(path, e))?;
+    if found < SCHEMA_VERSION {
+        return Err(Error::TooOld {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(conn)
+}
+
+/// `record` and `serve`, before they create or change anything (the directory, the lock, the
+/// token, the file's mode): `path` must be new (missing, or an empty regular file, which holds
+/// nothing to harm: SQLite itself treats it as a new database) or a netmon database.
+pub fn check_target(path: &Path) -> Result<(), Error> {
+    match fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+        Ok(m) if m.is_file() && m.len() == 0 => Ok(()),
+        Ok(_) => open_existing(path).map(drop),
+    }
+}
+
+/// Open `path` (which must exist) without creating or writing anything, and check it is a
+/// netmon database of a schema this binary knows (older ones included).
+fn open_existing(path: &Path) -> Result<Connection, Error> {
+    let not = |why: &str| Error::NotNetmon {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    };
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if !meta.is_file() {
+        return Err(not("not a regular file"));
+    }
+    if meta.len() == 0 {
+        return Err(not("the file is empty"));
+    }
+    // Read the header ourselves: SQLite would take any file it may write for an empty
+    // database to fill.
+    let mut header = [0u8; 16];
+    let n = {
+        use std::io::Read;
+        let mut f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        f.read(&mut header).map_err(|e| Error::io(path, e))?
+    };
+    if n < header.len() || &header != b"SQLite format 3\0" {
+        return Err(not("not an SQLite database"));
+    }
+    let conn = super::inspect::open(path).map_err(|e| Error::open(path, e))?;
+    let found = super::inspect::schema(&conn).map_err(|e| Error::open(path, e))?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < 1 || super::inspect::kind(&conn).map_err(|e| Error::open(path, e))? != Kind::Netmon {
+        return Err(not("an SQLite database without netmon's tables"));
+    }
     Ok(conn)
 }
 

@@ -183,14 +183,7 @@ impl Writer {
         end_ms: i64,
         reason: &str,
     ) -> Result<(), Error> {
-        let start_ms = start_ms.max(recorded_until(&self.conn)?.unwrap_or(i64::MIN));
-        if end_ms <= start_ms {
-            return Ok(());
-        }
-        self.conn.execute(
-            "INSERT INTO gaps(run_id, start_at, end_at, reason) VALUES (?1, ?2, ?3, ?4)",
-            params![run_id, start_ms, end_ms, reason],
-        )?;
+        insert_gap(&self.conn, run_id, start_ms, end_ms, reason)?;
         Ok(())
     }
 
@@ -257,8 +250,20 @@ impl Writer {
 
     /// Write one tick in one transaction.
     pub fn commit_tick(&mut self, tick: &Tick<'_>) -> Result<TickStats, Error> {
+        self.commit_tick_ending_gap(tick, None)
+    }
+
+    /// [`Writer::commit_tick`], storing in the same transaction the gap `(start_ms, reason)`
+    /// that this tick ends: the span of ticks that failed before it, whose bytes it carries.
+    /// Written before the tick moves the run's recorded time on (`recorded_until`), and
+    /// atomically with it, so recorded time never counts that span, not even for a moment.
+    pub fn commit_tick_ending_gap(
+        &mut self,
+        tick: &Tick<'_>,
+        gap: Option<(i64, &str)>,
+    ) -> Result<TickStats, Error> {
         let row = self.journal.encode(tick.state);
-        let result = self.try_commit_tick(tick, &row);
+        let result = self.try_commit_tick(tick, gap, &row);
         if result.is_ok() {
             self.journal.committed(row);
         } else {
@@ -272,9 +277,17 @@ impl Writer {
         result
     }
 
-    fn try_commit_tick(&mut self, tick: &Tick<'_>, row: &state::Row) -> Result<TickStats, Error> {
+    fn try_commit_tick(
+        &mut self,
+        tick: &Tick<'_>,
+        gap: Option<(i64, &str)>,
+        row: &state::Row,
+    ) -> Result<TickStats, Error> {
         // Resolve ids outside the hot statements; new ones are inserted inside the transaction.
         let tx = self.conn.transaction()?;
+        if let Some((start_ms, reason)) = gap {
+            insert_gap(&tx, tick.run_id, start_ms, tick.at_ms, reason)?;
+        }
         tx.prepare_cached("INSERT INTO ticks(run_id, at, elapsed_ms) VALUES (?1, ?2, ?3)")?
             .execute(params![tick.run_id, tick.at_ms, tick.elapsed_ms])?;
         let tick_id = tx.last_insert_rowid();
@@ -397,6 +410,25 @@ impl Writer {
 /// time a tick already covered, and recorded time (`runs` minus `gaps`, which `/metrics`
 /// exports as a counter) must never shrink. The part of such a gap before this point is not
 /// stored: ticks were labelled there.
+/// Store a gap of `run_id` from `start_ms` (or where recorded time ends, if later) to
+/// `end_ms`; nothing when that leaves no time.
+fn insert_gap(
+    conn: &Connection,
+    run_id: i64,
+    start_ms: i64,
+    end_ms: i64,
+    reason: &str,
+) -> rusqlite::Result<()> {
+    let start_ms = start_ms.max(recorded_until(conn)?.unwrap_or(i64::MIN));
+    if end_ms > start_ms {
+        conn.prepare_cached(
+            "INSERT INTO gaps(run_id, start_at, end_at, reason) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![run_id, start_ms, end_ms, reason])?;
+    }
+    Ok(())
+}
+
 fn recorded_until(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached("SELECT max(last_tick_at) FROM runs")?
         .query_row([], |r| r.get(0))

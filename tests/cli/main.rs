@@ -16,6 +16,8 @@ mod e2e;
 #[cfg(target_os = "linux")]
 mod ebpf;
 mod extension;
+mod figures;
+mod flood;
 mod help;
 mod metrics;
 mod nettop_scenarios;
@@ -24,6 +26,7 @@ mod prometheus;
 mod record;
 mod regression;
 mod report;
+mod safety;
 mod serve;
 mod service;
 mod shared_db;

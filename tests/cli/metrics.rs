@@ -497,7 +497,7 @@ fn bad_metrics_options_are_user_errors_naming_the_range() {
         .output()
         .expect("serve");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("0..=10000"),
+        String::from_utf8_lossy(&out.stderr).contains("from 0 to 10000"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

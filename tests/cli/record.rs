@@ -468,7 +468,7 @@ fn bad_record_options_are_user_errors() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("try 5s"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("e.g. 5s"));
     let out = env
         .netmon()
         .args(["record", "--keep-raw", "30d", "--keep-hourly", "7d"])

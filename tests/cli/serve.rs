@@ -506,15 +506,16 @@ fn status_says_when_a_recorder_runs_beside_it() {
     serve.stop();
 }
 
+/// Issue 13: clients that send their headers and then nothing of their bodies used to hold
+/// one of 32 request threads each until the client timeout, and everyone else got 503. They
+/// now hold nothing a valid client needs: it is served at once, and they get their 408s.
 #[test]
-fn too_many_requests_at_once_get_503_busy_and_the_server_recovers() {
+fn stalled_clients_hold_no_worker_a_valid_client_is_served_and_they_get_408() {
     let env = Env::new();
     let serve = Serve::start(&env, &["--client-timeout", "3s"]);
     let token = serve_token(&env);
     let port = serve.addr.port();
-    // 32 clients that send their headers and then nothing of their 2000-byte bodies: each
-    // holds a request slot until the client timeout.
-    let stalled: Vec<TcpStream> = (0..netmon::serve::MAX_IN_FLIGHT)
+    let stalled: Vec<TcpStream> = (0..64)
         .map(|_| {
             let mut s = TcpStream::connect(serve.addr).expect("connect");
             write!(
@@ -526,45 +527,22 @@ fn too_many_requests_at_once_get_503_busy_and_the_server_recovers() {
             s
         })
         .collect();
-    let mut busy = None;
     let status = format!(
         "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\
          Connection: close\r\n\r\n"
     );
-    assert!(
-        wait_until(Duration::from_secs(3), || {
-            let r = crate::util::try_http_raw(serve.addr, status.as_bytes())
-                .unwrap_or_else(|e| panic!("{e}: {}", serve.stderr()));
-            let hit = r.status == 503;
-            if hit {
-                busy = Some(r);
-            }
-            hit
-        }),
-        "never refused while every slot was taken: {}",
-        serve.stderr()
-    );
-    let r = busy.unwrap_or_else(|| panic!("no 503: {}", serve.stderr()));
-    expect_refusal(&r, 503, "busy", "retry");
-    // The stalled clients get their 408s (or, for one that lost the race for a slot to a
-    // status request, a 503), and the server serves again.
-    let mut timed_out = 0;
+    for _ in 0..20 {
+        let r = crate::util::try_http_raw(serve.addr, status.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}: {}", serve.stderr()));
+        assert_eq!(r.status, 200, "{}: {}", r.body, serve.stderr());
+    }
     for mut s in stalled {
         s.set_read_timeout(Some(Duration::from_secs(20)))
             .expect("timeout");
         let mut out = Vec::new();
         s.read_to_end(&mut out).expect("read");
-        let status = parse_reply(&out).status;
-        assert!(status == 408 || status == 503, "{status}");
-        timed_out += usize::from(status == 408);
+        expect_refusal(&parse_reply(&out), 408, "request_timeout", "3s");
     }
-    assert!(
-        timed_out >= netmon::serve::MAX_IN_FLIGHT / 2,
-        "{timed_out} timed out"
-    );
-    let r = crate::util::try_http_raw(serve.addr, status.as_bytes())
-        .unwrap_or_else(|e| panic!("{e}: {}", serve.stderr()));
-    assert_eq!(r.status, 200);
     serve.stop();
 }
 

@@ -81,6 +81,18 @@ impl Env {
         c
     }
 
+    /// Any program, with this test's environment (PATH, NETMON_DB, TZ…) and `NETMON` naming
+    /// the binary, for scripts.
+    pub fn command(&self, program: &str) -> StdCommand {
+        let mut c = StdCommand::new(program);
+        c.env_clear();
+        for (k, v) in self.vars() {
+            c.env(k, v);
+        }
+        c.env("NETMON", bin());
+        c
+    }
+
     fn apply(&self, c: &mut Command) {
         for (k, v) in self.vars() {
             c.env(k, v);
