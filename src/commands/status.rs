@@ -34,6 +34,25 @@ pub fn run(db: &Path, a: &StatusArgs) -> anyhow::Result<()> {
         crate::output::status::render(&status, now, &mut out)?;
     }
     out.flush()?;
+    if !status.database.exists {
+        // Nothing to report on: the problem above says how to start; scripts see exit 1.
+        return Err(crate::exit::user(format!(
+            "no database at {}: see the problems above",
+            db.display()
+        )));
+    }
+    if status.database.schema == Some(0)
+        && !matches!(
+            status.recorder.state,
+            status::RecorderState::Running | status::RecorderState::Stalled
+        )
+    {
+        // An empty file that no recorder is creating is not (yet) a netmon database.
+        return Err(crate::exit::user(format!(
+            "{} is empty, not a netmon database: see the problems above",
+            db.display()
+        )));
+    }
     if status.database.readable == Some(false) {
         // Reported above; the exit code tells scripts the report is not the whole truth.
         return Err(crate::exit::user(format!(

@@ -789,6 +789,19 @@ fn issue_13_read_only_commands_change_no_file_and_refuse_what_is_not_netmons() {
             assert!(err.contains(want), "{cmd:?} on {what}: {err}");
             assert_eq!(tree(dir), before, "{cmd:?} changed something on {what}");
         }
+        // `status` reports on stdout what it found and exits 1 with one line on stderr.
+        let before = tree(dir);
+        let out = env
+            .netmon()
+            .env("NETMON_DB", db)
+            .arg("status")
+            .timeout(Duration::from_secs(30))
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "status on {what}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "status on {what}: {err}");
+        assert_eq!(tree(dir), before, "status changed something on {what}");
     }
     // A real netmon database: read, and left byte for byte as it was (no -wal or -shm).
     let good = report_fixture();

@@ -260,7 +260,17 @@ fn nettop_missing_is_a_problem_for_a_nettop_database() {
 #[test]
 fn no_database_is_reported_not_created() {
     let env = Env::new();
-    let v = status_json(&env);
+    // Nothing to report on: the report says how to start, and scripts see exit 1.
+    let out = env
+        .netmon()
+        .args(["status", "--json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no database at"), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("status --json");
     assert_eq!(v["recorder"]["state"], "never");
     assert_eq!(v["database"]["exists"], false);
     assert_eq!(codes(&v), ["no_database"]);
