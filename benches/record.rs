@@ -102,6 +102,7 @@ fn store_bytes_per_row(dir: &Path) {
             traffic: &traffic,
             web: &[],
             state: &state,
+            net: None,
         })
         .expect("tick");
         // The recorder folds the counter journal every 5 minutes: every 60 ticks of 5 s.

@@ -147,6 +147,7 @@ fn attribution_per_tick(conn: rusqlite::Connection) {
             traffic: &traffic,
             web,
             state: &state,
+            net: None,
         })
         .expect("tick");
         *timer += started.elapsed();

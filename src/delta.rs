@@ -38,6 +38,8 @@
 //!
 //! Rates are never computed here: the record loop divides bytes by the real elapsed time.
 
+pub mod interfaces;
+
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -147,6 +147,7 @@ impl Synth {
                 })
                 .collect::<Vec<_>>(),
             state: &StateChanges::default(),
+            net: None,
         })?;
         Ok(())
     }

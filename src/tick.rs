@@ -93,3 +93,32 @@ pub struct HostTraffic {
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
+
+/// A network as the recorder identified it: a stable key and a label to show until the user
+/// names it (`crate::source::interfaces::network`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Network {
+    pub key: String,
+    pub label: String,
+}
+
+/// What one interface carried in one tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceTraffic {
+    pub interface: String,
+    /// `crate::source::interfaces::Kind::as_str`.
+    pub kind: &'static str,
+    /// `None`: loopback.
+    pub network: Option<Network>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// A tick's interface deltas, and the network its application bytes are counted on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetTraffic {
+    pub interfaces: Vec<InterfaceTraffic>,
+    /// The network that carried the most bytes off this machine this tick (else the last
+    /// one that did): the source does not say which interface each connection used.
+    pub app_network: Option<Network>,
+}

@@ -14,6 +14,7 @@
 
 pub mod attribute;
 pub mod clock;
+pub mod networks;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,7 +34,7 @@ use crate::store::lock::RecorderLock;
 use crate::store::retention::{self, Policy};
 use crate::store::write::{RunInfo, Tick, Writer};
 use crate::store::{self, Create};
-use crate::tick::{HostTraffic, ProcessRecord, ProcessTraffic};
+use crate::tick::{HostTraffic, NetTraffic, ProcessRecord, ProcessTraffic};
 use crate::web::attribute::HostSplitter;
 
 use clock::{Schedule, WallJump};
@@ -361,6 +362,7 @@ struct Pending {
     traffic: Vec<ProcessTraffic>,
     web: Vec<HostTraffic>,
     state: StateChanges,
+    net: Option<NetTraffic>,
     /// The monotonic time these deltas cover: from the last committed tick's sample to the
     /// latest sample merged in. The tick that finally stores them says so (`elapsed_ms`), so
     /// rates over it are bytes over the real span, not over one interval.
@@ -392,6 +394,8 @@ struct Recorder<'a> {
     watch_empty: bool,
     /// Wall time of the first of the current run of samples with no counters.
     empty_since: Option<i64>,
+    /// Interface counters and networks.
+    interfaces: networks::Interfaces,
 }
 
 impl<'a> Recorder<'a> {
@@ -402,6 +406,7 @@ impl<'a> Recorder<'a> {
             engine,
             resolver: attribute::ProcessResolver::default(),
             web: HostSplitter::default(),
+            interfaces: networks::open(opts.max_rate),
             run_id,
             last_mono: None,
             last_wall_ms: None,
@@ -438,6 +443,7 @@ impl<'a> Recorder<'a> {
     }
 
     fn tick(&mut self, mut snapshot: source::Snapshot, sampled_at: Instant) {
+        let net = self.interfaces.tick(sampled_at);
         let took = self.last_mono.map(|m| sampled_at.duration_since(m));
         let elapsed = took.unwrap_or(Duration::ZERO);
         let wall_ms = Utc::now().timestamp_millis();
@@ -487,18 +493,19 @@ impl<'a> Recorder<'a> {
             }
         }
 
-        let (mut traffic, mut web, mut state) = (traffic, web, outcome.state);
+        let (mut traffic, mut web, mut state, mut net) = (traffic, web, outcome.state, net);
         let mut covers = elapsed;
         if let Some(old) = self.pending.take() {
             traffic = merge_traffic(old.traffic, traffic);
             web = merge_web(old.web, web);
             state = merge_state(old.state, state);
+            net = networks::merge(old.net, net);
             covers = old.covers.saturating_add(elapsed);
         }
         // A failure streak ends only when a commit succeeds: its gap is stored with that tick.
         let gap = self.failing.as_ref().map(|f| (f.since_ms, f.reason(false)));
         let gap = gap.as_ref().map(|(since, why)| (*since, why.as_str()));
-        match self.commit(&traffic, &web, &state, wall_ms, covers, gap) {
+        match self.commit(&traffic, &web, &state, net.as_ref(), wall_ms, covers, gap) {
             Ok(stats) => {
                 self.failing = None;
                 self.ticks += 1;
@@ -525,6 +532,7 @@ impl<'a> Recorder<'a> {
                     traffic,
                     web,
                     state,
+                    net,
                     covers,
                     at_ms: wall_ms,
                 });
@@ -539,6 +547,7 @@ impl<'a> Recorder<'a> {
         traffic: &[ProcessTraffic],
         web: &[HostTraffic],
         state: &StateChanges,
+        net: Option<&NetTraffic>,
         wall_ms: i64,
         elapsed: Duration,
         gap: Option<(i64, &str)>,
@@ -553,6 +562,7 @@ impl<'a> Recorder<'a> {
                 traffic,
                 web,
                 state,
+                net,
             },
             gap,
         )
@@ -595,7 +605,15 @@ impl<'a> Recorder<'a> {
             // The streak ends with the tick that stores its bytes, and its gap with it.
             let gap = self.failing.as_ref().map(|f| (f.since_ms, f.reason(false)));
             let gap = gap.as_ref().map(|(since, why)| (*since, why.as_str()));
-            match self.commit(&p.traffic, &p.web, &p.state, p.at_ms, p.covers, gap) {
+            match self.commit(
+                &p.traffic,
+                &p.web,
+                &p.state,
+                p.net.as_ref(),
+                p.at_ms,
+                p.covers,
+                gap,
+            ) {
                 Ok(_) => self.failing = None,
                 Err(e) => {
                     error!(error = %e, "could not commit the last ticks' deltas; they are lost");

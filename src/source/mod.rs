@@ -12,6 +12,7 @@
 
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod interfaces;
 pub mod nettop;
 
 use std::fmt;

@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod lock;
 pub mod meta;
 pub mod metrics;
+pub mod networks;
 pub mod open;
 pub mod retention;
 pub mod state;

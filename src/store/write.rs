@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::meta::{self, Key};
-use super::{Error, state};
+use super::{Error, networks, state};
 use crate::delta::{Saved, StateChanges};
-use crate::tick::{App, AppKind, HostTraffic, ProcessRecord, ProcessTraffic, RemoteRecord};
+use crate::tick::{
+    App, AppKind, HostTraffic, NetTraffic, ProcessRecord, ProcessTraffic, RemoteRecord,
+};
 
 /// Everything one tick writes.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct Tick<'a> {
     /// Browser traffic split across hosts (`crate::web::attribute`).
     pub web: &'a [HostTraffic],
     pub state: &'a StateChanges,
+    /// Interface deltas and networks (`None`: no interface reading this tick).
+    pub net: Option<&'a NetTraffic>,
 }
 
 /// What one committed tick wrote.
@@ -76,6 +80,7 @@ pub struct Writer {
     web_hosts: HashMap<String, i64>,
     /// The counter-state journal's key ids since its last fold.
     journal: state::Journal,
+    nets: networks::Cache,
 }
 
 impl Writer {
@@ -87,6 +92,7 @@ impl Writer {
             remotes: HashMap::new(),
             web_hosts: HashMap::new(),
             journal: state::Journal::default(),
+            nets: networks::Cache::default(),
         }
     }
 
@@ -273,6 +279,7 @@ impl Writer {
             self.processes.clear();
             self.remotes.clear();
             self.web_hosts.clear();
+            self.nets.clear();
         }
         result
     }
@@ -288,8 +295,9 @@ impl Writer {
         if let Some((start_ms, reason)) = gap {
             insert_gap(&tx, tick.run_id, start_ms, tick.at_ms, reason)?;
         }
-        tx.prepare_cached("INSERT INTO ticks(run_id, at, elapsed_ms) VALUES (?1, ?2, ?3)")?
-            .execute(params![tick.run_id, tick.at_ms, tick.elapsed_ms])?;
+        let net = networks::prepare(&tx, &mut self.nets, tick.net, tick.at_ms)?;
+        tx.prepare_cached("INSERT INTO ticks(run_id, at, elapsed_ms, net) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![tick.run_id, tick.at_ms, tick.elapsed_ms, net.blob])?;
         let tick_id = tx.last_insert_rowid();
         let mut stats = TickStats {
             tick_id,
@@ -346,6 +354,7 @@ impl Writer {
                 ])?;
             }
         }
+        networks::roll_up(&tx, &mut self.nets, &net, hour, tick.day, tick.at_ms, &per_app)?;
         let mut per_host: HashMap<(i64, i64, i64), (u64, u64)> = HashMap::new();
         for w in tick.web {
             if w.bytes_in == 0 && w.bytes_out == 0 {

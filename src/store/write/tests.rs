@@ -61,6 +61,7 @@ fn tick(
         traffic: t,
         web: &[],
         state,
+        net: None,
     })
     .expect("tick")
 }
@@ -422,6 +423,7 @@ fn web_rows_follow_the_same_rollups_and_retention_as_apps() {
                 web("", Method::None, 1),
             ],
             state: &StateChanges::default(),
+            net: None,
         })
         .expect("tick");
         ingest::record_heartbeats(

@@ -1,0 +1,135 @@
+//! The record loop's interface side: read every interface's counters each tick, turn them
+//! into deltas (`crate::delta::interfaces`), and pick the network the tick's application bytes
+//! are counted on.
+
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::delta::interfaces::{Engine, IfaceDelta};
+use crate::source::interfaces::{self, InterfaceReader, NetworkId};
+use crate::tick::{InterfaceTraffic, NetTraffic, Network};
+
+/// The interface reader, its delta engine, and the last network application bytes went to.
+pub struct Interfaces {
+    reader: Box<dyn InterfaceReader>,
+    engine: Engine,
+    last_read: Option<Instant>,
+    last_network: Option<Network>,
+    /// The reader is failing (logged once per streak).
+    failing: bool,
+}
+
+impl Interfaces {
+    pub fn new(reader: Box<dyn InterfaceReader>, max_rate: u64) -> Self {
+        Interfaces {
+            reader,
+            engine: Engine::new(max_rate),
+            last_read: None,
+            last_network: None,
+            failing: false,
+        }
+    }
+
+    /// Read the interfaces now: this tick's deltas, or `None` when they cannot be read.
+    pub fn tick(&mut self, now: Instant) -> Option<NetTraffic> {
+        let reading = match self.reader.read() {
+            Ok(r) => r,
+            Err(e) => {
+                if !self.failing {
+                    warn!(error = %e, "interface counters could not be read; \
+                          interface totals are not recorded until they can");
+                }
+                self.failing = true;
+                self.engine.failed();
+                return None;
+            }
+        };
+        if self.failing {
+            info!("interface counters can be read again");
+            self.failing = false;
+        }
+        let elapsed = self
+            .last_read
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        self.last_read = Some(now);
+        let outcome = self.engine.apply(&reading, elapsed);
+        for d in &outcome.dropped {
+            warn!(interface = %d.name, bytes_in = d.bytes_in, bytes_out = d.bytes_out,
+                covered_ms = d.covered.as_millis() as u64, limit = d.limit,
+                "interface delta above what any link could carry in the time; not counted");
+        }
+        if let Some(n) = busiest(&outcome.deltas) {
+            self.last_network = Some(n);
+        }
+        Some(NetTraffic {
+            interfaces: outcome
+                .deltas
+                .into_iter()
+                .map(|d| InterfaceTraffic {
+                    interface: d.name,
+                    kind: d.kind.as_str(),
+                    network: d.network.map(network),
+                    bytes_in: d.bytes_in,
+                    bytes_out: d.bytes_out,
+                })
+                .collect(),
+            app_network: self.last_network.clone(),
+        })
+    }
+}
+
+fn network(n: NetworkId) -> Network {
+    Network {
+        key: n.key,
+        label: n.label,
+    }
+}
+
+/// The network that carried the most bytes off this machine (tunnels, bridges and loopback
+/// aside: their bytes cross another interface too, or none).
+fn busiest(deltas: &[IfaceDelta]) -> Option<Network> {
+    deltas
+        .iter()
+        .filter(|d| d.kind.carries_off_machine())
+        .filter_map(|d| Some((d.network.as_ref()?, d.bytes_in + d.bytes_out)))
+        .fold(Vec::<(&NetworkId, u64)>::new(), |mut acc, (n, b)| {
+            match acc.iter_mut().find(|(m, _)| *m == n) {
+                Some(e) => e.1 += b,
+                None => acc.push((n, b)),
+            }
+            acc
+        })
+        .into_iter()
+        .max_by_key(|(_, b)| *b)
+        .map(|(n, _)| network(n.clone()))
+}
+
+/// Two ticks' interface deltas as one (a commit failed and they are stored together).
+pub fn merge(earlier: Option<NetTraffic>, later: Option<NetTraffic>) -> Option<NetTraffic> {
+    match (earlier, later) {
+        (None, x) | (x, None) => x,
+        (Some(mut a), Some(b)) => {
+            for i in b.interfaces {
+                match a
+                    .interfaces
+                    .iter_mut()
+                    .find(|j| j.interface == i.interface && j.network == i.network)
+                {
+                    Some(j) => {
+                        j.bytes_in = j.bytes_in.saturating_add(i.bytes_in);
+                        j.bytes_out = j.bytes_out.saturating_add(i.bytes_out);
+                    }
+                    None => a.interfaces.push(i),
+                }
+            }
+            a.app_network = b.app_network.or(a.app_network);
+            Some(a)
+        }
+    }
+}
+
+/// The reader this OS has.
+pub fn open(max_rate: u64) -> Interfaces {
+    Interfaces::new(interfaces::open(), max_rate)
+}

@@ -1,0 +1,222 @@
+//! macOS interface counters from `sysctl(CTL_NET, PF_ROUTE, 0, 0, NET_RT_IFLIST2, 0)`: one
+//! `RTM_IFINFO2` message per interface whose `if_data64` holds 64-bit byte counters. (The
+//! `if_data` that `getifaddrs` returns has 32-bit `ifi_ibytes`/`ifi_obytes` that wrap at 4 GiB:
+//! vnStat's phantom "+4 GiB" on macOS.) Needs no privileges.
+//!
+//! The kind comes from `networksetup -listallhardwareports` (read once: it names the Wi-Fi
+//! device and iPhone USB tethering) and the interface name (`utun`, `ipsec`, `ppp`: tunnels;
+//! `bridge`: bridges); the network from the default gateway's hardware address (`route -n get
+//! default`, `arp -n`), refreshed at most once a minute. The Wi-Fi name is not read: since
+//! macOS Sonoma (14.4) every interface that reveals the SSID (CoreWLAN, `ipconfig
+//! getsummary`, `networksetup -getairportnetwork`, the removed `airport` tool) needs Location
+//! Services permission for the calling app, which a background recorder does not have.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::network::{self, parse_hardware_ports};
+use super::{Error, InterfaceCounters, InterfaceReader, Kind, Width};
+
+/// How often the default gateway is looked up again.
+const GATEWAY_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default)]
+pub struct SysctlReader {
+    /// Device name → kind, from `networksetup` (read once).
+    ports: Option<HashMap<String, Kind>>,
+    /// The default route's interface and its gateway's hardware address, and when read.
+    gateway: Option<(Instant, Option<(String, String)>)>,
+}
+
+impl InterfaceReader for SysctlReader {
+    fn read(&mut self) -> Result<Vec<InterfaceCounters>, Error> {
+        let raw = iflist2()?;
+        let ports = self.ports.get_or_insert_with(|| {
+            run("networksetup", &["-listallhardwareports"])
+                .map(|t| parse_hardware_ports(&t))
+                .unwrap_or_default()
+        });
+        let stale = self
+            .gateway
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= GATEWAY_EVERY);
+        if stale {
+            self.gateway = Some((Instant::now(), default_gateway()));
+        }
+        let gw = self.gateway.as_ref().and_then(|(_, g)| g.clone());
+        Ok(raw
+            .into_iter()
+            .map(|(name, index, ift, bytes_in, bytes_out)| {
+                let kind = kind_of(&name, ift, ports);
+                let mac = gw
+                    .as_ref()
+                    .filter(|(ifname, _)| *ifname == name)
+                    .map(|(_, mac)| mac.as_str());
+                InterfaceCounters {
+                    network: network::identify(kind, &name, None, mac),
+                    name,
+                    index: Some(index),
+                    kind,
+                    width: Width::Bits64,
+                    bytes_in,
+                    bytes_out,
+                }
+            })
+            .collect())
+    }
+}
+
+/// IFT_* values from <net/if_types.h>.
+const IFT_LOOP: u8 = 0x18;
+const IFT_CELLULAR: u8 = 0xff;
+const IFT_BRIDGE: u8 = 0xd1;
+
+fn kind_of(name: &str, ift: u8, ports: &HashMap<String, Kind>) -> Kind {
+    if let Some(k) = ports.get(name) {
+        return *k;
+    }
+    match ift {
+        IFT_LOOP => Kind::Loopback,
+        IFT_CELLULAR => Kind::Cellular,
+        IFT_BRIDGE => Kind::Bridge,
+        _ if ["utun", "ipsec", "ppp", "tun", "tap"]
+            .iter()
+            .any(|p| name.starts_with(p)) =>
+        {
+            Kind::Vpn
+        }
+        _ if name.starts_with("bridge") => Kind::Bridge,
+        _ if name.starts_with("awdl") || name.starts_with("llw") || name.starts_with("anpi") => {
+            Kind::Other
+        }
+        _ => Kind::Other,
+    }
+}
+
+/// (name, index, ifi_type, bytes in, bytes out) of every interface.
+fn iflist2() -> Result<Vec<(String, u32, u8, u64, u64)>, Error> {
+    let mut mib = [
+        libc::CTL_NET,
+        libc::PF_ROUTE,
+        0,
+        0,
+        libc::NET_RT_IFLIST2,
+        0,
+    ];
+    let fail = |what: &str| Error::Read {
+        path: "sysctl NET_RT_IFLIST2".to_string(),
+        cause: format!("{what}: {}", std::io::Error::last_os_error()),
+    };
+    // Interfaces can appear between the size query and the read: retry a few times with room.
+    for _ in 0..4 {
+        let mut len: libc::size_t = 0;
+        // SAFETY: a size query (null buffer) with a valid mib and length pointer.
+        let rc = unsafe {
+            libc::sysctl(
+                mib.as_mut_ptr(),
+                mib.len() as u32,
+                std::ptr::null_mut(),
+                &mut len,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(fail("size"));
+        }
+        len += len / 8 + 1024;
+        let mut buf = vec![0u8; len];
+        // SAFETY: the buffer is valid for `len` bytes; sysctl writes at most that and updates it.
+        let rc = unsafe {
+            libc::sysctl(
+                mib.as_mut_ptr(),
+                mib.len() as u32,
+                buf.as_mut_ptr().cast(),
+                &mut len,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if rc != 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOMEM) {
+                continue;
+            }
+            return Err(fail("read"));
+        }
+        buf.truncate(len);
+        return Ok(walk(&buf));
+    }
+    Err(fail("the interface list kept growing"))
+}
+
+/// The RTM_IFINFO2 messages in a NET_RT_IFLIST2 buffer.
+fn walk(buf: &[u8]) -> Vec<(String, u32, u8, u64, u64)> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    let hdr = std::mem::size_of::<libc::if_msghdr2>();
+    while at + 4 <= buf.len() {
+        let msglen = u16::from_ne_bytes([buf[at], buf[at + 1]]) as usize;
+        let kind = buf[at + 3];
+        if msglen == 0 || at + msglen > buf.len() {
+            break;
+        }
+        if i32::from(kind) == libc::RTM_IFINFO2 && msglen >= hdr {
+            // SAFETY: `hdr` bytes from `at` are in the buffer; read_unaligned copies the
+            // packed struct out without assuming alignment.
+            let m: libc::if_msghdr2 =
+                unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+            let index = u32::from(m.ifm_index);
+            let data = m.ifm_data;
+            if let Some(name) = index_name(index) {
+                out.push((name, index, data.ifi_type, data.ifi_ibytes, data.ifi_obytes));
+            }
+        }
+        at += msglen;
+    }
+    out
+}
+
+fn index_name(index: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: the buffer holds IF_NAMESIZE bytes, as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: on success the buffer holds a NUL-terminated name.
+    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// The default route's interface and its gateway's hardware address.
+fn default_gateway() -> Option<(String, String)> {
+    let route = run("route", &["-n", "get", "default"])?;
+    let field = |k: &str| {
+        route
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_string()))
+    };
+    let (gw, ifname) = (field("gateway:")?, field("interface:")?);
+    let arp = run("arp", &["-n", &gw])?;
+    // "? (192.168.1.1) at aa:bb:cc:dd:ee:ff on en0 ifscope [ethernet]"
+    let mac = arp
+        .split_whitespace()
+        .skip_while(|w| *w != "at")
+        .nth(1)?
+        .to_string();
+    mac.contains(':').then_some((ifname, mac))
+}
+
+/// A tool's stdout, or `None` if it is missing or fails.
+fn run(tool: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -1,0 +1,290 @@
+//! The recorder's writes for networks (issue 15): interface deltas per tick, their hourly and
+//! daily rollups per network and interface, and the split of application bytes by network,
+//! all in the tick's transaction. Layout and why: `sql/0007_networks.sql`.
+//!
+//! Called from `write::Writer` in two steps: [`prepare`] before the tick row is inserted
+//! (ids resolved, the `ticks.net` BLOB encoded), [`roll_up`] after the per-app totals are
+//! known.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::tick::{NetTraffic, Network};
+
+/// Ids and the current buckets' primary networks, cached across ticks.
+#[derive(Debug, Default)]
+pub struct Cache {
+    networks: HashMap<String, i64>,
+    interfaces: HashMap<(String, &'static str), i64>,
+    /// (span, start) → primary network id; span 0 hour, 1 day.
+    primary: HashMap<(i64, i64), i64>,
+}
+
+impl Cache {
+    /// Forget every id (a rolled-back transaction may have inserted them).
+    pub fn clear(&mut self) {
+        *self = Cache::default();
+    }
+}
+
+/// One tick's interface rows with their ids, and its `ticks.net` value.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// `ticks.net`: `None` when nothing moved and no network is known.
+    pub blob: Option<Vec<u8>>,
+    /// (network id, interface id, bytes in, bytes out).
+    rows: Vec<(i64, i64, u64, u64)>,
+    /// The network application bytes are counted on (0: none known).
+    app_network: i64,
+}
+
+/// Resolve the tick's network and interface ids (inserting new ones) and encode `ticks.net`.
+pub fn prepare(
+    conn: &Connection,
+    cache: &mut Cache,
+    net: Option<&NetTraffic>,
+    at_ms: i64,
+) -> rusqlite::Result<Prepared> {
+    let Some(net) = net else {
+        return Ok(Prepared::default());
+    };
+    let mut p = Prepared {
+        app_network: match &net.app_network {
+            Some(n) => network_id(conn, cache, n, at_ms)?,
+            None => 0,
+        },
+        ..Prepared::default()
+    };
+    for i in &net.interfaces {
+        if i.bytes_in == 0 && i.bytes_out == 0 {
+            continue;
+        }
+        let nid = match &i.network {
+            Some(n) => network_id(conn, cache, n, at_ms)?,
+            None => 0,
+        };
+        let iid = interface_id(conn, cache, &i.interface, i.kind)?;
+        p.rows.push((nid, iid, i.bytes_in, i.bytes_out));
+    }
+    if !p.rows.is_empty() || p.app_network != 0 {
+        let mut b = Vec::with_capacity(2 + p.rows.len() * 10);
+        put(&mut b, p.app_network as u64);
+        for &(n, i, bin, bout) in &p.rows {
+            put(&mut b, n as u64);
+            put(&mut b, i as u64);
+            put(&mut b, bin);
+            put(&mut b, bout);
+        }
+        p.blob = Some(b);
+    }
+    Ok(p)
+}
+
+/// Upsert the tick's interface rows into `net_hourly`/`net_daily`, and the application bytes
+/// that are not on their hour's (day's) primary network into `app_net_hourly`/`app_net_daily`.
+/// `per_app`: the tick's bytes per application id.
+pub fn roll_up(
+    conn: &Connection,
+    cache: &mut Cache,
+    p: &Prepared,
+    hour: i64,
+    day: i64,
+    at_ms: i64,
+    per_app: &HashMap<i64, (u64, u64)>,
+) -> rusqlite::Result<()> {
+    for &(nid, iid, bin, bout) in &p.rows {
+        for (sql, bucket) in [(UPSERT_NET_HOURLY, hour), (UPSERT_NET_DAILY, day)] {
+            conn.prepare_cached(sql)?.execute(params![
+                bucket,
+                nid,
+                iid,
+                bin as i64,
+                bout as i64,
+                at_ms
+            ])?;
+        }
+    }
+    if per_app.is_empty() {
+        return Ok(());
+    }
+    for (span, start, sql) in [(0, hour, UPSERT_APP_NET_HOURLY), (1, day, UPSERT_APP_NET_DAILY)] {
+        if primary(conn, cache, span, start, p.app_network)? == p.app_network {
+            continue;
+        }
+        for (app_id, (bin, bout)) in per_app {
+            conn.prepare_cached(sql)?.execute(params![
+                start,
+                app_id,
+                p.app_network,
+                *bin as i64,
+                *bout as i64
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// The bucket's primary network, set to `candidate` if it has none yet.
+fn primary(
+    conn: &Connection,
+    cache: &mut Cache,
+    span: i64,
+    start: i64,
+    candidate: i64,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = cache.primary.get(&(span, start)) {
+        return Ok(*id);
+    }
+    let found: Option<i64> = conn
+        .prepare_cached("SELECT network_id FROM net_primary WHERE span = ?1 AND start = ?2")?
+        .query_row(params![span, start], |r| r.get(0))
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO net_primary(span, start, network_id) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![span, start, candidate])?;
+            candidate
+        }
+    };
+    // Only the current buckets matter: ticks move forward.
+    cache.primary.retain(|(s, _), _| *s != span);
+    cache.primary.insert((span, start), id);
+    Ok(id)
+}
+
+fn network_id(
+    conn: &Connection,
+    cache: &mut Cache,
+    n: &Network,
+    at_ms: i64,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = cache.networks.get(&n.key) {
+        return Ok(*id);
+    }
+    conn.prepare_cached(
+        "INSERT INTO networks(key, label, first_at) VALUES (?1, ?2, ?3) ON CONFLICT(key) DO NOTHING",
+    )?
+    .execute(params![n.key, n.label, at_ms])?;
+    let id = conn
+        .prepare_cached("SELECT id FROM networks WHERE key = ?1")?
+        .query_row([&n.key], |r| r.get(0))?;
+    cache.networks.insert(n.key.clone(), id);
+    Ok(id)
+}
+
+fn interface_id(
+    conn: &Connection,
+    cache: &mut Cache,
+    name: &str,
+    kind: &'static str,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = cache.interfaces.get(&(name.to_string(), kind)) {
+        return Ok(*id);
+    }
+    conn.prepare_cached(
+        "INSERT INTO interfaces(name, kind) VALUES (?1, ?2) ON CONFLICT(name, kind) DO NOTHING",
+    )?
+    .execute(params![name, kind])?;
+    let id = conn
+        .prepare_cached("SELECT id FROM interfaces WHERE name = ?1 AND kind = ?2")?
+        .query_row(params![name, kind], |r| r.get(0))?;
+    cache.interfaces.insert((name.to_string(), kind), id);
+    Ok(id)
+}
+
+/// A decoded `ticks.net`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decoded {
+    pub app_network: i64,
+    /// (network id, interface id, bytes in, bytes out).
+    pub rows: Vec<(i64, i64, u64, u64)>,
+}
+
+/// Decode a `ticks.net` BLOB; `None` when it is malformed (a truncated varint, a row cut
+/// short).
+pub fn decode(blob: &[u8]) -> Option<Decoded> {
+    let mut at = 0usize;
+    let app_network = get(blob, &mut at)? as i64;
+    let mut rows = Vec::new();
+    while at < blob.len() {
+        let n = get(blob, &mut at)? as i64;
+        let i = get(blob, &mut at)? as i64;
+        let bin = get(blob, &mut at)?;
+        let bout = get(blob, &mut at)?;
+        rows.push((n, i, bin, bout));
+    }
+    Some(Decoded { app_network, rows })
+}
+
+/// Unsigned LEB128.
+fn put(b: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            b.push(byte);
+            return;
+        }
+        b.push(byte | 0x80);
+    }
+}
+
+fn get(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+const UPSERT_NET_HOURLY: &str = "INSERT INTO net_hourly(hour, network_id, interface_id, \
+     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+     ON CONFLICT(hour, network_id, interface_id) DO UPDATE SET \
+     bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
+     first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
+
+const UPSERT_NET_DAILY: &str = "INSERT INTO net_daily(day, network_id, interface_id, \
+     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+     ON CONFLICT(day, network_id, interface_id) DO UPDATE SET \
+     bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
+     first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
+
+const UPSERT_APP_NET_HOURLY: &str = "INSERT INTO app_net_hourly(hour, app_id, network_id, \
+     bytes_in, bytes_out) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(hour, app_id, network_id) \
+     DO UPDATE SET bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out";
+
+const UPSERT_APP_NET_DAILY: &str = "INSERT INTO app_net_daily(day, app_id, network_id, \
+     bytes_in, bytes_out) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(day, app_id, network_id) \
+     DO UPDATE SET bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_blob_round_trips_large_counts() {
+        let mut b = Vec::new();
+        for v in [3u64, 1, 2, u64::MAX, 0, 0, 7, 300, 1 << 40] {
+            put(&mut b, v);
+        }
+        let d = decode(&b).expect("decodes");
+        assert_eq!(d.app_network, 3);
+        assert_eq!(d.rows, vec![(1, 2, u64::MAX, 0), (0, 7, 300, 1 << 40)]);
+    }
+
+    #[test]
+    fn a_truncated_blob_is_malformed_not_a_panic() {
+        assert_eq!(decode(&[0x80]), None);
+        assert_eq!(decode(&[1, 2, 3]), None);
+        assert_eq!(decode(&[0xff; 12]), None);
+    }
+}
