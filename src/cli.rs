@@ -63,6 +63,7 @@ pub enum Command {
     Service(ServiceArgs),
     Completions(CompletionsArgs),
     Apps(AppsArgs),
+    Networks(NetworksArgs),
     Timeline(TimelineArgs),
     Top(TopArgs),
     Report(ReportArgs),
@@ -176,11 +177,58 @@ pub struct AppsArgs {
     #[arg(long, value_name = "PATTERN")]
     pub app: Option<String>,
 
+    /// Only the bytes counted on this network: its name, label or id (`netmon networks`).
+    ///
+    /// A tick's application bytes are counted on the network that carried the most traffic
+    /// in that tick (the sources do not say which interface each connection used).
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+
     #[command(flatten)]
     pub range: RangeArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Bytes each network and interface carried, and the share applications account for.
+///
+/// Covers the last 24 hours unless --since, --from or --until say otherwise. The interfaces'
+/// own counters are netmon's second opinion on its per-application numbers: the footer says
+/// how much of what the interfaces carried applications account for (below 100% is normal:
+/// headers and acknowledgements are not payload). Loopback, tunnels and bridges are listed
+/// but not counted in that total (their bytes cross another interface too, or none). A network
+/// is named by its Wi-Fi name where readable, else by its default gateway's hardware address,
+/// else by its interface, until you name it.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, after_help = "\
+Examples:
+  netmon networks --since 30d
+  netmon networks name 2 \"Phone hotspot\"")]
+pub struct NetworksArgs {
+    #[command(subcommand)]
+    pub command: Option<NetworksCommand>,
+
+    #[command(flatten)]
+    pub range: RangeArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworksCommand {
+    /// Give a network a name of your own (shown everywhere instead of its label).
+    #[command(after_help = "\
+Examples:
+  netmon networks name 2 \"Phone hotspot\"
+  netmon networks name gw:aa:bb:cc:dd:ee:01 Home")]
+    Name {
+        /// The network: its id, current name, label or key (`netmon networks` lists them).
+        network: String,
+        /// The new name; an empty string removes the name.
+        name: String,
+    },
 }
 
 /// Traffic per time bucket, in total or per application, with how much of each was recorded.

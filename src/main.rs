@@ -52,6 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service(a) => commands::service::run(a.command, given_db),
         Command::Completions(a) => commands::completions::run(a.shell),
         Command::Apps(a) => commands::apps::run(&paths::db_path(given_db)?, &a),
+        Command::Networks(a) => commands::networks::run(&paths::db_path(given_db)?, &a),
         Command::Timeline(a) => commands::timeline::run(&paths::db_path(given_db)?, &a),
         Command::Top(a) => commands::top::run(&paths::db_path(given_db)?, &a),
         Command::Report(a) => commands::report::run(&paths::db_path(given_db)?, &a),

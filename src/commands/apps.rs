@@ -6,7 +6,7 @@ use chrono::Local;
 
 use crate::cli::AppsArgs;
 use crate::output::{self, Format, Output, RangeRow};
-use crate::query::{Db, Matcher, apps};
+use crate::query::{Db, Matcher, apps, networks};
 
 /// Rows a table shows when no --limit is given (JSON and CSV list all).
 const TABLE_LIMIT: usize = 20;
@@ -22,14 +22,23 @@ pub fn run(db_path: &Path, a: &AppsArgs) -> anyhow::Result<()> {
         (None, Format::Table) => Some(TABLE_LIMIT),
         (None, _) => None,
     };
+    let network = match &a.network {
+        Some(n) => Some(networks::resolve(&db, n)?),
+        None => None,
+    };
     let opts = apps::Options {
         sort: a.sort,
         limit,
         app: a.app.as_deref().map(Matcher::new),
+        network: network.as_ref().map(|n| n.id),
     };
     let result = apps::apps(&db, &Local, range, &opts)?;
     match out.format {
-        Format::Table => super::print(&output::table::apps(&result, &out.style)),
+        Format::Table => super::print(&output::table::apps(
+            &result,
+            network.as_ref().map(|n| n.display()).as_deref(),
+            &out.style,
+        )),
         format => {
             if result.apps.is_empty() {
                 eprintln!(

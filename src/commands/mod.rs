@@ -7,6 +7,7 @@ pub mod completions;
 pub mod domains;
 pub mod generate_docs;
 pub mod generate_history;
+pub mod networks;
 pub mod record;
 pub mod report;
 pub mod serve;

@@ -38,6 +38,8 @@ pub struct Options {
     pub limit: Option<usize>,
     /// Only applications whose name matches.
     pub app: Option<Matcher>,
+    /// Only the bytes counted on this network (`netmon networks` lists the ids).
+    pub network: Option<i64>,
 }
 
 /// One application's traffic in the range. Field names are the JSON/CSV contract.
@@ -92,6 +94,9 @@ pub struct Apps {
     pub matched: Totals,
     /// Every application with traffic in the range.
     pub all: Totals,
+    /// How much of what the interfaces carried (on `network`, when limited to one) the
+    /// applications account for.
+    pub explained: super::networks::Explained,
 }
 
 /// How many applications, and their traffic.
@@ -119,7 +124,11 @@ pub fn apps<Tz: TimeZone>(db: &Db, tz: &Tz, range: Range, opts: &Options) -> Res
     let mut by_id: HashMap<i64, scan::AppSum> = HashMap::new();
     for layer in [Layer::Daily, Layer::Hourly, Layer::Raw] {
         for (s, e) in plan::spans(&pieces, layer) {
-            for r in scan::sum_by_app(&db.conn, layer, s, e, None)? {
+            let sums = match opts.network {
+                Some(n) => super::networks::sum_by_app_on(&db.conn, layer, s, e, n)?,
+                None => scan::sum_by_app(&db.conn, layer, s, e, None)?,
+            };
+            for r in sums {
                 by_id
                     .entry(r.app_id)
                     .and_modify(|t| {
@@ -154,7 +163,16 @@ pub fn apps<Tz: TimeZone>(db: &Db, tz: &Tz, range: Range, opts: &Options) -> Res
         rows.truncate(n);
     }
     let recorded = coverage::recorded(&db.conn, a, b)?;
+    let explained = super::networks::explained(
+        db,
+        tz,
+        a,
+        b,
+        opts.network,
+        all.bytes_in + all.bytes_out,
+    )?;
     Ok(Apps {
+        explained,
         requested: range,
         range: Range::from_ms(a, b),
         coverage: recorded.coverage(a, b),

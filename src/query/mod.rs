@@ -13,6 +13,7 @@ pub mod apps;
 pub mod coverage;
 pub mod domains;
 pub mod metrics;
+pub mod networks;
 pub mod plan;
 pub mod range;
 pub mod scan;

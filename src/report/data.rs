@@ -237,6 +237,7 @@ pub fn gather<Tz: TimeZone>(
             sort: Sort::Total,
             limit: None,
             app: None,
+            network: None,
         },
     )?;
     let covered = apps.range;

@@ -84,6 +84,9 @@ pub enum Error {
     },
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
+    /// A value the user gave that cannot be stored (the message says what to do instead).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl From<rusqlite::Error> for Error {
@@ -114,6 +117,7 @@ impl Error {
                 | Error::Missing { .. }
                 | Error::Locked { .. }
                 | Error::NotNetmon { .. }
+                | Error::Invalid(_)
         )
     }
 }

@@ -196,6 +196,29 @@ fn interface_id(
     Ok(id)
 }
 
+/// Name a network (`netmon networks name`); an empty name removes it. Returns false when no
+/// network has that id. Fails when another network already has the name.
+pub fn rename(conn: &Connection, id: i64, name: &str) -> Result<bool, super::Error> {
+    let name = name.trim();
+    let taken: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM networks WHERE lower(name) = lower(?1) AND id != ?2",
+            params![name, id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(other) = taken.filter(|_| !name.is_empty()) {
+        return Err(super::Error::Invalid(format!(
+            "network {other} is already called {name:?}: pick another name, or rename that one first"
+        )));
+    }
+    let changed = conn.execute(
+        "UPDATE networks SET name = ?2 WHERE id = ?1",
+        params![id, (!name.is_empty()).then_some(name)],
+    )?;
+    Ok(changed > 0)
+}
+
 /// A decoded `ticks.net`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decoded {

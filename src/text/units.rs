@@ -81,6 +81,15 @@ pub fn time_ago(t: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::
     }
 }
 
+/// A share that may exceed 100% (the explained share): one decimal, `94.2%`, `103.5%`.
+pub fn share_percent(f: f64) -> String {
+    if (0.0..1.0).contains(&f) {
+        percent(f)
+    } else {
+        format!("{:.1}%", f * 100.0)
+    }
+}
+
 /// A fraction as a percentage with one decimal: `100%`, `99.3%`, `<0.1%`, `0%`. Never rounds
 /// up to 100% or down to 0% when the fraction is not exactly that.
 pub fn percent(f: f64) -> String {

@@ -1,0 +1,468 @@
+//! `netmon networks`: what each interface carried per network over a range, the share of it
+//! netmon attributed to applications, and the application sums limited to one network
+//! (`apps --network`). Tiled like `apps` (see `plan`): whole days from `net_daily`, whole hours
+//! from `net_hourly`, the edges from the ticks' `net` column.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::coverage::{self, Coverage};
+use super::plan::{self, Layer};
+use super::range::Range;
+use super::scan::{self, AppSum};
+use super::time::utc;
+use super::{Db, Error};
+use crate::source::interfaces::Kind;
+use crate::store::networks::decode;
+
+/// One network and interface in the range. Field names are the JSON/CSV contract.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetworkUsage {
+    /// The user's name for the network, else its label (Wi-Fi name, gateway, interface);
+    /// `(loopback)` for traffic that stayed on this machine.
+    pub network: String,
+    /// The id `netmon networks name` and `cap` take; 0 for loopback.
+    pub network_id: i64,
+    /// How the network was identified: `wifi:SSID`, `gw:MAC` (default gateway's hardware
+    /// address), `vpn:IF`, `if:IF`; empty for loopback.
+    pub key: String,
+    pub interface: String,
+    /// wifi, ethernet, cellular, vpn, bridge, virtual, loopback or other.
+    pub kind: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub bytes_total: u64,
+    /// Whether these bytes count in what the interfaces carried (not loopback, tunnels or
+    /// bridges, whose bytes cross another interface too).
+    pub counted: bool,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+impl Default for NetworkUsage {
+    fn default() -> Self {
+        NetworkUsage {
+            network: String::new(),
+            network_id: 0,
+            key: String::new(),
+            interface: String::new(),
+            kind: String::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+            bytes_total: 0,
+            counted: false,
+            first_seen: DateTime::<Utc>::UNIX_EPOCH,
+            last_seen: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+}
+
+/// How much of what the interfaces carried netmon attributed to applications.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Explained {
+    /// Bytes (in + out) applications were counted for.
+    pub app_bytes: u64,
+    /// Bytes (in + out) the counted interfaces carried.
+    pub interface_bytes: u64,
+}
+
+impl Explained {
+    /// `app_bytes / interface_bytes`; `None` when the interfaces carried nothing (or were not
+    /// recorded: databases from before interface counters).
+    pub fn share(&self) -> Option<f64> {
+        (self.interface_bytes > 0).then(|| self.app_bytes as f64 / self.interface_bytes as f64)
+    }
+}
+
+/// The answer to `networks`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Networks {
+    pub requested: Range,
+    pub range: Range,
+    pub coverage: Coverage,
+    /// Largest first; loopback last.
+    pub rows: Vec<NetworkUsage>,
+    pub explained: Explained,
+}
+
+/// A stored network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkInfo {
+    pub id: i64,
+    pub key: String,
+    pub label: String,
+    pub name: Option<String>,
+}
+
+impl NetworkInfo {
+    pub fn display(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.label.clone())
+    }
+}
+
+/// Every network ever seen, by id.
+pub fn infos(conn: &Connection) -> rusqlite::Result<HashMap<i64, NetworkInfo>> {
+    let mut st = conn.prepare_cached("SELECT id, key, label, name FROM networks")?;
+    st.query_map([], |r| {
+        Ok(NetworkInfo {
+            id: r.get(0)?,
+            key: r.get(1)?,
+            label: r.get(2)?,
+            name: r.get(3)?,
+        })
+    })?
+    .map(|r| r.map(|n| (n.id, n)))
+    .collect()
+}
+
+/// The network a user means: its id, its name, its label or its key (names and labels
+/// case-insensitively).
+pub fn resolve(db: &Db, what: &str) -> Result<NetworkInfo, Error> {
+    let all = infos(&db.conn)?;
+    let by_id = what.parse::<i64>().ok().and_then(|id| all.get(&id));
+    let lower = what.to_lowercase();
+    let found = by_id
+        .or_else(|| {
+            all.values()
+                .find(|n| n.name.as_deref().is_some_and(|m| m.to_lowercase() == lower))
+        })
+        .or_else(|| all.values().find(|n| n.label.to_lowercase() == lower))
+        .or_else(|| all.values().find(|n| n.key == what));
+    match found {
+        Some(n) => Ok(n.clone()),
+        None => {
+            let mut known: Vec<String> = all
+                .values()
+                .map(|n| format!("{} ({})", n.display(), n.id))
+                .collect();
+            known.sort();
+            Err(Error::Invalid(format!(
+                "no network called {what:?}: `netmon networks` lists them ({})",
+                if known.is_empty() {
+                    "none recorded yet".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )))
+        }
+    }
+}
+
+/// Per network and interface over `range`.
+pub fn networks<Tz: TimeZone>(db: &Db, tz: &Tz, range: Range) -> Result<Networks, Error> {
+    let (a, b) = plan::widen(tz, &db.bounds, range.start_ms(), range.end_ms());
+    let sums = interface_sums(db, tz, a, b)?;
+    let infos = infos(&db.conn)?;
+    let ifaces: HashMap<i64, (String, String)> = {
+        let mut st = db.conn.prepare_cached("SELECT id, name, kind FROM interfaces")?;
+        st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut rows: Vec<NetworkUsage> = sums
+        .into_iter()
+        .map(|((nid, iid), s)| {
+            let (interface, kind) = ifaces
+                .get(&iid)
+                .cloned()
+                .unwrap_or_else(|| (format!("(interface #{iid})"), "other".to_string()));
+            let info = infos.get(&nid);
+            NetworkUsage {
+                network: info.map_or_else(|| "(loopback)".to_string(), NetworkInfo::display),
+                network_id: nid,
+                key: info.map(|n| n.key.clone()).unwrap_or_default(),
+                counted: Kind::parse(&kind).carries_off_machine(),
+                interface,
+                kind,
+                bytes_in: s.bytes_in,
+                bytes_out: s.bytes_out,
+                bytes_total: s.bytes_in + s.bytes_out,
+                first_seen: utc(s.first_ms),
+                last_seen: utc(s.last_ms),
+            }
+        })
+        .collect();
+    rows.sort_by(|x, y| {
+        (x.network_id == 0)
+            .cmp(&(y.network_id == 0))
+            .then(y.bytes_total.cmp(&x.bytes_total))
+            .then_with(|| x.network.cmp(&y.network))
+            .then_with(|| x.interface.cmp(&y.interface))
+    });
+    let interface_bytes = rows
+        .iter()
+        .filter(|r| r.counted)
+        .map(|r| r.bytes_total)
+        .sum();
+    let app_bytes = app_total(db, tz, a, b)?;
+    let recorded = coverage::recorded(&db.conn, a, b)?;
+    Ok(Networks {
+        requested: range,
+        range: Range::from_ms(a, b),
+        coverage: recorded.coverage(a, b),
+        rows,
+        explained: Explained {
+            app_bytes,
+            interface_bytes,
+        },
+    })
+}
+
+/// The explained share over `[a, b)` (already widened), over every network or one.
+/// `app_bytes`: the applications' total (`apps`' own, which may be limited to the network).
+pub fn explained<Tz: TimeZone>(
+    db: &Db,
+    tz: &Tz,
+    a: i64,
+    b: i64,
+    network: Option<i64>,
+    app_bytes: u64,
+) -> Result<Explained, Error> {
+    let mut sums = interface_sums(db, tz, a, b)?;
+    if let Some(n) = network {
+        sums.retain(|(nid, _), _| *nid == n);
+    }
+    let kinds: HashMap<i64, String> = {
+        let mut st = db.conn.prepare_cached("SELECT id, kind FROM interfaces")?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    let interface_bytes = sums
+        .iter()
+        .filter(|((_, iid), _)| {
+            kinds
+                .get(iid)
+                .is_some_and(|k| Kind::parse(k).carries_off_machine())
+        })
+        .map(|(_, s)| s.bytes_in + s.bytes_out)
+        .sum();
+    Ok(Explained {
+        app_bytes,
+        interface_bytes,
+    })
+}
+
+fn app_total<Tz: TimeZone>(db: &Db, tz: &Tz, a: i64, b: i64) -> Result<u64, Error> {
+    let pieces = plan::tile(tz, &db.bounds, a, b, true);
+    let mut total = 0u64;
+    for layer in [Layer::Daily, Layer::Hourly, Layer::Raw] {
+        for (s, e) in plan::spans(&pieces, layer) {
+            for r in scan::sum_by_app(&db.conn, layer, s, e, None)? {
+                total += (r.bytes_in.max(0) + r.bytes_out.max(0)) as u64;
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sum {
+    bytes_in: u64,
+    bytes_out: u64,
+    first_ms: i64,
+    last_ms: i64,
+}
+
+/// Bytes per (network id, interface id) over `[a, b)`.
+fn interface_sums<Tz: TimeZone>(
+    db: &Db,
+    tz: &Tz,
+    a: i64,
+    b: i64,
+) -> Result<HashMap<(i64, i64), Sum>, Error> {
+    let pieces = plan::tile(tz, &db.bounds, a, b, true);
+    let mut acc: HashMap<(i64, i64), Sum> = HashMap::new();
+    let mut add = |k: (i64, i64), bin: u64, bout: u64, first: i64, last: i64| {
+        acc.entry(k)
+            .and_modify(|s| {
+                s.bytes_in += bin;
+                s.bytes_out += bout;
+                s.first_ms = s.first_ms.min(first);
+                s.last_ms = s.last_ms.max(last);
+            })
+            .or_insert(Sum {
+                bytes_in: bin,
+                bytes_out: bout,
+                first_ms: first,
+                last_ms: last,
+            });
+    };
+    for layer in [Layer::Daily, Layer::Hourly, Layer::Raw] {
+        for (s, e) in plan::spans(&pieces, layer) {
+            match layer {
+                Layer::Raw => {
+                    let mut st = db.conn.prepare_cached(
+                        "SELECT at, net FROM ticks WHERE at >= ?1 AND at < ?2 AND net IS NOT NULL",
+                    )?;
+                    let mut rows = st.query(params![s, e])?;
+                    while let Some(r) = rows.next()? {
+                        let at: i64 = r.get(0)?;
+                        let blob: Vec<u8> = r.get(1)?;
+                        for (n, i, bin, bout) in decode(&blob).map(|d| d.rows).unwrap_or_default() {
+                            add((n, i), bin, bout, at, at);
+                        }
+                    }
+                }
+                Layer::Hourly | Layer::Daily => {
+                    let sql = if layer == Layer::Hourly {
+                        "SELECT network_id, interface_id, bytes_in, bytes_out, first_at, last_at \
+                         FROM net_hourly WHERE hour >= ?1 AND hour < ?2"
+                    } else {
+                        "SELECT network_id, interface_id, bytes_in, bytes_out, first_at, last_at \
+                         FROM net_daily WHERE day >= ?1 AND day < ?2"
+                    };
+                    let mut st = db.conn.prepare_cached(sql)?;
+                    let mut rows = st.query(params![ceil_s(s), ceil_s(e)])?;
+                    while let Some(r) = rows.next()? {
+                        let (bin, bout): (i64, i64) = (r.get(2)?, r.get(3)?);
+                        add(
+                            (r.get(0)?, r.get(1)?),
+                            bin.max(0) as u64,
+                            bout.max(0) as u64,
+                            r.get(4)?,
+                            r.get(5)?,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(acc)
+}
+
+fn ceil_s(ms: i64) -> i64 {
+    ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0)
+}
+
+/// Application sums of one layer over `[a, b)`, limited to the bytes counted on `network`.
+pub fn sum_by_app_on(
+    conn: &Connection,
+    layer: Layer,
+    a: i64,
+    b: i64,
+    network: i64,
+) -> rusqlite::Result<Vec<AppSum>> {
+    let mut acc: HashMap<i64, AppSum> = HashMap::new();
+    let mut add = |app_id: i64, bin: i64, bout: i64, first: i64, last: i64| {
+        let t = acc.entry(app_id).or_insert(AppSum {
+            app_id,
+            bytes_in: 0,
+            bytes_out: 0,
+            first_ms: first,
+            last_ms: last,
+        });
+        t.bytes_in += bin;
+        t.bytes_out += bout;
+        t.first_ms = t.first_ms.min(first);
+        t.last_ms = t.last_ms.max(last);
+    };
+    match layer {
+        Layer::Raw => {
+            let process_app: HashMap<i64, i64> = {
+                let mut st = conn.prepare_cached("SELECT id, app_id FROM processes")?;
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            // The ticks whose application bytes are on the network, then their samples.
+            let mut ticks: Vec<(i64, i64)> = Vec::new();
+            {
+                let mut st = conn.prepare_cached(
+                    "SELECT id, at, net FROM ticks WHERE at >= ?1 AND at < ?2 AND net IS NOT NULL",
+                )?;
+                let mut rows = st.query(params![a, b])?;
+                while let Some(r) = rows.next()? {
+                    let blob: Vec<u8> = r.get(2)?;
+                    if decode(&blob).is_some_and(|d| d.app_network == network) {
+                        ticks.push((r.get(0)?, r.get(1)?));
+                    }
+                }
+            }
+            let mut st = conn.prepare_cached(
+                "SELECT process_id, bytes_in, bytes_out FROM samples WHERE tick_id = ?1",
+            )?;
+            for (tick, at) in ticks {
+                let mut rows = st.query([tick])?;
+                while let Some(r) = rows.next()? {
+                    if let Some(&app) = process_app.get(&r.get::<_, i64>(0)?) {
+                        add(app, r.get(1)?, r.get(2)?, at, at);
+                    }
+                }
+            }
+        }
+        Layer::Hourly | Layer::Daily => {
+            let (span, table, split, col) = if layer == Layer::Hourly {
+                (0, "hourly", "app_net_hourly", "hour")
+            } else {
+                (1, "daily", "app_net_daily", "day")
+            };
+            let (s, e) = (ceil_s(a), ceil_s(b));
+            // Bytes listed on other networks than the bucket's primary, per bucket and app.
+            let mut moved: HashMap<(i64, i64), (i64, i64)> = HashMap::new();
+            let mut on_network: Vec<(i64, i64, i64, i64)> = Vec::new();
+            {
+                let mut st = conn.prepare_cached(&format!(
+                    "SELECT {col}, app_id, network_id, bytes_in, bytes_out FROM {split} \
+                     WHERE {col} >= ?1 AND {col} < ?2"
+                ))?;
+                let mut rows = st.query(params![s, e])?;
+                while let Some(r) = rows.next()? {
+                    let (bucket, app, nid, bin, bout): (i64, i64, i64, i64, i64) =
+                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+                    let m = moved.entry((bucket, app)).or_default();
+                    m.0 += bin;
+                    m.1 += bout;
+                    if nid == network {
+                        on_network.push((bucket, app, bin, bout));
+                    }
+                }
+            }
+            let primaries: HashMap<i64, i64> = {
+                let mut st = conn.prepare_cached(
+                    "SELECT start, network_id FROM net_primary WHERE span = ?1 \
+                     AND start >= ?2 AND start < ?3",
+                )?;
+                st.query_map(params![span, s, e], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            let mut st = conn.prepare_cached(&format!(
+                "SELECT {col}, app_id, bytes_in, bytes_out, first_at, last_at FROM {table} \
+                 WHERE {col} >= ?1 AND {col} < ?2"
+            ))?;
+            let mut first_last: HashMap<(i64, i64), (i64, i64)> = HashMap::new();
+            let mut rows = st.query(params![s, e])?;
+            while let Some(r) = rows.next()? {
+                let (bucket, app): (i64, i64) = (r.get(0)?, r.get(1)?);
+                let (first, last): (i64, i64) = (r.get(4)?, r.get(5)?);
+                first_last.insert((bucket, app), (first, last));
+                if primaries.get(&bucket) == Some(&network) {
+                    let (bin, bout): (i64, i64) = (r.get(2)?, r.get(3)?);
+                    let m = moved.get(&(bucket, app)).copied().unwrap_or_default();
+                    add(app, bin - m.0, bout - m.1, first, last);
+                }
+            }
+            for (bucket, app, bin, bout) in on_network {
+                if primaries.get(&bucket) != Some(&network) {
+                    let (first, last) = first_last.get(&(bucket, app)).copied().unwrap_or((
+                        bucket * 1000,
+                        bucket * 1000,
+                    ));
+                    add(app, bin, bout, first, last);
+                }
+            }
+        }
+    }
+    acc.retain(|_, t| t.bytes_in != 0 || t.bytes_out != 0);
+    Ok(acc.into_values().collect())
+}
+
+/// The network's name for an id, for messages.
+pub fn name_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT coalesce(name, label) FROM networks WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .optional()
+}
