@@ -32,8 +32,26 @@ pub struct Status {
     pub tables: Vec<TableRows>,
     /// Service definitions `netmon service install` wrote on this machine, if any.
     pub service: Vec<ServiceFile>,
+    /// How much of what the interfaces carried in the last 7 days applications account for;
+    /// absent when no interface counters were recorded then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explained: Option<Explained>,
     pub problems: Vec<Problem>,
 }
+
+/// The explained share over recent days (`netmon networks` explains it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Explained {
+    /// The first local day counted.
+    pub since: DateTime<Utc>,
+    pub app_bytes: u64,
+    pub interface_bytes: u64,
+    /// `app_bytes / interface_bytes`.
+    pub share: f64,
+}
+
+/// Days the explained share covers in `status`.
+const EXPLAINED_DAYS: i64 = 7;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Database {
@@ -227,6 +245,7 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
             .filter(|f| f.path.exists())
             .cloned()
             .collect(),
+        explained: None,
         problems: Vec::new(),
     };
 
@@ -266,7 +285,13 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
         }
         status.database.readable = Some(false);
         match inspect::open(db) {
-            Ok(conn) => read_database(&conn, &mut status, &mut problems),
+            Ok(conn) => {
+                read_database(&conn, &mut status, &mut problems);
+                // A database from before interface counters has no such tables: nothing to say.
+                if let Ok(e) = explained(&conn, now, &mut problems) {
+                    status.explained = e;
+                }
+            }
             Err(e) => problems.push(unreadable(db, m, &e)),
         }
     } else if let Some(e) = meta_err.filter(|e| e.kind() == std::io::ErrorKind::PermissionDenied) {
@@ -451,6 +476,60 @@ fn unreadable(db: &Path, m: &fs::Metadata, e: &rusqlite::Error) -> Problem {
             db.display()
         ),
     }
+}
+
+/// The explained share over the last days, from the daily tables, and a problem for each day
+/// on which applications were counted for more bytes than the interfaces carried: bytes that
+/// never crossed an interface were counted.
+fn explained(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    problems: &mut Vec<Problem>,
+) -> rusqlite::Result<Option<Explained>> {
+    let since = now.timestamp() - EXPLAINED_DAYS * 86_400;
+    let per_day = |sql: &str| -> rusqlite::Result<std::collections::BTreeMap<i64, i64>> {
+        let mut st = conn.prepare(sql)?;
+        st.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+    };
+    let apps = per_day(
+        "SELECT day, sum(bytes_in + bytes_out) FROM daily WHERE day >= ?1 GROUP BY day",
+    )?;
+    let ifaces = per_day(
+        "SELECT n.day, sum(n.bytes_in + n.bytes_out) FROM net_daily n \
+         JOIN interfaces i ON i.id = n.interface_id \
+         WHERE n.day >= ?1 AND i.kind NOT IN ('loopback', 'vpn', 'bridge') GROUP BY n.day",
+    )?;
+    let (mut app_bytes, mut interface_bytes) = (0u64, 0u64);
+    for (day, carried) in &ifaces {
+        let counted = apps.get(day).copied().unwrap_or(0);
+        app_bytes += counted.max(0) as u64;
+        interface_bytes += (*carried).max(0) as u64;
+        if counted > *carried && *carried > 0 {
+            let start = ms(Some(day * 1000)).unwrap_or(now);
+            problems.push(Problem {
+                code: "explained_over_100",
+                message: format!(
+                    "on the day from {} applications were counted for {} but the interfaces \
+                     carried only {} ({}): netmon counted bytes that never crossed an \
+                     interface; `netmon apps --from {} --until {}` and `netmon networks` over \
+                     that day show which",
+                    start.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M %:z"),
+                    units::bytes(counted as u64),
+                    units::bytes(*carried as u64),
+                    units::share_percent(counted as f64 / *carried as f64),
+                    start.with_timezone(&chrono::Local).format("%Y-%m-%d"),
+                    start.with_timezone(&chrono::Local).format("%Y-%m-%d"),
+                ),
+            });
+        }
+    }
+    Ok((interface_bytes > 0).then(|| Explained {
+        since: ms(Some(since * 1000)).unwrap_or(now),
+        app_bytes,
+        interface_bytes,
+        share: app_bytes as f64 / interface_bytes as f64,
+    }))
 }
 
 fn read_database(conn: &Connection, status: &mut Status, problems: &mut Vec<Problem>) {

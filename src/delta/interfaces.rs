@@ -33,6 +33,8 @@ pub enum Cause {
     Reset,
     /// A 32-bit counter wrapped at 4 GiB.
     Wrap,
+    /// The first reading of a run, continuing from the value the previous run saved.
+    Resumed,
 }
 
 /// What one interface carried in one tick.
@@ -61,6 +63,33 @@ pub struct Outcome {
     /// Non-zero deltas, in reading order.
     pub deltas: Vec<IfaceDelta>,
     pub dropped: Vec<Dropped>,
+    /// Counter values to save so a restart resumes from them (written with the tick, like the
+    /// sources' counters): keys from [`state_key`], values that changed this tick.
+    pub save: Vec<(String, u64, u64)>,
+    /// Saved keys that no longer name an interface (it came back under a new index).
+    pub forget: Vec<String>,
+}
+
+/// The prefix of interface counters' keys in the saved counter state.
+pub const STATE_PREFIX: &str = "iface/";
+
+/// The saved-state key of an interface: `iface/<index>/<name>`.
+pub fn state_key(name: &str, index: Option<u32>) -> String {
+    match index {
+        Some(i) => format!("{STATE_PREFIX}{i}/{name}"),
+        None => format!("{STATE_PREFIX}-/{name}"),
+    }
+}
+
+/// An interface's name and index from its saved-state key.
+pub fn parse_state_key(key: &str) -> Option<(String, Option<u32>)> {
+    let (index, name) = key.strip_prefix(STATE_PREFIX)?.split_once('/')?;
+    let index = if index == "-" {
+        None
+    } else {
+        Some(index.parse().ok()?)
+    };
+    Some((name.to_string(), index))
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +108,9 @@ pub struct Engine {
     last: HashMap<String, Last>,
     /// A reading has been taken (and the last one did not fail).
     primed: bool,
+    /// Values a previous run saved (same boot), with their age: the first reading continues
+    /// from them instead of being a baseline, as the sources' counters do.
+    resumed: HashMap<(String, Option<u32>), (u64, u64, Duration)>,
 }
 
 impl Engine {
@@ -88,6 +120,15 @@ impl Engine {
             max_rate,
             last: HashMap::new(),
             primed: false,
+            resumed: HashMap::new(),
+        }
+    }
+
+    /// Continue from values a previous run saved in this boot: (name, index, bytes in,
+    /// bytes out, how long ago they were saved).
+    pub fn resume(&mut self, saved: impl IntoIterator<Item = (String, Option<u32>, u64, u64, Duration)>) {
+        for (name, index, bin, bout, age) in saved {
+            self.resumed.insert((name, index), (bin, bout, age));
         }
     }
 
@@ -100,7 +141,7 @@ impl Engine {
     /// One reading, `elapsed` after the previous one.
     pub fn apply(&mut self, reading: &[InterfaceCounters], elapsed: Duration) -> Outcome {
         let mut out = Outcome::default();
-        let limit = limit(self.max_rate, elapsed);
+        let limit = limit_for(self.max_rate, elapsed);
         for l in self.last.values_mut() {
             l.present = false;
         }
@@ -115,7 +156,46 @@ impl Engine {
                     present: true,
                 },
             );
+            let changed = prev
+                .as_ref()
+                .is_none_or(|p| (p.bytes_in, p.bytes_out, p.index) != (c.bytes_in, c.bytes_out, c.index));
+            if changed {
+                out.save
+                    .push((state_key(&c.name, c.index), c.bytes_in, c.bytes_out));
+                if let Some(p) = prev.as_ref().filter(|p| p.index != c.index) {
+                    out.forget.push(state_key(&c.name, p.index));
+                }
+            }
             if !self.primed {
+                // Continue from a saved value when the interface is the same one and its
+                // counters only grew (the bytes moved while no recorder ran, as the sources'
+                // resumed counters count them); else this reading is a baseline.
+                let Some((bin, bout, age)) = self.resumed.remove(&(c.name.clone(), c.index)) else {
+                    continue;
+                };
+                if c.bytes_in < bin || c.bytes_out < bout {
+                    continue;
+                }
+                let (din, dout) = (c.bytes_in - bin, c.bytes_out - bout);
+                let allowed = limit_for(self.max_rate, age);
+                if din > allowed || dout > allowed {
+                    out.dropped.push(Dropped {
+                        name: c.name.clone(),
+                        bytes_in: din,
+                        bytes_out: dout,
+                        covered: age,
+                        limit: allowed,
+                    });
+                } else if din > 0 || dout > 0 {
+                    out.deltas.push(IfaceDelta {
+                        name: c.name.clone(),
+                        kind: c.kind,
+                        network: c.network.clone(),
+                        bytes_in: din,
+                        bytes_out: dout,
+                        cause: Cause::Resumed,
+                    });
+                }
                 continue;
             }
             let (bin, bout, cause) = match prev {
@@ -166,12 +246,16 @@ impl Engine {
             self.last.retain(|_, l| l.present);
         }
         self.primed = true;
+        // Saved interfaces that did not come back as they were are forgotten.
+        for ((name, index), _) in self.resumed.drain() {
+            out.forget.push(state_key(&name, index));
+        }
         out
     }
 }
 
 /// Bytes one direction could carry in `elapsed` at `max_rate`.
-fn limit(max_rate: u64, elapsed: Duration) -> u64 {
+fn limit_for(max_rate: u64, elapsed: Duration) -> u64 {
     ((max_rate as u128 * elapsed.as_micros()) / 1_000_000).min(u64::MAX as u128) as u64
 }
 
@@ -284,6 +368,24 @@ mod tests {
         e.apply(&[wide32(iface("en0", 4, 3_000_000_000, 0))], SEC);
         let o = e.apply(&[wide32(iface("en0", 4, 500, 0))], SEC);
         assert_eq!(sums(&o), vec![("en0".into(), 500, 0, Cause::Reset)]);
+    }
+
+    #[test]
+    fn a_restart_continues_from_the_saved_values_and_saves_only_what_changed() {
+        let mut e = Engine::new(RATE);
+        let o = e.apply(&[iface("eth0", 2, 1_000, 100), iface("lo", 1, 5, 5)], SEC);
+        assert_eq!(o.save.len(), 2);
+        let o = e.apply(&[iface("eth0", 2, 1_500, 100), iface("lo", 1, 5, 5)], SEC);
+        assert_eq!(o.save, vec![(state_key("eth0", Some(2)), 1_500, 100)]);
+        // A new run, 10 s later: eth0 grew by 700 meanwhile; a re-created usb0 is a baseline.
+        let mut e = Engine::new(RATE);
+        e.resume([
+            ("eth0".to_string(), Some(2), 1_500, 100, 10 * SEC),
+            ("usb0".to_string(), Some(5), 9_000, 9_000, 10 * SEC),
+        ]);
+        let o = e.apply(&[iface("eth0", 2, 2_200, 100), iface("usb0", 6, 10, 10)], SEC);
+        assert_eq!(sums(&o), vec![("eth0".into(), 700, 0, Cause::Resumed)]);
+        assert_eq!(parse_state_key(&state_key("usb0", Some(6))), Some(("usb0".into(), Some(6))));
     }
 
     #[test]

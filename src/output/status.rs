@@ -76,6 +76,15 @@ pub fn render(s: &Status, now: DateTime<Utc>, w: &mut dyn Write) -> std::io::Res
     } else {
         writeln!(w, "Database:     {} (does not exist)", d.path.display())?;
     }
+    if let Some(e) = &s.explained {
+        writeln!(
+            w,
+            "Explained:    applications account for {} of the {} your interfaces carried \
+             (last 7 days; `netmon networks`)",
+            units::share_percent(e.share),
+            units::bytes(e.interface_bytes)
+        )?;
+    }
     if !s.tables.is_empty() {
         let rows: Vec<String> = s
             .tables

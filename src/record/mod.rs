@@ -143,7 +143,8 @@ impl<'a> Session<'a> {
             max_rate: opts.max_rate,
             ..delta::Config::default()
         });
-        engine.resume(saved);
+        let mut interfaces = networks::open(opts.max_rate);
+        engine.resume(interfaces.resume(saved));
 
         let cancel = Cancel::new();
         let (sig_tx, sig_rx) = mpsc::channel::<i32>();
@@ -187,6 +188,7 @@ impl<'a> Session<'a> {
             source,
             rec: {
                 let mut rec = Recorder::new(opts, writer, engine, run_id);
+                rec.interfaces = interfaces;
                 rec.watch_empty = kind == SourceKind::Nettop;
                 if let Some(table) = opts.process_table.clone() {
                     rec.resolver = attribute::ProcessResolver::new(Box::new(move |pid| {
@@ -443,7 +445,6 @@ impl<'a> Recorder<'a> {
     }
 
     fn tick(&mut self, mut snapshot: source::Snapshot, sampled_at: Instant) {
-        let net = self.interfaces.tick(sampled_at);
         let took = self.last_mono.map(|m| sampled_at.duration_since(m));
         let elapsed = took.unwrap_or(Duration::ZERO);
         let wall_ms = Utc::now().timestamp_millis();
@@ -493,7 +494,9 @@ impl<'a> Recorder<'a> {
             }
         }
 
-        let (mut traffic, mut web, mut state, mut net) = (traffic, web, outcome.state, net);
+        let mut state = outcome.state;
+        let net = self.interfaces.tick(sampled_at, &mut state);
+        let (mut traffic, mut web, mut net) = (traffic, web, net);
         let mut covers = elapsed;
         if let Some(old) = self.pending.take() {
             traffic = merge_traffic(old.traffic, traffic);

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::delta::interfaces::{Engine, IfaceDelta};
+use crate::delta::interfaces::{Engine, IfaceDelta, STATE_PREFIX, parse_state_key};
+use crate::delta::{Saved, StateChanges};
+use crate::source::CounterKey;
 use crate::source::interfaces::{self, InterfaceReader, NetworkId};
 use crate::tick::{InterfaceTraffic, NetTraffic, Network};
 
@@ -31,8 +33,22 @@ impl Interfaces {
         }
     }
 
-    /// Read the interfaces now: this tick's deltas, or `None` when they cannot be read.
-    pub fn tick(&mut self, now: Instant) -> Option<NetTraffic> {
+    /// Continue from the interface counters a previous run saved in this boot; returns the
+    /// saved values that are the sources' (not interfaces').
+    pub fn resume(&mut self, saved: Vec<Saved>) -> Vec<Saved> {
+        let (mine, theirs): (Vec<Saved>, Vec<Saved>) = saved
+            .into_iter()
+            .partition(|s| s.key.0.starts_with(STATE_PREFIX));
+        self.engine.resume(mine.into_iter().filter_map(|s| {
+            let (name, index) = parse_state_key(&s.key.0)?;
+            Some((name, index, s.bytes_in, s.bytes_out, s.age))
+        }));
+        theirs
+    }
+
+    /// Read the interfaces now: this tick's deltas (`None` when they cannot be read), with
+    /// the counter values to save in `state` so a restart continues from them.
+    pub fn tick(&mut self, now: Instant, state: &mut StateChanges) -> Option<NetTraffic> {
         let reading = match self.reader.read() {
             Ok(r) => r,
             Err(e) => {
@@ -54,6 +70,15 @@ impl Interfaces {
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.last_read = Some(now);
         let outcome = self.engine.apply(&reading, elapsed);
+        state.upsert.extend(
+            outcome
+                .save
+                .into_iter()
+                .map(|(k, bin, bout)| (CounterKey(k), bin, bout)),
+        );
+        state
+            .remove
+            .extend(outcome.forget.into_iter().map(CounterKey));
         for d in &outcome.dropped {
             warn!(interface = %d.name, bytes_in = d.bytes_in, bytes_out = d.bytes_out,
                 covered_ms = d.covered.as_millis() as u64, limit = d.limit,

@@ -76,6 +76,10 @@ pub struct Report {
     pub empty: Option<&'static str>,
     pub totals: Totals,
     pub headline: Headline,
+    /// How much of what the interfaces carried the applications account for; absent when no
+    /// interface counters were recorded in the range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explained: Option<crate::query::networks::Explained>,
     /// Every application with traffic, as `netmon apps --json` lists it (largest first).
     pub apps: Vec<AppUsage>,
     pub timeline: StackedTimeline,
@@ -316,6 +320,7 @@ pub fn gather<Tz: TimeZone>(
         empty,
         totals,
         headline,
+        explained: apps.explained.share().map(|_| apps.explained),
         apps: rows,
         timeline: stacked,
         days,

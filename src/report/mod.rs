@@ -158,7 +158,7 @@ where
     let span_ms = r.range.end_ms() - r.range.start_ms();
     let range_label = chart::span_label(tz, r.range.start, r.range.end);
     let h = &r.headline;
-    let cards = vec![
+    let mut cards = vec![
         Card {
             label: "Received",
             value: units::bytes(r.totals.bytes_in),
@@ -257,6 +257,22 @@ where
             },
         },
     ];
+    if let Some((e, share)) = r.explained.and_then(|e| Some((e, e.share()?))) {
+        cards.push(Card {
+            label: "Explained",
+            value: units::share_percent(share),
+            detail: format!(
+                "of the {} your interfaces carried",
+                units::bytes(e.interface_bytes)
+            ),
+            exact: format!(
+                "{} of {} bytes",
+                exact(e.app_bytes),
+                exact(e.interface_bytes)
+            ),
+            name: false,
+        });
+    }
     let top_apps = bars(
         r.apps.iter().map(|a| {
             (

@@ -108,6 +108,13 @@ pub fn apply(conn: &mut Connection, c: &Cutoffs) -> Result<Stats, Error> {
     if let Some(before) = c.hourly_before {
         stats.hourly = tx.execute("DELETE FROM hourly WHERE hour < ?1", [before])?;
         stats.web_hourly = tx.execute("DELETE FROM web_hourly WHERE hour < ?1", [before])?;
+        // Networks' hourly rows go with the applications' (sql/0007_networks.sql).
+        tx.execute("DELETE FROM net_hourly WHERE hour < ?1", [before])?;
+        tx.execute("DELETE FROM app_net_hourly WHERE hour < ?1", [before])?;
+        tx.execute(
+            "DELETE FROM net_primary WHERE span = 0 AND start < ?1",
+            [before],
+        )?;
         let old = meta::get_i64(&tx, Key::HourlyFromS)?.unwrap_or(i64::MIN);
         meta::set(&tx, Key::HourlyFromS, &before.max(old).to_string())?;
     }

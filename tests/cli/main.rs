@@ -3,6 +3,7 @@
 mod browser;
 mod history;
 mod netns;
+mod networks;
 mod util;
 
 #[cfg(target_os = "linux")]

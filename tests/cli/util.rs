@@ -43,6 +43,20 @@ pub fn json_array(cmd: &mut Command, args: &[&str]) -> Vec<serde_json::Value> {
         .clone()
 }
 
+/// `/proc/net/dev` as the kernel prints it, for (interface, bytes in, bytes out).
+pub fn proc_net_dev(rows: &[(&str, u64, u64)]) -> String {
+    let mut s = String::from(
+        "Inter-|   Receive                                                |  Transmit\n \
+         face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
+    );
+    for (name, bin, bout) in rows {
+        s.push_str(&format!(
+            "{name:>6}: {bin} 0 0 0 0 0 0 0 {bout} 0 0 0 0 0 0 0\n"
+        ));
+    }
+    s
+}
+
 /// A field that must be an unsigned integer.
 pub fn u(v: &serde_json::Value, k: &str) -> u64 {
     v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
@@ -61,6 +75,11 @@ impl Env {
         let db = dir.path().join("netmon.db");
         let steps = dir.path().join("steps");
         std::fs::create_dir(&steps).expect("steps dir");
+        // The interface reader's root (NETMON_NET_ROOT): loopback only, still, unless a test's
+        // steps bring interfaces (`step-N.net/`, see tests/fake-nettop/nettop).
+        let net = steps.join("net/proc/net");
+        std::fs::create_dir_all(&net).expect("net dir");
+        std::fs::write(net.join("dev"), proc_net_dev(&[("lo", 0, 0)])).expect("net dev");
         Env { dir, db, steps }
     }
 
@@ -108,6 +127,10 @@ impl Env {
             ("NO_COLOR".into(), "1".into()),
             ("TZ".into(), "UTC".into()),
             ("FAKE_NETTOP_DIR".into(), self.steps.display().to_string()),
+            (
+                "NETMON_NET_ROOT".into(),
+                self.steps.join("net").display().to_string(),
+            ),
         ]
     }
 

@@ -1,0 +1,232 @@
+//! Issue 15: what each interface carried, on which network, and the share netmon explains.
+//! The recorder runs with the fake nettop and its interface reader pointed at fixture files
+//! (`NETMON_NET_ROOT`, filled per step by tests/fake-nettop/nettop from `step-N.net/`), so the
+//! interfaces' counters are scripted like the sockets' and every total is known exactly.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::util::{Env, json_array, proc_net_dev, record_nettop, u};
+
+const H: &str = ",interface,state,bytes_in,bytes_out,\n";
+const CURL: &str = "curl.5000002";
+
+fn curl(b: (u64, u64)) -> String {
+    format!(
+        "{H}{CURL},,,{},{},\ntcp4 192.0.2.1:50020<->198.51.100.20:443,en0,Established,{},{},\n",
+        b.0, b.1, b.0, b.1
+    )
+}
+
+/// An interface in a step: name, index, bytes in, bytes out.
+type If<'a> = (&'a str, u32, u64, u64);
+
+const GW_A: &str = "aa:bb:cc:dd:ee:01";
+const GW_B: &str = "aa:bb:cc:dd:ee:02";
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, text).expect("write");
+}
+
+/// Step `n`: nettop prints curl at `app`; the interfaces are `ifaces`, eth0's default gateway
+/// has hardware address `gw`. eth0 is Ethernet (it has a device), usb0 a cellular modem
+/// (DEVTYPE=wwan), lo loopback.
+fn step(env: &Env, n: usize, app: (u64, u64), ifaces: &[If<'_>], gw: &str) {
+    env.step(n, "csv", &curl(app));
+    let root = env.steps.join(format!("step-{n:04}.net"));
+    let rows: Vec<(&str, u64, u64)> = ifaces.iter().map(|i| (i.0, i.2, i.3)).collect();
+    write(&root, "proc/net/dev", &proc_net_dev(&rows));
+    write(
+        &root,
+        "proc/net/route",
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+         eth0\t00000000\t0100000A\t0003\t0\t0\t100\t00000000\t0\t0\t0\n",
+    );
+    write(
+        &root,
+        "proc/net/arp",
+        &format!(
+            "IP address       HW type     Flags       HW address            Mask     Device\n\
+             10.0.0.1         0x1         0x2         {gw}     *        eth0\n"
+        ),
+    );
+    for (name, index, _, _) in ifaces {
+        let sys = format!("sys/class/net/{name}");
+        write(&root, &format!("{sys}/ifindex"), &format!("{index}\n"));
+        let arphrd = if *name == "lo" { "772" } else { "1" };
+        write(&root, &format!("{sys}/type"), &format!("{arphrd}\n"));
+        match *name {
+            "eth0" => write(&root, &format!("{sys}/device/vendor"), "0x8086\n"),
+            "usb0" => write(&root, &format!("{sys}/uevent"), "DEVTYPE=wwan\n"),
+            _ => {}
+        }
+    }
+}
+
+/// (network key, interface) → (bytes in, bytes out), from `networks --json ARGS`.
+fn by_network(env: &Env, args: &[&str]) -> BTreeMap<(String, String), (u64, u64)> {
+    let mut full = vec!["networks", "--json"];
+    full.extend_from_slice(args);
+    json_array(&mut env.netmon(), &full)
+        .iter()
+        .map(|r| {
+            (
+                (
+                    r["key"].as_str().expect("key").to_string(),
+                    r["interface"].as_str().expect("interface").to_string(),
+                ),
+                (u(r, "bytes_in"), u(r, "bytes_out")),
+            )
+        })
+        .collect()
+}
+
+fn expect(rows: &[(&str, &str, u64, u64)]) -> BTreeMap<(String, String), (u64, u64)> {
+    rows.iter()
+        .map(|(k, i, a, b)| ((k.to_string(), i.to_string()), (*a, *b)))
+        .collect()
+}
+
+/// Sum of `apps --json ARGS` (bytes in, bytes out).
+fn apps_sum(env: &Env, args: &[&str]) -> (u64, u64) {
+    let mut full = vec!["apps", "--json"];
+    full.extend_from_slice(args);
+    json_array(&mut env.netmon(), &full)
+        .iter()
+        .fold((0, 0), |(a, b), r| (a + u(r, "bytes_in"), b + u(r, "bytes_out")))
+}
+
+/// The five steps of the main scenario.
+fn scenario(env: &Env) {
+    // 1: baselines.
+    step(env, 1, (1000, 100), &[("lo", 1, 10, 10), ("eth0", 2, 1000, 100), ("usb0", 5, 500, 50)], GW_A);
+    // 2: eth0 +2000/+200 and usb0 +1000/+100 on network A; loopback +10/+10; curl +600/+60.
+    step(env, 2, (1600, 160), &[("lo", 1, 20, 20), ("eth0", 2, 3000, 300), ("usb0", 5, 1500, 150)], GW_A);
+    // 3: usb0 unplugged; eth0 +1000/+100; curl +300/+30.
+    step(env, 3, (1900, 190), &[("lo", 1, 20, 20), ("eth0", 2, 4000, 400)], GW_A);
+    // 4: usb0 back under a new index, counters restarted: +200/+20; eth0's counters reset:
+    //    +500/+50; curl +100/+10 (eth0 carried most: network A).
+    step(env, 4, (2000, 200), &[("lo", 1, 20, 20), ("eth0", 2, 500, 50), ("usb0", 6, 200, 20)], GW_A);
+    // 5: eth0 now behind another router (network B): +1000/+100; curl +400/+40 on B.
+    step(env, 5, (2400, 240), &[("lo", 1, 20, 20), ("eth0", 2, 1500, 150), ("usb0", 6, 200, 20)], GW_B);
+}
+
+fn expected_interfaces() -> BTreeMap<(String, String), (u64, u64)> {
+    expect(&[
+        ("gw:aa:bb:cc:dd:ee:01", "eth0", 3500, 350),
+        ("gw:aa:bb:cc:dd:ee:02", "eth0", 1000, 100),
+        ("if:usb0", "usb0", 1200, 120),
+        ("", "lo", 10, 10),
+    ])
+}
+
+/// Whole UTC hours around every tick, as RFC 3339 (the hourly table answers them).
+fn whole_hours(env: &Env) -> (String, String) {
+    let first = env.one("SELECT min(at) FROM ticks");
+    let last = env.one("SELECT max(at) FROM ticks");
+    let h = 3_600_000;
+    let fmt = |ms: i64| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+            .expect("time")
+            .to_rfc3339()
+    };
+    (fmt(first.div_euclid(h) * h), fmt((last.div_euclid(h) + 1) * h))
+}
+
+#[test]
+fn issue_15_interfaces_removed_re_added_and_reset_and_a_network_change_are_counted_exactly() {
+    let env = Env::new();
+    scenario(&env);
+    env.netmon().args(record_nettop("5")).assert().success();
+    let want = expected_interfaces();
+    // Raw ticks, hourly rows and daily rows agree.
+    assert_eq!(by_network(&env, &["--since", "1h"]), want, "raw");
+    let (from, until) = whole_hours(&env);
+    assert_eq!(by_network(&env, &["--from", &from, "--until", &until]), want, "hourly");
+    assert_eq!(by_network(&env, &["--from", "today", "--until", "today"]), want, "daily");
+    // Kinds as the OS files say.
+    let rows = json_array(&mut env.netmon(), &["networks", "--json", "--since", "1h"]);
+    let kind = |i: &str| {
+        rows.iter()
+            .find(|r| r["interface"] == i)
+            .map(|r| (r["kind"].as_str().unwrap_or("").to_string(), r["counted"].as_bool()))
+    };
+    assert_eq!(kind("eth0"), Some(("ethernet".into(), Some(true))));
+    assert_eq!(kind("usb0"), Some(("cellular".into(), Some(true))));
+    assert_eq!(kind("lo"), Some(("loopback".into(), Some(false))));
+}
+
+#[test]
+fn issue_15_apps_on_a_network_sum_to_what_was_attributed_there_and_name_works() {
+    let env = Env::new();
+    scenario(&env);
+    env.netmon().args(record_nettop("5")).assert().success();
+    let rows = json_array(&mut env.netmon(), &["networks", "--json", "--since", "1h"]);
+    let id = |key: &str| {
+        rows.iter()
+            .find(|r| r["key"] == key)
+            .map(|r| u(r, "network_id").to_string())
+            .expect("network")
+    };
+    let (a, b) = (id("gw:aa:bb:cc:dd:ee:01"), id("gw:aa:bb:cc:dd:ee:02"));
+    let (from, until) = whole_hours(&env);
+    for range in [
+        vec!["--since", "1h"],
+        vec!["--from", &from, "--until", &until],
+        vec!["--from", "today", "--until", "today"],
+    ] {
+        let on = |n: &str| {
+            let mut args = vec!["--network", n];
+            args.extend_from_slice(&range);
+            apps_sum(&env, &args)
+        };
+        assert_eq!(on(&a), (1000, 100), "network A over {range:?}");
+        assert_eq!(on(&b), (400, 40), "network B over {range:?}");
+        assert_eq!(apps_sum(&env, &range), (1400, 140), "all over {range:?}");
+    }
+    env.netmon()
+        .args(["networks", "name", &b, "Phone hotspot"])
+        .assert()
+        .success();
+    assert_eq!(apps_sum(&env, &["--network", "phone HOTSPOT"]), (400, 40));
+    let table = env.netmon().args(["networks", "--since", "1h"]).output().expect("run");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("Phone hotspot"), "{text}");
+    // 1540 of the 6270 bytes the counted interfaces (eth0, usb0) carried.
+    assert!(
+        text.contains("applications account for 24.6% of the 6.3 kB your interfaces carried"),
+        "{text}"
+    );
+    let apps = env.netmon().args(["apps", "--since", "1h"]).output().expect("run");
+    let text = String::from_utf8_lossy(&apps.stdout);
+    assert!(text.contains("applications account for 24.6%"), "{text}");
+    // An unknown network is a user error naming the known ones.
+    env.netmon()
+        .args(["apps", "--network", "nowhere"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("no network called \"nowhere\""))
+        .stderr(predicates::str::contains("Phone hotspot"));
+}
+
+#[test]
+fn issue_15_a_recorder_restart_between_two_ticks_loses_and_double_counts_nothing() {
+    let env = Env::new();
+    let ifs = |eth: (u64, u64)| [("lo", 1, 0, 0), ("eth0", 2, eth.0, eth.1)];
+    step(&env, 1, (100, 10), &ifs((1000, 100)), GW_A);
+    step(&env, 2, (200, 20), &ifs((2000, 200)), GW_A);
+    step(&env, 3, (300, 30), &ifs((3000, 300)), GW_A);
+    // Between the runs eth0 carried 500/50 and curl 50/5: the second run's first tick
+    // continues from the saved counters, as it does for applications.
+    step(&env, 4, (350, 35), &ifs((3500, 350)), GW_A);
+    step(&env, 5, (450, 45), &ifs((4500, 450)), GW_A);
+    env.netmon().args(record_nettop("3")).assert().success();
+    env.netmon().args(record_nettop("2")).assert().success();
+    assert_eq!(
+        by_network(&env, &["--since", "1h"]),
+        expect(&[("gw:aa:bb:cc:dd:ee:01", "eth0", 3500, 350)])
+    );
+    assert_eq!(apps_sum(&env, &["--since", "1h"]), (350, 35));
+}
