@@ -9,8 +9,8 @@
 //!   index was created since then: its counters started at zero and are counted whole. One
 //!   that comes back with the same index and counters that did not go down simply continued
 //!   (the OS kept it; it was only missing from a reading).
-//! - A counter that went down: on a 64-bit counter it restarted from zero (a driver reset) and
-//!   its new value is counted. On a 32-bit counter it either wrapped at 4 GiB or restarted;
+//! - A counter that went down: on a 64-bit counter the interface restarted from zero (a driver
+//!   reset) and its new values, both directions, are counted. On a 32-bit counter it either wrapped at 4 GiB or restarted;
 //!   it is taken for a wrap only when the old value was in the counter's upper half and the
 //!   wrapped difference is a rate the link could carry, otherwise for a restart.
 //! - Nothing above `max_rate` bytes per second over the time covered is ever counted: such a
@@ -29,7 +29,8 @@ pub enum Cause {
     Growth,
     /// New since the last reading, or back under a new index: counted from zero.
     New,
-    /// A 64-bit counter (or an implausible 32-bit wrap) went down: restarted from zero.
+    /// A 64-bit counter (or an implausible 32-bit wrap) went down: the interface restarted
+    /// from zero, both directions.
     Reset,
     /// A 32-bit counter wrapped at 4 GiB.
     Wrap,
@@ -142,9 +143,6 @@ impl Engine {
     pub fn apply(&mut self, reading: &[InterfaceCounters], elapsed: Duration) -> Outcome {
         let mut out = Outcome::default();
         let limit = limit_for(self.max_rate, elapsed);
-        for l in self.last.values_mut() {
-            l.present = false;
-        }
         for c in reading {
             let prev = self.last.get(&c.name).cloned();
             self.last.insert(
@@ -205,14 +203,14 @@ impl Engine {
                     } else {
                         let (i, ci) = went_down(p.bytes_in, c.bytes_in, c.width, limit);
                         let (o, co) = went_down(p.bytes_out, c.bytes_out, c.width, limit);
-                        let cause = if ci == Cause::Wrap || co == Cause::Wrap {
-                            Cause::Wrap
-                        } else if !p.present {
-                            Cause::New
+                        if ci == Cause::Reset || co == Cause::Reset {
+                            // A reset restarts the whole interface: both directions count
+                            // from zero.
+                            let cause = if p.present { Cause::Reset } else { Cause::New };
+                            (c.bytes_in, c.bytes_out, cause)
                         } else {
-                            Cause::Reset
-                        };
-                        (i, o, cause)
+                            (i, o, Cause::Wrap)
+                        }
                     }
                 }
                 // Absent last time, or back under a new index: created since.
@@ -239,6 +237,9 @@ impl Engine {
                 bytes_out: bout,
                 cause,
             });
+        }
+        for (name, l) in self.last.iter_mut() {
+            l.present = reading.iter().any(|c| &c.name == name);
         }
         // Interfaces absent now are remembered (they may come back with the same counters)
         // but marked so; too many stale names (a machine cycling VPN tunnels) are forgotten.
@@ -347,6 +348,7 @@ mod tests {
         e.apply(&[iface("eth0", 2, 4_294_000_000, 50)], SEC);
         let o = e.apply(&[iface("eth0", 2, 1_000, 60)], SEC);
         assert_eq!(sums(&o), vec![("eth0".into(), 1_000, 60, Cause::Reset)]);
+        // Both directions restart: `out` grew past its old value, yet it was reset too.
     }
 
     #[test]
@@ -362,7 +364,7 @@ mod tests {
         let mut e = Engine::new(RATE);
         e.apply(&[wide32(iface("en0", 4, 1_000_000, 50))], SEC);
         let o = e.apply(&[wide32(iface("en0", 4, 2_000, 50))], SEC);
-        assert_eq!(sums(&o), vec![("en0".into(), 2_000, 0, Cause::Reset)]);
+        assert_eq!(sums(&o), vec![("en0".into(), 2_000, 50, Cause::Reset)]);
         // Even a wrap from the upper half is refused when the link could not carry it.
         let mut e = Engine::new(1_000);
         e.apply(&[wide32(iface("en0", 4, 3_000_000_000, 0))], SEC);
