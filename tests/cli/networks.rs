@@ -196,7 +196,7 @@ fn issue_15_apps_on_a_network_sum_to_what_was_attributed_there_and_name_works() 
     assert!(text.contains("Phone hotspot"), "{text}");
     // 1540 of the 6270 bytes the counted interfaces (eth0, usb0) carried.
     assert!(
-        text.contains("applications account for 24.6% of the 6.3 kB your interfaces carried"),
+        text.contains("applications account for 24.6% of the 6.27 kB your interfaces carried"),
         "{text}"
     );
     let apps = env.netmon().args(["apps", "--since", "1h"]).output().expect("run");
