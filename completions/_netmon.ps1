@@ -32,6 +32,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('service', 'service', [CompletionResultType]::ParameterValue, 'Run the recorder (and optionally `netmon serve`) as a background service')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script for netmon on stdout')
             [CompletionResult]::new('apps', 'apps', [CompletionResultType]::ParameterValue, 'Traffic per application: received, sent, total, share, first and last seen')
+            [CompletionResult]::new('networks', 'networks', [CompletionResultType]::ParameterValue, 'Bytes each network and interface carried, and the share applications account for')
             [CompletionResult]::new('timeline', 'timeline', [CompletionResultType]::ParameterValue, 'Traffic per time bucket, in total or per application, with how much of each was recorded')
             [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Write a report of the recorded history: one self-contained file to open, mail or archive')
@@ -143,6 +144,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order of the rows: total, in, out (largest first) or name')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N rows (up to 1000000); 0 shows all')
             [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?')
+            [CompletionResult]::new('--network', '--network', [CompletionResultType]::ParameterName, 'Only the bytes counted on this network: its name, label or id (`netmon networks`)')
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset')
             [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'End here (exclusive); a date means the end of that day, so --from D --until D is day D')
@@ -157,9 +159,45 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'netmon;networks' {
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'End here (exclusive); a date means the end of that day, so --from D --until D is day D')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Answer as if it were this instant (RFC 3339), for reproducible reports and tests')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document instead of a table')
+            [CompletionResult]::new('--ndjson', '--ndjson', [CompletionResultType]::ParameterName, 'Print one JSON object per line (newline-delimited JSON), one per row')
+            [CompletionResult]::new('--csv', '--csv', [CompletionResultType]::ParameterName, 'Print CSV (RFC 4180) with a header row and raw numbers')
+            [CompletionResult]::new('--bytes', '--bytes', [CompletionResultType]::ParameterName, 'Show exact byte counts in tables instead of human units')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('name', 'name', [CompletionResultType]::ParameterValue, 'Give a network a name of your own (shown everywhere instead of its label)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'netmon;networks;name' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'netmon;networks;help' {
+            [CompletionResult]::new('name', 'name', [CompletionResultType]::ParameterValue, 'Give a network a name of your own (shown everywhere instead of its label)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'netmon;networks;help;name' {
+            break
+        }
+        'netmon;networks;help;help' {
+            break
+        }
         'netmon;timeline' {
             [CompletionResult]::new('--bucket', '--bucket', [CompletionResultType]::ParameterName, 'Bucket length: a duration dividing a day (5m, 15m, 1h, 6h) or whole days (1d, 7d)')
             [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?')
+            [CompletionResult]::new('--network', '--network', [CompletionResultType]::ParameterName, 'Only the bytes counted on this network: its name, label or id (`netmon networks`)')
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset')
             [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'End here (exclusive); a date means the end of that day, so --from D --until D is day D')
@@ -265,6 +303,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('service', 'service', [CompletionResultType]::ParameterValue, 'Run the recorder (and optionally `netmon serve`) as a background service')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script for netmon on stdout')
             [CompletionResult]::new('apps', 'apps', [CompletionResultType]::ParameterValue, 'Traffic per application: received, sent, total, share, first and last seen')
+            [CompletionResult]::new('networks', 'networks', [CompletionResultType]::ParameterValue, 'Bytes each network and interface carried, and the share applications account for')
             [CompletionResult]::new('timeline', 'timeline', [CompletionResultType]::ParameterValue, 'Traffic per time bucket, in total or per application, with how much of each was recorded')
             [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Write a report of the recorded history: one self-contained file to open, mail or archive')
@@ -298,6 +337,13 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             break
         }
         'netmon;help;apps' {
+            break
+        }
+        'netmon;help;networks' {
+            [CompletionResult]::new('name', 'name', [CompletionResultType]::ParameterValue, 'Give a network a name of your own (shown everywhere instead of its label)')
+            break
+        }
+        'netmon;help;networks;name' {
             break
         }
         'netmon;help;timeline' {

@@ -28,6 +28,9 @@ _netmon() {
             netmon,help)
                 cmd="netmon__subcmd__help"
                 ;;
+            netmon,networks)
+                cmd="netmon__subcmd__networks"
+                ;;
             netmon,record)
                 cmd="netmon__subcmd__record"
                 ;;
@@ -61,6 +64,9 @@ _netmon() {
             netmon__subcmd__help,help)
                 cmd="netmon__subcmd__help__subcmd__help"
                 ;;
+            netmon__subcmd__help,networks)
+                cmd="netmon__subcmd__help__subcmd__networks"
+                ;;
             netmon__subcmd__help,record)
                 cmd="netmon__subcmd__help__subcmd__record"
                 ;;
@@ -82,6 +88,9 @@ _netmon() {
             netmon__subcmd__help,top)
                 cmd="netmon__subcmd__help__subcmd__top"
                 ;;
+            netmon__subcmd__help__subcmd__networks,name)
+                cmd="netmon__subcmd__help__subcmd__networks__subcmd__name"
+                ;;
             netmon__subcmd__help__subcmd__report,html)
                 cmd="netmon__subcmd__help__subcmd__report__subcmd__html"
                 ;;
@@ -93,6 +102,18 @@ _netmon() {
                 ;;
             netmon__subcmd__help__subcmd__service,uninstall)
                 cmd="netmon__subcmd__help__subcmd__service__subcmd__uninstall"
+                ;;
+            netmon__subcmd__networks,help)
+                cmd="netmon__subcmd__networks__subcmd__help"
+                ;;
+            netmon__subcmd__networks,name)
+                cmd="netmon__subcmd__networks__subcmd__name"
+                ;;
+            netmon__subcmd__networks__subcmd__help,help)
+                cmd="netmon__subcmd__networks__subcmd__help__subcmd__help"
+                ;;
+            netmon__subcmd__networks__subcmd__help,name)
+                cmd="netmon__subcmd__networks__subcmd__help__subcmd__name"
                 ;;
             netmon__subcmd__report,help)
                 cmd="netmon__subcmd__report__subcmd__help"
@@ -137,7 +158,7 @@ _netmon() {
 
     case "${cmd}" in
         netmon)
-            opts="-h -V --db --log-level --help --version record status service completions apps timeline top report domains serve help"
+            opts="-h -V --db --log-level --help --version record status service completions apps networks timeline top report domains serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -159,7 +180,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__apps)
-            opts="-h --sort --limit --app --since --from --until --now --json --ndjson --csv --bytes --db --log-level --help"
+            opts="-h --sort --limit --app --network --since --from --until --now --json --ndjson --csv --bytes --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -174,6 +195,10 @@ _netmon() {
                     return 0
                     ;;
                 --app)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -281,7 +306,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__help)
-            opts="record status service completions apps timeline top report domains serve help"
+            opts="record status service completions apps networks timeline top report domains serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -339,6 +364,34 @@ _netmon() {
         netmon__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__help__subcmd__networks)
+            opts="name"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__help__subcmd__networks__subcmd__name)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -497,6 +550,108 @@ _netmon() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__networks)
+            opts="-h --since --from --until --now --json --ndjson --csv --bytes --db --log-level --help name help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__networks__subcmd__help)
+            opts="name help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__networks__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__networks__subcmd__help__subcmd__name)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__networks__subcmd__name)
+            opts="-h --db --log-level --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -931,7 +1086,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__timeline)
-            opts="-h --bucket --app --per-app --since --from --until --now --json --ndjson --csv --bytes --db --log-level --help"
+            opts="-h --bucket --app --per-app --network --since --from --until --now --json --ndjson --csv --bytes --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -942,6 +1097,10 @@ _netmon() {
                     return 0
                     ;;
                 --app)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -33,6 +33,7 @@ complete -c netmon -n "__fish_netmon_needs_command" -f -a "status" -d 'Show whet
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "service" -d 'Run the recorder (and optionally `netmon serve`) as a background service'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "completions" -d 'Print a shell completion script for netmon on stdout'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "apps" -d 'Traffic per application: received, sent, total, share, first and last seen'
+complete -c netmon -n "__fish_netmon_needs_command" -f -a "networks" -d 'Bytes each network and interface carried, and the share applications account for'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "timeline" -d 'Traffic per time bucket, in total or per application, with how much of each was recorded'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "top" -d 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "report" -d 'Write a report of the recorded history: one self-contained file to open, mail or archive'
@@ -108,6 +109,7 @@ out\t'Most bytes sent first'
 name\t'By name, A to Z'"
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l limit -d 'Show at most N rows (up to 1000000); 0 shows all' -r
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l app -d 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?' -r
+complete -c netmon -n "__fish_netmon_using_subcommand apps" -l network -d 'Only the bytes counted on this network: its name, label or id (`netmon networks`)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l since -d 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w' -r
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l from -d 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset' -r
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l until -d 'End here (exclusive); a date means the end of that day, so --from D --until D is day D' -r
@@ -119,8 +121,27 @@ complete -c netmon -n "__fish_netmon_using_subcommand apps" -l ndjson -d 'Print 
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l csv -d 'Print CSV (RFC 4180) with a header row and raw numbers'
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l bytes -d 'Show exact byte counts in tables instead of human units'
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l since -d 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l from -d 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l until -d 'End here (exclusive); a date means the end of that day, so --from D --until D is day D' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l now -d 'Answer as if it were this instant (RFC 3339), for reproducible reports and tests' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l db -d 'The database file' -r -F
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l json -d 'Print one JSON document instead of a table'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l ndjson -d 'Print one JSON object per line (newline-delimited JSON), one per row'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l csv -d 'Print CSV (RFC 4180) with a header row and raw numbers'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l bytes -d 'Show exact byte counts in tables instead of human units'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -f -a "name" -d 'Give a network a name of your own (shown everywhere instead of its label)'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from name" -l db -d 'The database file' -r -F
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from name" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from name" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from help" -f -a "name" -d 'Give a network a name of your own (shown everywhere instead of its label)'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l bucket -d 'Bucket length: a duration dividing a day (5m, 15m, 1h, 6h) or whole days (1d, 7d)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l app -d 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?' -r
+complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l network -d 'Only the bytes counted on this network: its name, label or id (`netmon networks`)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l since -d 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w' -r
 complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l from -d 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset' -r
 complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l until -d 'End here (exclusive); a date means the end of that day, so --from D --until D is day D' -r
@@ -190,18 +211,20 @@ complete -c netmon -n "__fish_netmon_using_subcommand serve" -l allow-remote -d 
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l print-token -d 'Print the access token (creating it if needed) and exit'
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l print-metrics-token -d 'Print the read-only token of GET /metrics (creating it if needed) and exit'
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "record" -d 'Sample per-process network counters into the database until stopped'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "status" -d 'Show whether a recorder is running, what it records, and anything wrong'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "service" -d 'Run the recorder (and optionally `netmon serve`) as a background service'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "completions" -d 'Print a shell completion script for netmon on stdout'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "apps" -d 'Traffic per application: received, sent, total, share, first and last seen'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "timeline" -d 'Traffic per time bucket, in total or per application, with how much of each was recorded'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "top" -d 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "report" -d 'Write a report of the recorded history: one self-contained file to open, mail or archive'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "domains" -d 'Browser traffic per website: received, sent, and how it was attributed'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "serve" -d 'Receive the browser extension\'s reports and serve /metrics to Prometheus, on a local port'
-complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps timeline top report domains serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps networks timeline top report domains serve help" -f -a "record" -d 'Sample per-process network counters into the database until stopped'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps networks timeline top report domains serve help" -f -a "status" -d 'Show whether a recorder is running, what it records, and anything wrong'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps networks timeline top report domains serve help" -f -a "service" -d 'Run the recorder (and optionally `netmon serve`) as a background service'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps networks timeline top report domains serve help" -f -a "completions" -d 'Print a shell completion script for netmon on stdout'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps networks timeline top report domains serve help" -f -a "apps" -d 'Traffic per application: received, sent, total, share, first and last seen'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps networks timeline top report domains serve help" -f -a "networks" -d 'Bytes each network and interface carried, and the share applications account for'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps networks timeline top report domains serve help" -f -a "timeline" -d 'Traffic per time bucket, in total or per application, with how much of each was recorded'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps networks timeline top report domains serve help" -f -a "top" -d 'What is using the network right now: per-application rates from the last ticks of a running `netmon record`, refreshed in place'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps networks timeline top report domains serve help" -f -a "report" -d 'Write a report of the recorded history: one self-contained file to open, mail or archive'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps networks timeline top report domains serve help" -f -a "domains" -d 'Browser traffic per website: received, sent, and how it was attributed'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps networks timeline top report domains serve help" -f -a "serve" -d 'Receive the browser extension\'s reports and serve /metrics to Prometheus, on a local port'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and not __fish_seen_subcommand_from record status service completions apps networks timeline top report domains serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "install" -d 'Write the service definition, enable it at login (or boot) and start it now'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "uninstall" -d 'Stop the service and remove its definition. The database is kept'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "status" -d 'Show whether the service is installed and running, as the service manager sees it'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from networks" -f -a "name" -d 'Give a network a name of your own (shown everywhere instead of its label)'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from report" -f -a "html" -d 'An offline HTML report: headline figures, a timeline stacked by application, top applications and websites, an hour-of-day heatmap, daily and monthly totals, and every application in a sortable table'

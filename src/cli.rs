@@ -260,6 +260,13 @@ pub struct TimelineArgs {
     #[arg(long)]
     pub per_app: bool,
 
+    /// Only the bytes counted on this network: its name, label or id (`netmon networks`).
+    ///
+    /// A tick's application bytes are counted on the network that carried the most traffic
+    /// in that tick.
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+
     #[command(flatten)]
     pub range: RangeArgs,
 

@@ -6,17 +6,22 @@ use chrono::Local;
 
 use crate::cli::TimelineArgs;
 use crate::output::{self, Format, Output};
-use crate::query::{Db, Matcher, timeline};
+use crate::query::{Db, Matcher, networks, timeline};
 
 pub fn run(db_path: &Path, a: &TimelineArgs) -> anyhow::Result<()> {
     let out = Output::from_args(&a.output);
     let db = Db::open(db_path)?;
     db.ensure_recorded()?;
     let (range, _) = super::resolve_range(&db, &a.range)?;
+    let network = match &a.network {
+        Some(n) => Some(networks::resolve(&db, n)?.id),
+        None => None,
+    };
     let opts = timeline::Options {
         bucket: a.bucket.0,
         app: a.app.as_deref().map(Matcher::new),
         per_app: a.per_app,
+        network,
     };
     let t = timeline::timeline(&db, &Local, range, &opts)?;
     match out.format {

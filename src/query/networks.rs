@@ -345,19 +345,80 @@ pub fn sum_by_app_on(
     network: i64,
 ) -> rusqlite::Result<Vec<AppSum>> {
     let mut acc: HashMap<i64, AppSum> = HashMap::new();
-    let mut add = |app_id: i64, bin: i64, bout: i64, first: i64, last: i64| {
-        let t = acc.entry(app_id).or_insert(AppSum {
-            app_id,
+    for r in rows_on(conn, layer, a, b, network)? {
+        let t = acc.entry(r.app_id).or_insert(AppSum {
+            app_id: r.app_id,
             bytes_in: 0,
             bytes_out: 0,
-            first_ms: first,
-            last_ms: last,
+            first_ms: r.first_ms,
+            last_ms: r.last_ms,
         });
-        t.bytes_in += bin;
-        t.bytes_out += bout;
-        t.first_ms = t.first_ms.min(first);
-        t.last_ms = t.last_ms.max(last);
-    };
+        t.bytes_in += r.bytes_in;
+        t.bytes_out += r.bytes_out;
+        t.first_ms = t.first_ms.min(r.first_ms);
+        t.last_ms = t.last_ms.max(r.last_ms);
+    }
+    acc.retain(|_, t| t.bytes_in != 0 || t.bytes_out != 0);
+    Ok(acc.into_values().collect())
+}
+
+/// [`scan::sum_by_key`] limited to the bytes counted on `network`: per row key (tick, hour or
+/// day start), and per application when `per_app`; only `apps` when given.
+pub fn sum_by_key_on(
+    conn: &Connection,
+    layer: Layer,
+    a: i64,
+    b: i64,
+    per_app: bool,
+    apps: Option<&[i64]>,
+    network: i64,
+) -> rusqlite::Result<Vec<scan::KeySum>> {
+    let mut acc: HashMap<(i64, Option<i64>), (i64, i64)> = HashMap::new();
+    for r in rows_on(conn, layer, a, b, network)? {
+        if apps.is_some_and(|ids| !ids.contains(&r.app_id)) {
+            continue;
+        }
+        let e = acc
+            .entry((r.key_ms, per_app.then_some(r.app_id)))
+            .or_default();
+        e.0 += r.bytes_in;
+        e.1 += r.bytes_out;
+    }
+    Ok(acc
+        .into_iter()
+        .filter(|(_, (i, o))| *i != 0 || *o != 0)
+        .map(|((key_ms, app_id), (bytes_in, bytes_out))| scan::KeySum {
+            key_ms,
+            app_id,
+            bytes_in,
+            bytes_out,
+        })
+        .collect())
+}
+
+/// One application's bytes on the network in one row of a layer.
+struct OnNetwork {
+    /// The tick's time, or the hour's or day's start (epoch ms).
+    key_ms: i64,
+    app_id: i64,
+    bytes_in: i64,
+    bytes_out: i64,
+    first_ms: i64,
+    last_ms: i64,
+}
+
+/// Every (row, application) of a layer over `[a, b)` with the bytes counted on `network`.
+/// Raw: the ticks whose application bytes are on it. Hourly and daily: the bucket's total
+/// less what other networks got where it is the bucket's primary network, else what
+/// `app_net_hourly`/`app_net_daily` list for it (sql/0007_networks.sql).
+fn rows_on(
+    conn: &Connection,
+    layer: Layer,
+    a: i64,
+    b: i64,
+    network: i64,
+) -> rusqlite::Result<Vec<OnNetwork>> {
+    let mut out = Vec::new();
     match layer {
         Layer::Raw => {
             let process_app: HashMap<i64, i64> = {
@@ -386,7 +447,14 @@ pub fn sum_by_app_on(
                 let mut rows = st.query([tick])?;
                 while let Some(r) = rows.next()? {
                     if let Some(&app) = process_app.get(&r.get::<_, i64>(0)?) {
-                        add(app, r.get(1)?, r.get(2)?, at, at);
+                        out.push(OnNetwork {
+                            key_ms: at,
+                            app_id: app,
+                            bytes_in: r.get(1)?,
+                            bytes_out: r.get(2)?,
+                            first_ms: at,
+                            last_ms: at,
+                        });
                     }
                 }
             }
@@ -400,7 +468,7 @@ pub fn sum_by_app_on(
             let (s, e) = (ceil_s(a), ceil_s(b));
             // Bytes listed on other networks than the bucket's primary, per bucket and app.
             let mut moved: HashMap<(i64, i64), (i64, i64)> = HashMap::new();
-            let mut on_network: Vec<(i64, i64, i64, i64)> = Vec::new();
+            let mut listed: Vec<(i64, i64, i64, i64)> = Vec::new();
             {
                 let mut st = conn.prepare_cached(&format!(
                     "SELECT {col}, app_id, network_id, bytes_in, bytes_out FROM {split} \
@@ -414,7 +482,7 @@ pub fn sum_by_app_on(
                     m.0 += bin;
                     m.1 += bout;
                     if nid == network {
-                        on_network.push((bucket, app, bin, bout));
+                        listed.push((bucket, app, bin, bout));
                     }
                 }
             }
@@ -439,22 +507,35 @@ pub fn sum_by_app_on(
                 if primaries.get(&bucket) == Some(&network) {
                     let (bin, bout): (i64, i64) = (r.get(2)?, r.get(3)?);
                     let m = moved.get(&(bucket, app)).copied().unwrap_or_default();
-                    add(app, bin - m.0, bout - m.1, first, last);
+                    out.push(OnNetwork {
+                        key_ms: bucket * 1000,
+                        app_id: app,
+                        bytes_in: bin - m.0,
+                        bytes_out: bout - m.1,
+                        first_ms: first,
+                        last_ms: last,
+                    });
                 }
             }
-            for (bucket, app, bin, bout) in on_network {
+            for (bucket, app, bin, bout) in listed {
                 if primaries.get(&bucket) != Some(&network) {
-                    let (first, last) = first_last.get(&(bucket, app)).copied().unwrap_or((
-                        bucket * 1000,
-                        bucket * 1000,
-                    ));
-                    add(app, bin, bout, first, last);
+                    let (first, last) = first_last
+                        .get(&(bucket, app))
+                        .copied()
+                        .unwrap_or((bucket * 1000, bucket * 1000));
+                    out.push(OnNetwork {
+                        key_ms: bucket * 1000,
+                        app_id: app,
+                        bytes_in: bin,
+                        bytes_out: bout,
+                        first_ms: first,
+                        last_ms: last,
+                    });
                 }
             }
         }
     }
-    acc.retain(|_, t| t.bytes_in != 0 || t.bytes_out != 0);
-    Ok(acc.into_values().collect())
+    Ok(out)
 }
 
 /// The network's name for an id, for messages.

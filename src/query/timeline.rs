@@ -73,6 +73,8 @@ pub struct Options {
     pub app: Option<Matcher>,
     /// One row per bucket and application instead of one per bucket.
     pub per_app: bool,
+    /// Only the bytes counted on this network (`netmon networks` lists the ids).
+    pub network: Option<i64>,
 }
 
 /// One bucket (of one application with `per_app`). Field names are the JSON/CSV contract.
@@ -169,7 +171,19 @@ pub fn timeline<Tz: TimeZone>(
         }
         let just: Vec<Piece> = of_layer.iter().map(|(p, _)| *p).collect();
         for (s, e) in plan::spans(&just, layer) {
-            for r in scan::sum_by_key(&db.conn, layer, s, e, opts.per_app, ids.as_deref())? {
+            let sums = match opts.network {
+                Some(n) => super::networks::sum_by_key_on(
+                    &db.conn,
+                    layer,
+                    s,
+                    e,
+                    opts.per_app,
+                    ids.as_deref(),
+                    n,
+                )?,
+                None => scan::sum_by_key(&db.conn, layer, s, e, opts.per_app, ids.as_deref())?,
+            };
+            for r in sums {
                 // The piece holding this row's key (pieces of a layer do not overlap).
                 let k = of_layer.partition_point(|(p, _)| p.start_ms <= r.key_ms);
                 let Some((p, bucket)) = k.checked_sub(1).map(|k| of_layer[k]) else {

@@ -368,6 +368,7 @@ fn bucket_opts(ms: i64, per_app: bool) -> timeline::Options {
         bucket: Some(std::time::Duration::from_millis(ms as u64)),
         app: None,
         per_app,
+        network: None,
     }
 }
 

@@ -185,6 +185,14 @@ fn issue_15_apps_on_a_network_sum_to_what_was_attributed_there_and_name_works() 
         assert_eq!(on(&a), (1000, 100), "network A over {range:?}");
         assert_eq!(on(&b), (400, 40), "network B over {range:?}");
         assert_eq!(apps_sum(&env, &range), (1400, 140), "all over {range:?}");
+        // The timeline limited to a network adds up to the same.
+        let mut args = vec!["timeline", "--json", "--network", &b];
+        args.extend_from_slice(&range);
+        let buckets = json_array(&mut env.netmon(), &args);
+        let sum = buckets
+            .iter()
+            .fold((0, 0), |(i, o), r| (i + u(r, "bytes_in"), o + u(r, "bytes_out")));
+        assert_eq!(sum, (400, 40), "timeline on B over {range:?}");
     }
     env.netmon()
         .args(["networks", "name", &b, "Phone hotspot"])
