@@ -37,13 +37,17 @@ const DATA_MARGIN_MS: i64 = 2 * 86_400_000;
 
 impl Bounds {
     /// Read the retention boundaries from `meta`, and the first and last recorded days from
-    /// `daily` (which is kept forever and gets every tick's bytes: no row of any table lies
-    /// outside its days).
+    /// `daily` and `net_daily` (kept forever, they get every tick's bytes: no row of any table
+    /// lies outside their days).
     pub fn load(conn: &Connection) -> rusqlite::Result<Self> {
         let (first_day, last_day): (Option<i64>, Option<i64>) =
-            conn.query_row("SELECT min(day), max(day) FROM daily", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+            // Interfaces may have carried bytes on days no application did (net_daily).
+            conn.query_row(
+                "SELECT min(a), max(b) FROM (SELECT min(day) a, max(day) b FROM daily \
+                 UNION ALL SELECT min(day), max(day) FROM net_daily)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
         let data_ms = match (first_day, last_day) {
             (Some(f), Some(l)) => Some((
                 f.saturating_mul(1000).saturating_sub(DATA_MARGIN_MS),

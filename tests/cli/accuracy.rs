@@ -48,6 +48,102 @@ fn issue_4_ebpf_counts_every_workload_within_one_percent() {
     });
 }
 
+/// Issue 15: per workload, alone on the link, netmon's veth0 totals equal the kernel's
+/// counters exactly, and the explained share (applications' payload over the interface's wire
+/// bytes) is printed: the figures README gives for a normal share. Never above 100%.
+#[test]
+fn issue_15_explained_share_per_workload_and_exact_interface_totals() {
+    let bench = bench_dir();
+    preflight(&bench);
+    let mut lines = Vec::new();
+    for source in ["sockdiag", "ebpf"] {
+        for (i, w) in workloads()
+            .into_iter()
+            .filter(|w| ["bulk_tcp", "short_tcp", "udp_flow", "v6_tcp"].contains(&w.name))
+            .enumerate()
+        {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let ns = Namespaces::create(&format!("{}{i}", &source[..1]));
+            let mut server = ns
+                .exec_b(&python())
+                .arg(bench.join("server.py"))
+                .args(["--log", &path_str(&tmp.path().join("server.log"))])
+                .args(["--max-seconds", "60"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start server.py");
+            assert!(
+                wait_until(Duration::from_secs(15), || ns.listening_in_b() >= 8),
+                "server.py did not listen within 15 s"
+            );
+            let before = ns.quiet_counters();
+            let db = tmp.path().join("netmon.db");
+            let recorder = Recorder {
+                child: ns
+                    .exec_a(&bin().display().to_string())
+                    .env_clear()
+                    .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                    .env("TZ", "UTC")
+                    .args(["record", "--db", &path_str(&db), "--interval", "1s"])
+                    .args(["--source", source])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("start netmon record"),
+            };
+            assert!(
+                wait_until(Duration::from_secs(20), || ticks(&db) >= 1),
+                "netmon record --source {source} committed no tick within 20 s"
+            );
+            let args: Vec<&str> = w.args.iter().map(String::as_str).collect();
+            let child = spawn_workload(&ns, &bench, w.name, &args);
+            let out = finish_workload(w.name, child, Instant::now());
+            let n = ticks(&db);
+            assert!(
+                wait_until(Duration::from_secs(10), || ticks(&db) >= n + 2),
+                "netmon record stopped ticking"
+            );
+            let after = ns.quiet_counters();
+            let _ = recorder.stop();
+            let _ = server.kill();
+            let _ = server.wait();
+            let carried = (after.0 - before.0, after.1 - before.1);
+            let (on_veth, share) = interfaces(&db);
+            let payload: u64 = truth(&[(w.name, out)]).values().map(|(i, o)| i + o).sum();
+            assert_eq!(
+                on_veth, carried,
+                "{source} {}: netmon's veth0 totals differ from the kernel's counters",
+                w.name
+            );
+            assert!(
+                share <= 1.0,
+                "{source} {}: applications counted more than the interface carried ({share})",
+                w.name
+            );
+            lines.push(format!(
+                "{source:<9} {:<10} wire {:>10} payload {:>10} ({:.1}% of wire) explained {:.1}%",
+                w.name,
+                carried.0 + carried.1,
+                payload,
+                100.0 * payload as f64 / (carried.0 + carried.1).max(1) as f64,
+                100.0 * share
+            ));
+        }
+    }
+    eprintln!("explained share per workload:\n{}", lines.join("\n"));
+}
+
+/// `../shared/bench/accuracy` beside the checkout, or under `NETMON_SHARED` (a worktree
+/// elsewhere).
+fn bench_dir() -> PathBuf {
+    std::env::var_os("NETMON_SHARED").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+        PathBuf::from,
+    )
+    .join("bench/accuracy")
+}
+
 /// Relative tolerance on every total.
 const TOLERANCE: f64 = 0.01;
 /// Longest the whole scenario may take before it is abandoned.
@@ -116,7 +212,7 @@ const LONG_LIVED_TCP: &[&str] = &[
 const SILENT: &[&str] = &["fork_parent", "sock_parent", "idle_proc"];
 
 fn run(case: Case) {
-    let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/accuracy");
+    let bench = bench_dir();
     preflight(&bench);
     let tmp = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
@@ -136,6 +232,9 @@ fn run(case: Case) {
         "server.py did not listen on its 8 TCP ports within 15 s"
     );
 
+    // The interfaces' totals are checked against the kernel's counters read while the link is
+    // quiet, before the recorder's first reading and after its last.
+    let before = ns.quiet_counters();
     let db = tmp.path().join("netmon.db");
     let recorder = ns
         .exec_a(&bin().display().to_string())
@@ -192,15 +291,65 @@ fn run(case: Case) {
         wait_until(Duration::from_secs(10), || ticks(&db) >= after + 2),
         "netmon record stopped ticking"
     );
+    let after = ns.quiet_counters();
     let stderr = recorder.stop();
     let _ = server.kill();
     let _ = server.wait();
+    assert_eq!(
+        after,
+        ns.link_counters(),
+        "the link moved while the recorder stopped: its last reading is not known"
+    );
 
     let truth = truth(&outputs);
     let measured = measured(&db);
     let report = report(&truth, &measured);
     eprintln!("accuracy, --source {}:\n{report}", case.source);
+    let carried = (after.0 - before.0, after.1 - before.1);
+    let (on_veth, explained) = interfaces(&db);
+    eprintln!(
+        "interfaces, --source {}: veth0 {on_veth:?} by netmon, {carried:?} by the kernel; \
+         applications account for {explained:.4} of it",
+        case.source
+    );
+    assert_eq!(
+        on_veth, carried,
+        "issue 15: netmon's veth0 totals (in, out) differ from the kernel's counters over the run"
+    );
     check(&case, &truth, &measured, &report, &stderr);
+}
+
+/// veth0's (bytes in, bytes out) over every network `netmon networks --json` lists, and the
+/// explained share (applications' bytes over the counted interfaces' bytes).
+fn interfaces(db: &Path) -> ((u64, u64), f64) {
+    let out = Command::new(bin())
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("TZ", "UTC")
+        .args(["networks", "--db", &path_str(db), "--since", "24h", "--json"])
+        .output()
+        .expect("run netmon networks");
+    assert!(
+        out.status.success(),
+        "netmon networks --json failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("networks JSON");
+    let (mut veth, mut counted) = ((0u64, 0u64), 0u64);
+    for r in &rows {
+        let (i, o) = (
+            r["bytes_in"].as_u64().expect("bytes_in"),
+            r["bytes_out"].as_u64().expect("bytes_out"),
+        );
+        if r["interface"] == "veth0" {
+            veth = (veth.0 + i, veth.1 + o);
+        }
+        if r["counted"] == true {
+            counted += i + o;
+        }
+    }
+    let apps: u64 = measured(db).values().map(|(i, o)| i + o).sum();
+    (veth, apps as f64 / counted.max(1) as f64)
 }
 
 /// Per process label: (payload received, payload sent), from the workloads' own counts.
@@ -484,6 +633,16 @@ impl Namespaces {
                 "veth0",
                 "nodad",
             ],
+            // No router solicitations from A: the link stays quiet when no workload runs, so
+            // the kernel's counters can be read at a moment the recorder's readings agree with.
+            vec![
+                "netns",
+                "exec",
+                a,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.veth0.router_solicitations=0",
+            ],
             vec!["-n", a, "link", "set", "lo", "up"],
             vec!["-n", b, "link", "set", "lo", "up"],
             vec!["-n", a, "link", "set", "veth0", "up"],
@@ -525,6 +684,43 @@ impl Namespaces {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.b, program]);
         c
+    }
+
+    /// A's veth0 (rx_bytes, tx_bytes) as the kernel counts them now.
+    fn link_counters(&self) -> (u64, u64) {
+        let read = |f: &str| {
+            let out = sh(Command::new("ip").args([
+                "netns",
+                "exec",
+                &self.a,
+                "cat",
+                &format!("/sys/class/net/veth0/statistics/{f}"),
+            ]));
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u64>()
+                .unwrap_or_else(|e| panic!("reading veth0 {f}: {e}"))
+        };
+        (read("rx_bytes"), read("tx_bytes"))
+    }
+
+    /// The counters once they have not moved for a second (within 30 s, else the test fails:
+    /// something keeps talking on the link).
+    fn quiet_counters(&self) -> (u64, u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = self.link_counters();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let now = self.link_counters();
+            if now == last {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "veth0 in A never went quiet for a second in 30 s"
+            );
+            last = now;
+        }
     }
 
     fn listening_in_b(&self) -> usize {
