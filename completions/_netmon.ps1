@@ -46,6 +46,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where the counters come from')
             [CompletionResult]::new('--keep-raw', '--keep-raw', [CompletionResultType]::ParameterName, 'Keep per-tick samples this long, e.g. 7d (from 1h to 36500d); 0 keeps them forever')
             [CompletionResult]::new('--keep-hourly', '--keep-hourly', [CompletionResultType]::ParameterName, 'Keep hourly totals this long, e.g. 90d (from 1h to 36500d); 0 keeps them forever')
+            [CompletionResult]::new('--alert-rate', '--alert-rate', [CompletionResultType]::ParameterName, 'Announce an application that moves more than RATE for a sustained minute, e.g. 50MB/s')
             [CompletionResult]::new('--ticks', '--ticks', [CompletionResultType]::ParameterName, 'Stop after this many ticks (for tests and benchmarks)')
             [CompletionResult]::new('--sample-timeout', '--sample-timeout', [CompletionResultType]::ParameterName, 'Give up on one sample after this long (the source process is killed)')
             [CompletionResult]::new('--max-rate', '--max-rate', [CompletionResultType]::ParameterName, 'Bytes per second per counter above which a delta is logged as impossible and dropped')
@@ -173,6 +174,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('name', 'name', [CompletionResultType]::ParameterValue, 'Give a network a name of your own (shown everywhere instead of its label)')
+            [CompletionResult]::new('cap', 'cap', [CompletionResultType]::ParameterValue, 'Set a data cap on a network (or `all`), or remove it with --remove')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -183,12 +185,26 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'netmon;networks;cap' {
+            [CompletionResult]::new('--period', '--period', [CompletionResultType]::ParameterName, 'How often the cap starts over')
+            [CompletionResult]::new('--resets-on', '--resets-on', [CompletionResultType]::ParameterName, 'The day the period starts: day of the month (1–31; past a month''s end, its last day) or of the week (1 = Monday … 7 = Sunday). Default 1')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The database file')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr: error, warn, info, debug or trace')
+            [CompletionResult]::new('--remove', '--remove', [CompletionResultType]::ParameterName, 'Remove the network''s cap')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'netmon;networks;help' {
             [CompletionResult]::new('name', 'name', [CompletionResultType]::ParameterValue, 'Give a network a name of your own (shown everywhere instead of its label)')
+            [CompletionResult]::new('cap', 'cap', [CompletionResultType]::ParameterValue, 'Set a data cap on a network (or `all`), or remove it with --remove')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'netmon;networks;help;name' {
+            break
+        }
+        'netmon;networks;help;cap' {
             break
         }
         'netmon;networks;help;help' {
@@ -341,9 +357,13 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
         }
         'netmon;help;networks' {
             [CompletionResult]::new('name', 'name', [CompletionResultType]::ParameterValue, 'Give a network a name of your own (shown everywhere instead of its label)')
+            [CompletionResult]::new('cap', 'cap', [CompletionResultType]::ParameterValue, 'Set a data cap on a network (or `all`), or remove it with --remove')
             break
         }
         'netmon;help;networks;name' {
+            break
+        }
+        'netmon;help;networks;cap' {
             break
         }
         'netmon;help;timeline' {

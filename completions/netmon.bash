@@ -88,6 +88,9 @@ _netmon() {
             netmon__subcmd__help,top)
                 cmd="netmon__subcmd__help__subcmd__top"
                 ;;
+            netmon__subcmd__help__subcmd__networks,cap)
+                cmd="netmon__subcmd__help__subcmd__networks__subcmd__cap"
+                ;;
             netmon__subcmd__help__subcmd__networks,name)
                 cmd="netmon__subcmd__help__subcmd__networks__subcmd__name"
                 ;;
@@ -103,11 +106,17 @@ _netmon() {
             netmon__subcmd__help__subcmd__service,uninstall)
                 cmd="netmon__subcmd__help__subcmd__service__subcmd__uninstall"
                 ;;
+            netmon__subcmd__networks,cap)
+                cmd="netmon__subcmd__networks__subcmd__cap"
+                ;;
             netmon__subcmd__networks,help)
                 cmd="netmon__subcmd__networks__subcmd__help"
                 ;;
             netmon__subcmd__networks,name)
                 cmd="netmon__subcmd__networks__subcmd__name"
+                ;;
+            netmon__subcmd__networks__subcmd__help,cap)
+                cmd="netmon__subcmd__networks__subcmd__help__subcmd__cap"
                 ;;
             netmon__subcmd__networks__subcmd__help,help)
                 cmd="netmon__subcmd__networks__subcmd__help__subcmd__help"
@@ -376,8 +385,22 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__help__subcmd__networks)
-            opts="name"
+            opts="name cap"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__help__subcmd__networks__subcmd__cap)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -558,7 +581,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__networks)
-            opts="-h --since --from --until --now --json --ndjson --csv --bytes --db --log-level --help name help"
+            opts="-h --since --from --until --now --json --ndjson --csv --bytes --db --log-level --help name cap help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -595,9 +618,53 @@ _netmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        netmon__subcmd__networks__subcmd__help)
-            opts="name help"
+        netmon__subcmd__networks__subcmd__cap)
+            opts="-h --period --resets-on --remove --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --period)
+                    COMPREPLY=($(compgen -W "day week month" -- "${cur}"))
+                    return 0
+                    ;;
+                --resets-on)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__networks__subcmd__help)
+            opts="name cap help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        netmon__subcmd__networks__subcmd__help__subcmd__cap)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -660,7 +727,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__record)
-            opts="-h --interval --source --keep-raw --keep-hourly --include-loopback --share-with-group --ticks --sample-timeout --max-rate --process-table --db --log-level --help"
+            opts="-h --interval --source --keep-raw --keep-hourly --include-loopback --alert-rate --share-with-group --ticks --sample-timeout --max-rate --process-table --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -679,6 +746,10 @@ _netmon() {
                     return 0
                     ;;
                 --keep-hourly)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alert-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

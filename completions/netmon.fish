@@ -47,6 +47,7 @@ sockdiag\t'Linux sock_diag TCP counters (no privileges needed)'
 ebpf\t'Linux eBPF per-process TCP and UDP counters (root or CAP_BPF + CAP_PERFMON)'"
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l keep-raw -d 'Keep per-tick samples this long, e.g. 7d (from 1h to 36500d); 0 keeps them forever' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l keep-hourly -d 'Keep hourly totals this long, e.g. 90d (from 1h to 36500d); 0 keeps them forever' -r
+complete -c netmon -n "__fish_netmon_using_subcommand record" -l alert-rate -d 'Announce an application that moves more than RATE for a sustained minute, e.g. 50MB/s' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l ticks -d 'Stop after this many ticks (for tests and benchmarks)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l sample-timeout -d 'Give up on one sample after this long (the source process is killed)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l max-rate -d 'Bytes per second per counter above which a delta is logged as impossible and dropped' -r
@@ -121,23 +122,33 @@ complete -c netmon -n "__fish_netmon_using_subcommand apps" -l ndjson -d 'Print 
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l csv -d 'Print CSV (RFC 4180) with a header row and raw numbers'
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -l bytes -d 'Show exact byte counts in tables instead of human units'
 complete -c netmon -n "__fish_netmon_using_subcommand apps" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l since -d 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w' -r
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l from -d 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset' -r
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l until -d 'End here (exclusive); a date means the end of that day, so --from D --until D is day D' -r
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l now -d 'Answer as if it were this instant (RFC 3339), for reproducible reports and tests' -r
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l db -d 'The database file' -r -F
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l json -d 'Print one JSON document instead of a table'
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l ndjson -d 'Print one JSON object per line (newline-delimited JSON), one per row'
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l csv -d 'Print CSV (RFC 4180) with a header row and raw numbers'
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -l bytes -d 'Show exact byte counts in tables instead of human units'
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -f -a "name" -d 'Give a network a name of your own (shown everywhere instead of its label)'
-complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -l since -d 'Cover this long up to now, e.g. 90m, 24h, 7d, 2w' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -l from -d 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -l until -d 'End here (exclusive); a date means the end of that day, so --from D --until D is day D' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -l now -d 'Answer as if it were this instant (RFC 3339), for reproducible reports and tests' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -l db -d 'The database file' -r -F
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -l json -d 'Print one JSON document instead of a table'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -l ndjson -d 'Print one JSON object per line (newline-delimited JSON), one per row'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -l csv -d 'Print CSV (RFC 4180) with a header row and raw numbers'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -l bytes -d 'Show exact byte counts in tables instead of human units'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -f -a "name" -d 'Give a network a name of your own (shown everywhere instead of its label)'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -f -a "cap" -d 'Set a data cap on a network (or `all`), or remove it with --remove'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and not __fish_seen_subcommand_from name cap help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from name" -l db -d 'The database file' -r -F
 complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from name" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
 complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from name" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from cap" -l period -d 'How often the cap starts over' -r -f -a "day\t''
+week\t''
+month\t''"
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from cap" -l resets-on -d 'The day the period starts: day of the month (1–31; past a month\'s end, its last day) or of the week (1 = Monday … 7 = Sunday). Default 1' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from cap" -l db -d 'The database file' -r -F
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from cap" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from cap" -l remove -d 'Remove the network\'s cap'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from cap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from help" -f -a "name" -d 'Give a network a name of your own (shown everywhere instead of its label)'
+complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from help" -f -a "cap" -d 'Set a data cap on a network (or `all`), or remove it with --remove'
 complete -c netmon -n "__fish_netmon_using_subcommand networks; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l bucket -d 'Bucket length: a duration dividing a day (5m, 15m, 1h, 6h) or whole days (1d, 7d)' -r
 complete -c netmon -n "__fish_netmon_using_subcommand timeline" -l app -d 'Only applications whose name contains PATTERN (case-insensitive), or matches it as a glob when it holds * or ?' -r
@@ -227,4 +238,5 @@ complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subc
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "uninstall" -d 'Stop the service and remove its definition. The database is kept'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from service" -f -a "status" -d 'Show whether the service is installed and running, as the service manager sees it'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from networks" -f -a "name" -d 'Give a network a name of your own (shown everywhere instead of its label)'
+complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from networks" -f -a "cap" -d 'Set a data cap on a network (or `all`), or remove it with --remove'
 complete -c netmon -n "__fish_netmon_using_subcommand help; and __fish_seen_subcommand_from report" -f -a "html" -d 'An offline HTML report: headline figures, a timeline stacked by application, top applications and websites, an hour-of-day heatmap, daily and monthly totals, and every application in a sortable table'

@@ -202,3 +202,131 @@ mod tests {
         assert_eq!(day_floor(&tz, midnight(&tz, d(31)) - 1), before);
     }
 }
+
+/// How often a data cap starts over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Period {
+    Day,
+    Week,
+    Month,
+}
+
+impl Period {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Week => "week",
+            Period::Month => "month",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Period> {
+        match s {
+            "day" => Some(Period::Day),
+            "week" => Some(Period::Week),
+            "month" => Some(Period::Month),
+            _ => None,
+        }
+    }
+}
+
+/// The cap period holding `ms`, as `[start, end)` local midnights: a day; a week starting on
+/// weekday `resets_on` (1 = Monday … 7 = Sunday); a month starting on day `resets_on` of the
+/// month (clamped to the month's last day: 31 resets on 30 April, 28 or 29 February).
+pub fn period_bounds<Tz: TimeZone>(tz: &Tz, period: Period, resets_on: u32, ms: i64) -> (i64, i64) {
+    use chrono::Datelike;
+    let date = local_date(tz, ms);
+    let start = match period {
+        Period::Day => date,
+        Period::Week => {
+            let want = resets_on.clamp(1, 7);
+            let back = (date.weekday().number_from_monday() + 7 - want) % 7;
+            date - ChronoDuration::days(i64::from(back))
+        }
+        Period::Month => {
+            let day = resets_on.clamp(1, 31);
+            let this = reset_day(date.year(), date.month(), day);
+            if date >= this {
+                this
+            } else {
+                let (y, m) = if date.month() == 1 {
+                    (date.year() - 1, 12)
+                } else {
+                    (date.year(), date.month() - 1)
+                };
+                reset_day(y, m, day)
+            }
+        }
+    };
+    let end = match period {
+        Period::Day => start + ChronoDuration::days(1),
+        Period::Week => start + ChronoDuration::days(7),
+        Period::Month => {
+            let (y, m) = if start.month() == 12 {
+                (start.year() + 1, 1)
+            } else {
+                (start.year(), start.month() + 1)
+            };
+            reset_day(y, m, resets_on.clamp(1, 31))
+        }
+    };
+    (midnight(tz, start), midnight(tz, end))
+}
+
+/// Day `day` of the month, or its last day when the month is shorter.
+fn reset_day(year: i32, month: u32, day: u32) -> NaiveDate {
+    (1..=day)
+        .rev()
+        .find_map(|d| NaiveDate::from_ymd_opt(year, month, d))
+        .unwrap_or(NaiveDate::MIN)
+}
+
+#[cfg(test)]
+mod period_tests {
+    use super::*;
+
+    fn at(s: &str) -> i64 {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .timestamp_millis()
+    }
+
+    #[test]
+    fn a_month_resetting_on_the_12th_runs_from_the_12th_to_the_12th() {
+        let (s, e) = period_bounds(&Utc, Period::Month, 12, at("2026-03-05T10:00:00Z"));
+        assert_eq!(
+            (s, e),
+            (at("2026-02-12T00:00:00Z"), at("2026-03-12T00:00:00Z"))
+        );
+        let (s, e) = period_bounds(&Utc, Period::Month, 12, at("2026-12-12T00:00:00Z"));
+        assert_eq!(
+            (s, e),
+            (at("2026-12-12T00:00:00Z"), at("2027-01-12T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_reset_day_past_the_months_end_is_its_last_day() {
+        let (s, e) = period_bounds(&Utc, Period::Month, 31, at("2026-03-01T00:00:00Z"));
+        assert_eq!(
+            (s, e),
+            (at("2026-02-28T00:00:00Z"), at("2026-03-31T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn weeks_start_on_the_given_weekday_and_days_at_midnight() {
+        // 2026-12-06 is a Sunday.
+        let (s, e) = period_bounds(&Utc, Period::Week, 1, at("2026-12-06T12:00:00Z"));
+        assert_eq!(
+            (s, e),
+            (at("2026-11-30T00:00:00Z"), at("2026-12-07T00:00:00Z"))
+        );
+        let (s, e) = period_bounds(&Utc, Period::Day, 1, at("2026-12-06T12:00:00Z"));
+        assert_eq!(
+            (s, e),
+            (at("2026-12-06T00:00:00Z"), at("2026-12-07T00:00:00Z"))
+        );
+    }
+}

@@ -201,10 +201,13 @@ pub struct AppsArgs {
 /// is named by its Wi-Fi name where readable, else by its default gateway's hardware address,
 /// else by its interface, until you name it.
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true, after_help = "\
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "\
 Examples:
   netmon networks --since 30d
-  netmon networks name 2 \"Phone hotspot\"")]
+  netmon networks name 2 \"Phone hotspot\""
+)]
 pub struct NetworksArgs {
     #[command(subcommand)]
     pub command: Option<NetworksCommand>,
@@ -228,6 +231,33 @@ Examples:
         network: String,
         /// The new name; an empty string removes the name.
         name: String,
+    },
+    /// Set a data cap on a network (or `all`), or remove it with --remove.
+    ///
+    /// `status`, `networks` and the recorder follow the cap: used, left, the period's end and
+    /// a forecast at the current pace; the recorder announces 80% and 100% once per period
+    /// (a log line and a desktop notification). Sizes are decimal (1 GB = 1000 MB) unless
+    /// written GiB.
+    #[command(after_help = "\
+Examples:
+  netmon networks cap \"Phone hotspot\" 20GB --period month --resets-on 12
+  netmon networks cap all 5GB --period day")]
+    Cap {
+        /// The network: its id, name, label or key, or `all` for every network together.
+        network: String,
+        /// The cap, e.g. 20GB, 500MB, 1.5TB.
+        #[arg(value_parser = crate::input::size, required_unless_present = "remove")]
+        bytes: Option<u64>,
+        /// How often the cap starts over.
+        #[arg(long, value_enum, default_value = "month")]
+        period: crate::calendar::Period,
+        /// The day the period starts: day of the month (1–31; past a month's end, its last
+        /// day) or of the week (1 = Monday … 7 = Sunday). Default 1.
+        #[arg(long, value_name = "DAY", value_parser = clap::value_parser!(u32).range(1..=31))]
+        resets_on: Option<u32>,
+        /// Remove the network's cap.
+        #[arg(long, conflicts_with_all = ["bytes", "period", "resets_on"])]
+        remove: bool,
     },
 }
 
@@ -412,6 +442,14 @@ pub struct RecordArgs {
     /// twice, once under each end.
     #[arg(long)]
     pub include_loopback: bool,
+
+    /// Announce an application that moves more than RATE for a sustained minute, e.g. 50MB/s.
+    ///
+    /// A log line and a desktop notification (notify-send on Linux, osascript on macOS), then
+    /// nothing more about that application for 15 minutes. Data caps (`netmon networks cap`)
+    /// are announced the same way at 80% and 100%.
+    #[arg(long, value_name = "RATE", value_parser = crate::input::rate)]
+    pub alert_rate: Option<u64>,
 
     /// Make the database readable (never writable) by the recorder's group.
     ///

@@ -212,3 +212,64 @@ mod tests {
         assert_eq!(compact(Duration::from_secs(36_500 * 86_400)), "36500d");
     }
 }
+
+/// A size such as `20GB`, `500 MB`, `1.5TB`, `3GiB` or `1000000` (bytes): decimal units (kB,
+/// MB, GB, TB: powers of 1000, as netmon prints them) and binary ones (KiB…TiB), from 1 byte to
+/// 1 EB. Used by `networks cap` and, with `/s`, by `record --alert-rate`.
+pub fn size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let hint = "give a size such as 20GB, 500MB, 1.5TB or 3GiB (1 kB = 1000 bytes)";
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: {hint}"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("unknown unit in {s:?}: {hint}")),
+    };
+    let bytes = (n * mult).round();
+    if !(1.0..=1e18).contains(&bytes) {
+        return Err(format!("out of range: {hint}, from 1 byte to 1 EB"));
+    }
+    Ok(bytes as u64)
+}
+
+/// A rate such as `50MB/s` (bytes per second; `/s` may be left out).
+pub fn rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    size(t.strip_suffix("/s").unwrap_or(t)).map_err(|e| {
+        e.replace(
+            "a size such as 20GB, 500MB, 1.5TB or 3GiB",
+            "a rate such as 50MB/s or 2MB/s",
+        )
+    })
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_decimal_unless_binary_is_asked_for() {
+        assert_eq!(size("20GB"), Ok(20_000_000_000));
+        assert_eq!(size("1.5 TB"), Ok(1_500_000_000_000));
+        assert_eq!(size("3GiB"), Ok(3 * 1024 * 1024 * 1024));
+        assert_eq!(size("1000"), Ok(1000));
+        assert_eq!(rate("50MB/s"), Ok(50_000_000));
+        assert!(size("0").is_err());
+        assert!(size("12 parsecs").is_err());
+        assert!(size("9999999EB").is_err());
+        assert!(size("").is_err());
+    }
+}

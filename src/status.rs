@@ -36,6 +36,9 @@ pub struct Status {
     /// absent when no interface counters were recorded then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explained: Option<Explained>,
+    /// Data caps and where they stand (`netmon networks cap`); absent when none is set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub caps: Vec<crate::query::networks::CapUsage>,
     pub problems: Vec<Problem>,
 }
 
@@ -246,6 +249,7 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
             .cloned()
             .collect(),
         explained: None,
+        caps: Vec::new(),
         problems: Vec::new(),
     };
 
@@ -290,6 +294,11 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
                 // A database from before interface counters has no such tables: nothing to say.
                 if let Ok(e) = explained(&conn, now, &mut problems) {
                     status.explained = e;
+                }
+                if let Ok(c) =
+                    crate::query::networks::caps(&conn, &chrono::Local, now.timestamp_millis())
+                {
+                    status.caps = c;
                 }
             }
             Err(e) => problems.push(unreadable(db, m, &e)),
@@ -492,9 +501,8 @@ fn explained(
         st.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect()
     };
-    let apps = per_day(
-        "SELECT day, sum(bytes_in + bytes_out) FROM daily WHERE day >= ?1 GROUP BY day",
-    )?;
+    let apps =
+        per_day("SELECT day, sum(bytes_in + bytes_out) FROM daily WHERE day >= ?1 GROUP BY day")?;
     let ifaces = per_day(
         "SELECT n.day, sum(n.bytes_in + n.bytes_out) FROM net_daily n \
          JOIN interfaces i ON i.id = n.interface_id \
@@ -514,7 +522,9 @@ fn explained(
                      carried only {} ({}): netmon counted bytes that never crossed an \
                      interface; `netmon apps --from {} --until {}` and `netmon networks` over \
                      that day show which",
-                    start.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M %:z"),
+                    start
+                        .with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M %:z"),
                     units::bytes(counted as u64),
                     units::bytes(*carried as u64),
                     units::share_percent(counted as f64 / *carried as f64),

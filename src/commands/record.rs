@@ -36,6 +36,7 @@ pub fn options(db: PathBuf, a: RecordArgs) -> anyhow::Result<Options> {
         },
         include_loopback: a.include_loopback,
         max_rate: a.max_rate,
+        alert_rate: a.alert_rate,
         max_ticks: a.ticks,
         share_with_group: a.share_with_group,
         process_table: match &a.process_table {

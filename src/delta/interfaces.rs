@@ -127,7 +127,10 @@ impl Engine {
 
     /// Continue from values a previous run saved in this boot: (name, index, bytes in,
     /// bytes out, how long ago they were saved).
-    pub fn resume(&mut self, saved: impl IntoIterator<Item = (String, Option<u32>, u64, u64, Duration)>) {
+    pub fn resume(
+        &mut self,
+        saved: impl IntoIterator<Item = (String, Option<u32>, u64, u64, Duration)>,
+    ) {
         for (name, index, bin, bout, age) in saved {
             self.resumed.insert((name, index), (bin, bout, age));
         }
@@ -154,9 +157,9 @@ impl Engine {
                     present: true,
                 },
             );
-            let changed = prev
-                .as_ref()
-                .is_none_or(|p| (p.bytes_in, p.bytes_out, p.index) != (c.bytes_in, c.bytes_out, c.index));
+            let changed = prev.as_ref().is_none_or(|p| {
+                (p.bytes_in, p.bytes_out, p.index) != (c.bytes_in, c.bytes_out, c.index)
+            });
             if changed {
                 out.save
                     .push((state_key(&c.name, c.index), c.bytes_in, c.bytes_out));
@@ -199,7 +202,11 @@ impl Engine {
             let (bin, bout, cause) = match prev {
                 Some(p) if p.index == c.index || p.index.is_none() || c.index.is_none() => {
                     if c.bytes_in >= p.bytes_in && c.bytes_out >= p.bytes_out {
-                        (c.bytes_in - p.bytes_in, c.bytes_out - p.bytes_out, Cause::Growth)
+                        (
+                            c.bytes_in - p.bytes_in,
+                            c.bytes_out - p.bytes_out,
+                            Cause::Growth,
+                        )
                     } else {
                         let (i, ci) = went_down(p.bytes_in, c.bytes_in, c.width, limit);
                         let (o, co) = went_down(p.bytes_out, c.bytes_out, c.width, limit);
@@ -265,7 +272,7 @@ fn went_down(prev: u64, cur: u64, width: Width, limit: u64) -> (u64, Cause) {
     if cur >= prev {
         return (cur - prev, Cause::Growth);
     }
-    if width == Width::Bits32 && prev < WRAP_32 && prev >= WRAP_32 / 2 {
+    if width == Width::Bits32 && (WRAP_32 / 2..WRAP_32).contains(&prev) {
         let wrapped = (WRAP_32 - prev) + cur;
         if wrapped <= limit {
             return (wrapped, Cause::Wrap);
@@ -309,7 +316,11 @@ mod tests {
     #[test]
     fn the_first_reading_is_a_baseline_and_growth_is_counted() {
         let mut e = Engine::new(RATE);
-        assert!(e.apply(&[iface("eth0", 2, 5_000, 7_000)], SEC).deltas.is_empty());
+        assert!(
+            e.apply(&[iface("eth0", 2, 5_000, 7_000)], SEC)
+                .deltas
+                .is_empty()
+        );
         let o = e.apply(&[iface("eth0", 2, 6_000, 7_500)], SEC);
         assert_eq!(sums(&o), vec![("eth0".into(), 1_000, 500, Cause::Growth)]);
     }
@@ -317,11 +328,17 @@ mod tests {
     #[test]
     fn an_interface_removed_and_re_added_counts_from_zero_not_its_old_value() {
         let mut e = Engine::new(RATE);
-        e.apply(&[iface("eth0", 2, 0, 0), iface("usb0", 5, 90_000, 80_000)], SEC);
+        e.apply(
+            &[iface("eth0", 2, 0, 0), iface("usb0", 5, 90_000, 80_000)],
+            SEC,
+        );
         // Unplugged: gone from the reading.
         assert!(e.apply(&[iface("eth0", 2, 0, 0)], SEC).deltas.is_empty());
         // Plugged back: a new index, counters restarted.
-        let o = e.apply(&[iface("eth0", 2, 0, 0), iface("usb0", 6, 1_000, 2_000)], SEC);
+        let o = e.apply(
+            &[iface("eth0", 2, 0, 0), iface("usb0", 6, 1_000, 2_000)],
+            SEC,
+        );
         assert_eq!(sums(&o), vec![("usb0".into(), 1_000, 2_000, Cause::New)]);
     }
 
@@ -338,7 +355,10 @@ mod tests {
     fn a_new_interface_after_the_baseline_is_counted_whole() {
         let mut e = Engine::new(RATE);
         e.apply(&[iface("eth0", 2, 10, 10)], SEC);
-        let o = e.apply(&[iface("eth0", 2, 10, 10), iface("utun4", 9, 300, 200)], SEC);
+        let o = e.apply(
+            &[iface("eth0", 2, 10, 10), iface("utun4", 9, 300, 200)],
+            SEC,
+        );
         assert_eq!(sums(&o), vec![("utun4".into(), 300, 200, Cause::New)]);
     }
 
@@ -385,9 +405,15 @@ mod tests {
             ("eth0".to_string(), Some(2), 1_500, 100, 10 * SEC),
             ("usb0".to_string(), Some(5), 9_000, 9_000, 10 * SEC),
         ]);
-        let o = e.apply(&[iface("eth0", 2, 2_200, 100), iface("usb0", 6, 10, 10)], SEC);
+        let o = e.apply(
+            &[iface("eth0", 2, 2_200, 100), iface("usb0", 6, 10, 10)],
+            SEC,
+        );
         assert_eq!(sums(&o), vec![("eth0".into(), 700, 0, Cause::Resumed)]);
-        assert_eq!(parse_state_key(&state_key("usb0", Some(6))), Some(("usb0".into(), Some(6))));
+        assert_eq!(
+            parse_state_key(&state_key("usb0", Some(6))),
+            Some(("usb0".into(), Some(6)))
+        );
     }
 
     #[test]
@@ -405,7 +431,11 @@ mod tests {
         let mut e = Engine::new(RATE);
         e.apply(&[iface("eth0", 2, 0, 0)], SEC);
         e.failed();
-        assert!(e.apply(&[iface("eth0", 2, 9_000, 9_000)], SEC).deltas.is_empty());
+        assert!(
+            e.apply(&[iface("eth0", 2, 9_000, 9_000)], SEC)
+                .deltas
+                .is_empty()
+        );
         let o = e.apply(&[iface("eth0", 2, 9_100, 9_000)], SEC);
         assert_eq!(sums(&o), vec![("eth0".into(), 100, 0, Cause::Growth)]);
     }

@@ -85,6 +85,13 @@ pub fn render(s: &Status, now: DateTime<Utc>, w: &mut dyn Write) -> std::io::Res
             units::bytes(e.interface_bytes)
         )?;
     }
+    for c in &s.caps {
+        writeln!(
+            w,
+            "Data cap:     {}",
+            super::table::cap_line(c, &super::Style::plain(false))
+        )?;
+    }
     if !s.tables.is_empty() {
         let rows: Vec<String> = s
             .tables

@@ -16,8 +16,8 @@ use super::Style;
 use super::units;
 use crate::query::apps::Apps;
 use crate::query::coverage::Coverage;
-use crate::query::networks::{Explained, Networks};
 use crate::query::domains::{DomainUsage, Domains, SiteKind};
+use crate::query::networks::{CapUsage, Explained, Networks};
 use crate::query::timeline::Timeline;
 use crate::query::top::Top;
 use crate::query::{Kind, Range};
@@ -269,7 +269,16 @@ pub fn explained_line(e: &Explained, network: Option<&str>, style: &Style) -> Op
 pub fn networks(n: &Networks, style: &Style) -> String {
     let mut t = new_table(
         style,
-        &["Network", "Id", "Interface", "Kind", "Received", "Sent", "Total", "Last seen"],
+        &[
+            "Network",
+            "Id",
+            "Interface",
+            "Kind",
+            "Received",
+            "Sent",
+            "Total",
+            "Last seen",
+        ],
         &[1, 4, 5, 6],
     );
     for r in &n.rows {
@@ -314,8 +323,34 @@ pub fn networks(n: &Networks, style: &Style) -> String {
              another interface too, are not in the interfaces' total"
         );
     }
+    for c in &n.caps {
+        let _ = writeln!(out, "{}", cap_line(c, style));
+    }
     let _ = writeln!(out, "{}", range_footer(&n.range, &n.requested, &n.coverage));
     out
+}
+
+/// "cap on Phone hotspot: 12.3 GB of 20 GB used (61.5%), 7.7 GB left until 2026-12-12 00:00;
+/// at this pace 25.1 GB by then".
+pub fn cap_line(c: &CapUsage, style: &Style) -> String {
+    let share = c.used_bytes as f64 / c.cap_bytes.max(1) as f64;
+    let mut s = format!(
+        "cap on {}: {} of {} used ({}) this {}, {} left until {}; at this pace {} by then",
+        sanitize(&c.network),
+        bytes(style, c.used_bytes),
+        bytes(style, c.cap_bytes),
+        units::share_percent(share),
+        c.period,
+        bytes(style, c.left_bytes),
+        local_minute(c.period_end),
+        bytes(style, c.forecast_bytes),
+    );
+    if c.used_bytes >= c.cap_bytes {
+        s.push_str(" (over the cap)");
+    } else if c.forecast_bytes > c.cap_bytes {
+        s.push_str(" (on course to go over)");
+    }
+    s
 }
 
 /// Widest bar, in characters.

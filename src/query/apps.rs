@@ -163,14 +163,8 @@ pub fn apps<Tz: TimeZone>(db: &Db, tz: &Tz, range: Range, opts: &Options) -> Res
         rows.truncate(n);
     }
     let recorded = coverage::recorded(&db.conn, a, b)?;
-    let explained = super::networks::explained(
-        db,
-        tz,
-        a,
-        b,
-        opts.network,
-        all.bytes_in + all.bytes_out,
-    )?;
+    let explained =
+        super::networks::explained(db, tz, a, b, opts.network, all.bytes_in + all.bytes_out)?;
     Ok(Apps {
         explained,
         requested: range,

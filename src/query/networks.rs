@@ -86,6 +86,62 @@ pub struct Networks {
     /// Largest first; loopback last.
     pub rows: Vec<NetworkUsage>,
     pub explained: Explained,
+    /// Every data cap, measured now.
+    pub caps: Vec<CapUsage>,
+}
+
+/// A data cap and where it stands. Field names are the `status --json` contract.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapUsage {
+    /// The network's name or label, or `all networks`.
+    pub network: String,
+    /// The network's id; `None` for the cap over all networks.
+    pub network_id: Option<i64>,
+    pub cap_bytes: u64,
+    /// `day`, `week` or `month`.
+    pub period: String,
+    pub resets_on: u32,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    /// What the counted interfaces carried in the period so far.
+    pub used_bytes: u64,
+    /// `cap_bytes - used_bytes`, 0 once over.
+    pub left_bytes: u64,
+    /// Usage at the period's end if the pace so far goes on.
+    pub forecast_bytes: u64,
+}
+
+/// Every cap, measured at `now_ms` (periods in the local time zone `tz`).
+pub fn caps<Tz: TimeZone>(conn: &Connection, tz: &Tz, now_ms: i64) -> Result<Vec<CapUsage>, Error> {
+    let names = infos(conn)?;
+    let mut out = Vec::new();
+    for c in crate::store::networks::caps(conn)? {
+        let network_id = c.scope.parse::<i64>().ok();
+        let period =
+            crate::calendar::Period::parse(&c.period).unwrap_or(crate::calendar::Period::Month);
+        let (start, end) = crate::calendar::period_bounds(tz, period, c.resets_on, now_ms);
+        let used = crate::store::networks::carried_since(conn, network_id, start / 1000)?;
+        let elapsed = (now_ms - start).max(1);
+        let forecast = (used as f64 * ((end - start) as f64 / elapsed as f64)) as u64;
+        out.push(CapUsage {
+            network: match network_id {
+                None => "all networks".to_string(),
+                Some(id) => names
+                    .get(&id)
+                    .map_or_else(|| format!("(network #{id})"), NetworkInfo::display),
+            },
+            network_id,
+            cap_bytes: c.bytes,
+            period: c.period,
+            resets_on: c.resets_on,
+            period_start: utc(start),
+            period_end: utc(end),
+            used_bytes: used,
+            left_bytes: c.bytes.saturating_sub(used),
+            forecast_bytes: forecast.max(used),
+        });
+    }
+    Ok(out)
 }
 
 /// A stored network.
@@ -157,7 +213,9 @@ pub fn networks<Tz: TimeZone>(db: &Db, tz: &Tz, range: Range) -> Result<Networks
     let sums = interface_sums(db, tz, a, b)?;
     let infos = infos(&db.conn)?;
     let ifaces: HashMap<i64, (String, String)> = {
-        let mut st = db.conn.prepare_cached("SELECT id, name, kind FROM interfaces")?;
+        let mut st = db
+            .conn
+            .prepare_cached("SELECT id, name, kind FROM interfaces")?;
         st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
             .collect::<Result<_, _>>()?
     };
@@ -207,6 +265,7 @@ pub fn networks<Tz: TimeZone>(db: &Db, tz: &Tz, range: Range) -> Result<Networks
             app_bytes,
             interface_bytes,
         },
+        caps: caps(&db.conn, tz, Utc::now().timestamp_millis())?,
     })
 }
 

@@ -12,6 +12,7 @@
 //! ticks count as `failed` in the summary, and the span is recorded as a gap saying where its
 //! bytes went.
 
+pub mod alerts;
 pub mod attribute;
 pub mod clock;
 pub mod networks;
@@ -49,6 +50,8 @@ pub struct Options {
     pub retention: Policy,
     pub include_loopback: bool,
     pub max_rate: u64,
+    /// Announce an application above this many bytes per second for a minute.
+    pub alert_rate: Option<u64>,
     /// Stop after this many committed ticks.
     pub max_ticks: Option<u64>,
     /// Files are 0640 rather than 0600 (a system recorder whose data a user reads).
@@ -398,6 +401,8 @@ struct Recorder<'a> {
     empty_since: Option<i64>,
     /// Interface counters and networks.
     interfaces: networks::Interfaces,
+    /// Data caps and the rate alert.
+    alerts: alerts::Alerts,
 }
 
 impl<'a> Recorder<'a> {
@@ -409,6 +414,7 @@ impl<'a> Recorder<'a> {
             resolver: attribute::ProcessResolver::default(),
             web: HostSplitter::default(),
             interfaces: networks::open(opts.max_rate),
+            alerts: alerts::Alerts::new(opts.alert_rate),
             run_id,
             last_mono: None,
             last_wall_ms: None,
@@ -516,6 +522,13 @@ impl<'a> Recorder<'a> {
                 self.summary.bytes_in += stats.bytes_in;
                 self.summary.bytes_out += stats.bytes_out;
                 self.summary.sample_rows += stats.sample_rows as u64;
+                self.alerts.after_commit(
+                    self.writer.conn(),
+                    net.as_ref(),
+                    &traffic,
+                    covers,
+                    wall_ms,
+                );
                 debug!(
                     counters,
                     processes = traffic.len(),
@@ -545,6 +558,9 @@ impl<'a> Recorder<'a> {
         self.last_wall_ms = Some(wall_ms);
     }
 
+    // The tick's parts, passed as they are (the batching rewrite of this loop replaces them
+    // with one struct).
+    #[allow(clippy::too_many_arguments)]
     fn commit(
         &mut self,
         traffic: &[ProcessTraffic],
@@ -893,6 +909,7 @@ mod tests {
             retention: Policy::default(),
             include_loopback: false,
             max_rate: delta::Config::default().max_rate,
+            alert_rate: None,
             max_ticks: None,
             share_with_group: false,
             process_table: None,
@@ -1002,6 +1019,7 @@ mod tests {
             retention: Policy::default(),
             include_loopback: false,
             max_rate: delta::Config::default().max_rate,
+            alert_rate: None,
             max_ticks: None,
             share_with_group: false,
             process_table: None,

@@ -10,9 +10,9 @@
 //!   Linux only with `--source nettop` and a fake `nettop` on PATH).
 //! - Linux kernel sources (`sockdiag`, `ebpf`) live under `linux/` behind the same trait.
 
+pub mod interfaces;
 #[cfg(target_os = "linux")]
 pub mod linux;
-pub mod interfaces;
 pub mod nettop;
 
 use std::fmt;

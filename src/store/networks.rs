@@ -108,7 +108,10 @@ pub fn roll_up(
     if per_app.is_empty() {
         return Ok(());
     }
-    for (span, start, sql) in [(0, hour, UPSERT_APP_NET_HOURLY), (1, day, UPSERT_APP_NET_DAILY)] {
+    for (span, start, sql) in [
+        (0, hour, UPSERT_APP_NET_HOURLY),
+        (1, day, UPSERT_APP_NET_DAILY),
+    ] {
         if primary(conn, cache, span, start, p.app_network)? == p.app_network {
             continue;
         }
@@ -217,6 +220,100 @@ pub fn rename(conn: &Connection, id: i64, name: &str) -> Result<bool, super::Err
         params![id, (!name.is_empty()).then_some(name)],
     )?;
     Ok(changed > 0)
+}
+
+/// A data cap as stored: `scope` is a network id as text, or `*` for all networks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cap {
+    pub scope: String,
+    /// The network's key (`None` for `*`, or a network that no longer exists).
+    pub network_key: Option<String>,
+    pub bytes: u64,
+    /// `day`, `week` or `month`.
+    pub period: String,
+    pub resets_on: u32,
+}
+
+/// Every cap.
+pub fn caps(conn: &Connection) -> rusqlite::Result<Vec<Cap>> {
+    let mut st = conn.prepare_cached(
+        "SELECT c.scope, n.key, c.bytes, c.period, c.resets_on FROM caps c \
+         LEFT JOIN networks n ON c.scope != '*' AND n.id = CAST(c.scope AS INTEGER) \
+         ORDER BY c.scope",
+    )?;
+    st.query_map([], |r| {
+        Ok(Cap {
+            scope: r.get(0)?,
+            network_key: r.get(1)?,
+            bytes: r.get::<_, i64>(2)?.max(0) as u64,
+            period: r.get(3)?,
+            resets_on: r.get::<_, i64>(4)?.clamp(1, 31) as u32,
+        })
+    })?
+    .collect()
+}
+
+/// Set (or replace) the cap of `scope`.
+pub fn set_cap(
+    conn: &Connection,
+    scope: &str,
+    bytes: u64,
+    period: &str,
+    resets_on: u32,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO caps(scope, bytes, period, resets_on) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT(scope) DO UPDATE SET bytes = excluded.bytes, period = excluded.period, \
+         resets_on = excluded.resets_on",
+        params![scope, bytes as i64, period, resets_on],
+    )?;
+    Ok(())
+}
+
+/// Remove the cap of `scope`; false when there was none.
+pub fn remove_cap(conn: &Connection, scope: &str) -> rusqlite::Result<bool> {
+    Ok(conn.execute("DELETE FROM caps WHERE scope = ?1", [scope])? > 0)
+}
+
+/// What the counted interfaces (not loopback, tunnels, bridges) carried on the days from local
+/// midnight `from_day` (epoch s) on, on one network or on all.
+pub fn carried_since(
+    conn: &Connection,
+    network_id: Option<i64>,
+    from_day: i64,
+) -> rusqlite::Result<u64> {
+    let v: i64 = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(n.bytes_in + n.bytes_out), 0) FROM net_daily n \
+             JOIN interfaces i ON i.id = n.interface_id \
+             WHERE n.day >= ?1 AND (?2 IS NULL OR n.network_id = ?2) \
+             AND i.kind NOT IN ('loopback', 'vpn', 'bridge')",
+        )?
+        .query_row(params![from_day, network_id], |r| r.get(0))?;
+    Ok(v.max(0) as u64)
+}
+
+/// The thresholds (percent) of `scope` already announced in the period starting `start`.
+pub fn alerted(conn: &Connection, scope: &str, start: i64) -> rusqlite::Result<Vec<u32>> {
+    let mut st = conn
+        .prepare_cached("SELECT percent FROM cap_alerts WHERE scope = ?1 AND period_start = ?2")?;
+    st.query_map(params![scope, start], |r| r.get(0))?.collect()
+}
+
+/// Remember that `percent` of `scope`'s cap was announced in the period starting `start`.
+pub fn note_alert(
+    conn: &Connection,
+    scope: &str,
+    start: i64,
+    percent: u32,
+    at_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO cap_alerts(scope, period_start, percent, at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![scope, start, percent, at_ms])?;
+    Ok(())
 }
 
 /// A decoded `ticks.net`.

@@ -296,8 +296,10 @@ impl Writer {
             insert_gap(&tx, tick.run_id, start_ms, tick.at_ms, reason)?;
         }
         let net = networks::prepare(&tx, &mut self.nets, tick.net, tick.at_ms)?;
-        tx.prepare_cached("INSERT INTO ticks(run_id, at, elapsed_ms, net) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![tick.run_id, tick.at_ms, tick.elapsed_ms, net.blob])?;
+        tx.prepare_cached(
+            "INSERT INTO ticks(run_id, at, elapsed_ms, net) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![tick.run_id, tick.at_ms, tick.elapsed_ms, net.blob])?;
         let tick_id = tx.last_insert_rowid();
         let mut stats = TickStats {
             tick_id,
@@ -354,7 +356,15 @@ impl Writer {
                 ])?;
             }
         }
-        networks::roll_up(&tx, &mut self.nets, &net, hour, tick.day, tick.at_ms, &per_app)?;
+        networks::roll_up(
+            &tx,
+            &mut self.nets,
+            &net,
+            hour,
+            tick.day,
+            tick.at_ms,
+            &per_app,
+        )?;
         let mut per_host: HashMap<(i64, i64, i64), (u64, u64)> = HashMap::new();
         for w in tick.web {
             if w.bytes_in == 0 && w.bytes_out == 0 {

@@ -137,11 +137,12 @@ fn issue_15_explained_share_per_workload_and_exact_interface_totals() {
 /// `../shared/bench/accuracy` beside the checkout, or under `NETMON_SHARED` (a worktree
 /// elsewhere).
 fn bench_dir() -> PathBuf {
-    std::env::var_os("NETMON_SHARED").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
-        PathBuf::from,
-    )
-    .join("bench/accuracy")
+    std::env::var_os("NETMON_SHARED")
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+            PathBuf::from,
+        )
+        .join("bench/accuracy")
 }
 
 /// Relative tolerance on every total.
@@ -326,7 +327,14 @@ fn interfaces(db: &Path) -> ((u64, u64), f64) {
         .env_clear()
         .env("NO_COLOR", "1")
         .env("TZ", "UTC")
-        .args(["networks", "--db", &path_str(db), "--since", "24h", "--json"])
+        .args([
+            "networks",
+            "--db",
+            &path_str(db),
+            "--since",
+            "24h",
+            "--json",
+        ])
         .output()
         .expect("run netmon networks");
     assert!(

@@ -95,22 +95,70 @@ fn apps_sum(env: &Env, args: &[&str]) -> (u64, u64) {
     full.extend_from_slice(args);
     json_array(&mut env.netmon(), &full)
         .iter()
-        .fold((0, 0), |(a, b), r| (a + u(r, "bytes_in"), b + u(r, "bytes_out")))
+        .fold((0, 0), |(a, b), r| {
+            (a + u(r, "bytes_in"), b + u(r, "bytes_out"))
+        })
 }
 
 /// The five steps of the main scenario.
 fn scenario(env: &Env) {
     // 1: baselines.
-    step(env, 1, (1000, 100), &[("lo", 1, 10, 10), ("eth0", 2, 1000, 100), ("usb0", 5, 500, 50)], GW_A);
+    step(
+        env,
+        1,
+        (1000, 100),
+        &[
+            ("lo", 1, 10, 10),
+            ("eth0", 2, 1000, 100),
+            ("usb0", 5, 500, 50),
+        ],
+        GW_A,
+    );
     // 2: eth0 +2000/+200 and usb0 +1000/+100 on network A; loopback +10/+10; curl +600/+60.
-    step(env, 2, (1600, 160), &[("lo", 1, 20, 20), ("eth0", 2, 3000, 300), ("usb0", 5, 1500, 150)], GW_A);
+    step(
+        env,
+        2,
+        (1600, 160),
+        &[
+            ("lo", 1, 20, 20),
+            ("eth0", 2, 3000, 300),
+            ("usb0", 5, 1500, 150),
+        ],
+        GW_A,
+    );
     // 3: usb0 unplugged; eth0 +1000/+100; curl +300/+30.
-    step(env, 3, (1900, 190), &[("lo", 1, 20, 20), ("eth0", 2, 4000, 400)], GW_A);
+    step(
+        env,
+        3,
+        (1900, 190),
+        &[("lo", 1, 20, 20), ("eth0", 2, 4000, 400)],
+        GW_A,
+    );
     // 4: usb0 back under a new index, counters restarted: +200/+20; eth0's counters reset:
     //    +500/+50; curl +100/+10 (eth0 carried most: network A).
-    step(env, 4, (2000, 200), &[("lo", 1, 20, 20), ("eth0", 2, 500, 50), ("usb0", 6, 200, 20)], GW_A);
+    step(
+        env,
+        4,
+        (2000, 200),
+        &[
+            ("lo", 1, 20, 20),
+            ("eth0", 2, 500, 50),
+            ("usb0", 6, 200, 20),
+        ],
+        GW_A,
+    );
     // 5: eth0 now behind another router (network B): +1000/+100; curl +400/+40 on B.
-    step(env, 5, (2400, 240), &[("lo", 1, 20, 20), ("eth0", 2, 1500, 150), ("usb0", 6, 200, 20)], GW_B);
+    step(
+        env,
+        5,
+        (2400, 240),
+        &[
+            ("lo", 1, 20, 20),
+            ("eth0", 2, 1500, 150),
+            ("usb0", 6, 200, 20),
+        ],
+        GW_B,
+    );
 }
 
 fn expected_interfaces() -> BTreeMap<(String, String), (u64, u64)> {
@@ -132,7 +180,10 @@ fn whole_hours(env: &Env) -> (String, String) {
             .expect("time")
             .to_rfc3339()
     };
-    (fmt(first.div_euclid(h) * h), fmt((last.div_euclid(h) + 1) * h))
+    (
+        fmt(first.div_euclid(h) * h),
+        fmt((last.div_euclid(h) + 1) * h),
+    )
 }
 
 #[test]
@@ -144,14 +195,25 @@ fn issue_15_interfaces_removed_re_added_and_reset_and_a_network_change_are_count
     // Raw ticks, hourly rows and daily rows agree.
     assert_eq!(by_network(&env, &["--since", "1h"]), want, "raw");
     let (from, until) = whole_hours(&env);
-    assert_eq!(by_network(&env, &["--from", &from, "--until", &until]), want, "hourly");
-    assert_eq!(by_network(&env, &["--from", "today", "--until", "today"]), want, "daily");
+    assert_eq!(
+        by_network(&env, &["--from", &from, "--until", &until]),
+        want,
+        "hourly"
+    );
+    assert_eq!(
+        by_network(&env, &["--from", "today", "--until", "today"]),
+        want,
+        "daily"
+    );
     // Kinds as the OS files say.
     let rows = json_array(&mut env.netmon(), &["networks", "--json", "--since", "1h"]);
     let kind = |i: &str| {
-        rows.iter()
-            .find(|r| r["interface"] == i)
-            .map(|r| (r["kind"].as_str().unwrap_or("").to_string(), r["counted"].as_bool()))
+        rows.iter().find(|r| r["interface"] == i).map(|r| {
+            (
+                r["kind"].as_str().unwrap_or("").to_string(),
+                r["counted"].as_bool(),
+            )
+        })
     };
     assert_eq!(kind("eth0"), Some(("ethernet".into(), Some(true))));
     assert_eq!(kind("usb0"), Some(("cellular".into(), Some(true))));
@@ -189,9 +251,9 @@ fn issue_15_apps_on_a_network_sum_to_what_was_attributed_there_and_name_works() 
         let mut args = vec!["timeline", "--json", "--network", &b];
         args.extend_from_slice(&range);
         let buckets = json_array(&mut env.netmon(), &args);
-        let sum = buckets
-            .iter()
-            .fold((0, 0), |(i, o), r| (i + u(r, "bytes_in"), o + u(r, "bytes_out")));
+        let sum = buckets.iter().fold((0, 0), |(i, o), r| {
+            (i + u(r, "bytes_in"), o + u(r, "bytes_out"))
+        });
         assert_eq!(sum, (400, 40), "timeline on B over {range:?}");
     }
     env.netmon()
@@ -199,7 +261,11 @@ fn issue_15_apps_on_a_network_sum_to_what_was_attributed_there_and_name_works() 
         .assert()
         .success();
     assert_eq!(apps_sum(&env, &["--network", "phone HOTSPOT"]), (400, 40));
-    let table = env.netmon().args(["networks", "--since", "1h"]).output().expect("run");
+    let table = env
+        .netmon()
+        .args(["networks", "--since", "1h"])
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("Phone hotspot"), "{text}");
     // 1540 of the 6270 bytes the counted interfaces (eth0, usb0) carried.
@@ -207,7 +273,11 @@ fn issue_15_apps_on_a_network_sum_to_what_was_attributed_there_and_name_works() 
         text.contains("applications account for 24.6% of the 6.27 kB your interfaces carried"),
         "{text}"
     );
-    let apps = env.netmon().args(["apps", "--since", "1h"]).output().expect("run");
+    let apps = env
+        .netmon()
+        .args(["apps", "--since", "1h"])
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&apps.stdout);
     assert!(text.contains("applications account for 24.6%"), "{text}");
     // An unknown network is a user error naming the known ones.
@@ -237,4 +307,133 @@ fn issue_15_a_recorder_restart_between_two_ticks_loses_and_double_counts_nothing
         expect(&[("gw:aa:bb:cc:dd:ee:01", "eth0", 3500, 350)])
     );
     assert_eq!(apps_sum(&env, &["--since", "1h"]), (350, 35));
+}
+
+/// A fake `notify-send` first on PATH that appends its arguments to `notified` in `dir`.
+fn fake_notifier(env: &Env) -> String {
+    let bin = env.dir.path().join("fakebin");
+    std::fs::create_dir_all(&bin).expect("fakebin");
+    let log = env.dir.path().join("notified");
+    let script = bin.join("notify-send");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\n", log.display()),
+    )
+    .expect("write fake");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let fake_nettop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-nettop");
+    format!(
+        "{}:{}:/usr/local/bin:/usr/bin:/bin",
+        bin.display(),
+        fake_nettop.display()
+    )
+}
+
+fn notified(env: &Env) -> Vec<String> {
+    std::fs::read_to_string(env.dir.path().join("notified"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn issue_15_a_cap_crossing_notifies_once_per_threshold_and_status_shows_it() {
+    let env = Env::new();
+    let path = fake_notifier(&env);
+    let ifs = |eth: u64| [("lo", 1, 0, 0), ("eth0", 2, eth, 0)];
+    // 1: baseline. Then +5000 (50%), +3500 (85%: 80% crossed), +1000, +1000 (105%: 100%
+    // crossed), +1000.
+    for (n, eth) in [
+        (1, 0),
+        (2, 5000),
+        (3, 8500),
+        (4, 9500),
+        (5, 10_500),
+        (6, 11_500),
+    ] {
+        step(&env, n, (100 * n as u64, 0), &ifs(eth), GW_A);
+    }
+    env.netmon().args(record_nettop("1")).assert().success();
+    env.netmon()
+        .args(["networks", "cap", "all", "10kB", "--period", "day"])
+        .assert()
+        .success();
+    // Ticks are ~100 ms apart, well within the recorder's minute between reloads: every
+    // tick after the first adds to the running total.
+    env.netmon()
+        .env("PATH", &path)
+        .args(record_nettop("5"))
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(
+            "80% of the data cap used on all networks",
+        ))
+        .stderr(predicates::str::contains(
+            "100% of the data cap used on all networks",
+        ));
+    let sent = notified(&env);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent[0].contains("80% of the data cap"), "{sent:?}");
+    assert!(sent[1].contains("100% of the data cap"), "{sent:?}");
+    // A restart in the same period does not repeat them.
+    env.netmon()
+        .env("PATH", &path)
+        .args(record_nettop("2"))
+        .assert()
+        .success();
+    assert_eq!(notified(&env).len(), 2);
+    let status = env
+        .netmon()
+        .args(["status", "--json"])
+        .output()
+        .expect("status");
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    let cap = &v["caps"][0];
+    assert_eq!(cap["network"], "all networks");
+    assert_eq!(cap["cap_bytes"], 10_000);
+    assert_eq!(cap["used_bytes"], 11_500);
+    assert_eq!(cap["left_bytes"], 0);
+    let table = env
+        .netmon()
+        .args(["networks", "--since", "1h"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("cap on all networks: 11.5 kB of 10.0 kB used"),
+        "{text}"
+    );
+}
+
+#[test]
+fn issue_15_bad_cap_arguments_are_user_errors() {
+    let env = Env::new();
+    step(&env, 1, (0, 0), &[("lo", 1, 0, 0)], GW_A);
+    env.netmon().args(record_nettop("1")).assert().success();
+    env.netmon()
+        .args(["networks", "cap", "all", "12 parsecs"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("unknown unit"));
+    env.netmon()
+        .args(["networks", "cap", "nowhere", "1GB"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("no network called"));
+    env.netmon()
+        .args([
+            "networks",
+            "cap",
+            "all",
+            "1GB",
+            "--period",
+            "week",
+            "--resets-on",
+            "9",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("not a weekday"));
 }

@@ -184,8 +184,7 @@ fn kind_of(name: &str, sys: &Path) -> Kind {
         .unwrap_or_default();
     if arphrd == Some(772) || (arphrd.is_none() && name == "lo") {
         Kind::Loopback
-    } else if devtype == "wlan" || sys.join("wireless").exists() || sys.join("phy80211").exists()
-    {
+    } else if devtype == "wlan" || sys.join("wireless").exists() || sys.join("phy80211").exists() {
         Kind::Wifi
     } else if devtype == "wwan" || CELLULAR_DRIVERS.contains(&driver.as_str()) {
         Kind::Cellular
@@ -269,7 +268,10 @@ eth0: 9000000000 100    0    0    0     0          0         0  123456    99    
         assert_eq!(rows.len(), 2);
         let eth = rows.iter().find(|r| r.name == "eth0").expect("eth0");
         assert_eq!((eth.bytes_in, eth.bytes_out), (9_000_000_000, 123_456));
-        assert_eq!((eth.kind, eth.index, eth.width), (Kind::Ethernet, Some(2), Width::Bits64));
+        assert_eq!(
+            (eth.kind, eth.index, eth.width),
+            (Kind::Ethernet, Some(2), Width::Bits64)
+        );
         assert_eq!(
             eth.network.as_ref().map(|n| n.key.as_str()),
             Some("gw:aa:bb:cc:dd:ee:01")

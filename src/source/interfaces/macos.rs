@@ -94,16 +94,12 @@ fn kind_of(name: &str, ift: u8, ports: &HashMap<String, Kind>) -> Kind {
     }
 }
 
-/// (name, index, ifi_type, bytes in, bytes out) of every interface.
-fn iflist2() -> Result<Vec<(String, u32, u8, u64, u64)>, Error> {
-    let mut mib = [
-        libc::CTL_NET,
-        libc::PF_ROUTE,
-        0,
-        0,
-        libc::NET_RT_IFLIST2,
-        0,
-    ];
+/// An interface as NET_RT_IFLIST2 lists it: (name, index, ifi_type, bytes in, bytes out).
+type Listed = (String, u32, u8, u64, u64);
+
+/// Every interface.
+fn iflist2() -> Result<Vec<Listed>, Error> {
+    let mut mib = [libc::CTL_NET, libc::PF_ROUTE, 0, 0, libc::NET_RT_IFLIST2, 0];
     let fail = |what: &str| Error::Read {
         path: "sysctl NET_RT_IFLIST2".to_string(),
         cause: format!("{what}: {}", std::io::Error::last_os_error()),
@@ -151,7 +147,7 @@ fn iflist2() -> Result<Vec<(String, u32, u8, u64, u64)>, Error> {
 }
 
 /// The RTM_IFINFO2 messages in a NET_RT_IFLIST2 buffer.
-fn walk(buf: &[u8]) -> Vec<(String, u32, u8, u64, u64)> {
+fn walk(buf: &[u8]) -> Vec<Listed> {
     let mut out = Vec::new();
     let mut at = 0usize;
     let hdr = std::mem::size_of::<libc::if_msghdr2>();
