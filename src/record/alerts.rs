@@ -371,7 +371,7 @@ mod tests {
         let mut alerts = Alerts::new(None);
         alerts.sent = Some(Vec::new());
         let state = StateChanges::default();
-        let mut tick = |w: &mut Writer, alerts: &mut Alerts, at: i64, bytes: u64| {
+        let tick = |w: &mut Writer, alerts: &mut Alerts, at: i64, bytes: u64| {
             let n = net(bytes);
             w.commit_tick(&Tick {
                 run_id: run,
