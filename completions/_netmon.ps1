@@ -257,6 +257,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the report; - writes it to stdout')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the report; - writes it to stdout')
             [CompletionResult]::new('--series', '--series', [CompletionResultType]::ParameterName, 'How many applications the timeline draws separately (1 to 10), largest first; the rest are stacked as "other"')
+            [CompletionResult]::new('--network', '--network', [CompletionResultType]::ParameterName, 'Only the applications'' bytes counted on this network: its name, label or id (`netmon networks`). Websites are not split by network and show every network')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a date (2024-05-01, today, yesterday) or a local date-time ("2024-05-01 13:30"), or RFC 3339 with an offset')
             [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'End here (exclusive); a date means the end of that day, so --from D --until D is day D')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Answer as if it were this instant (RFC 3339), for reproducible reports and tests')

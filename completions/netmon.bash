@@ -849,7 +849,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__report__subcmd__html)
-            opts="-o -h --output --series --from --until --now --since --db --log-level --help"
+            opts="-o -h --output --series --network --from --until --now --since --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -864,6 +864,10 @@ _netmon() {
                     return 0
                     ;;
                 --series)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -402,6 +402,11 @@ pub struct ReportHtmlArgs {
           value_parser = clap::value_parser!(u8).range(1..=10))]
     pub series: u8,
 
+    /// Only the applications' bytes counted on this network: its name, label or id
+    /// (`netmon networks`). Websites are not split by network and show every network.
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+
     #[command(flatten)]
     pub range: RangeArgs,
 }

@@ -31,8 +31,13 @@ fn html(db_path: &Path, a: &ReportHtmlArgs) -> anyhow::Result<()> {
     let now = a.range.now.unwrap_or_else(Utc::now);
     let earliest = db.earliest_ms()?.unwrap_or(now.timestamp_millis());
     let range = query::range::resolve(&spec, now, &Local, earliest).map_err(query::Error::from)?;
+    let network = match &a.network {
+        Some(n) => Some(query::networks::resolve(&db, n)?.id),
+        None => None,
+    };
     let opts = report::Options {
         series: usize::from(a.series),
+        network,
         ..report::Options::default()
     };
     let data = report::gather(&db, &Local, range, now, &opts)?;

@@ -22,11 +22,17 @@ pub struct Options {
     pub series: usize,
     /// Applications and websites drawn as bars.
     pub top: usize,
+    /// Only the applications' bytes counted on this network (websites are not split).
+    pub network: Option<i64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { series: 6, top: 10 }
+        Options {
+            series: 6,
+            top: 10,
+            network: None,
+        }
     }
 }
 
@@ -80,6 +86,9 @@ pub struct Report {
     /// interface counters were recorded in the range.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explained: Option<crate::query::networks::Explained>,
+    /// The network the applications' bytes are limited to (`--network`), by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     /// Every application with traffic, as `netmon apps --json` lists it (largest first).
     pub apps: Vec<AppUsage>,
     pub timeline: StackedTimeline,
@@ -241,7 +250,7 @@ pub fn gather<Tz: TimeZone>(
             sort: Sort::Total,
             limit: None,
             app: None,
-            network: None,
+            network: opts.network,
         },
     )?;
     let covered = apps.range;
@@ -261,9 +270,19 @@ pub fn gather<Tz: TimeZone>(
     };
 
     let span = covered.end_ms() - covered.start_ms();
-    let days = rounded(timeline::timeline(db, tz, range, &bucket_opts(86_400_000, false))?.buckets);
-    let stacked = stacked(db, tz, range, &rows, timeline_bucket_ms(span), opts.series)?;
-    let hours = timeline::timeline(db, tz, range, &bucket_opts(HOUR_MS, false))?;
+    let days = rounded(
+        timeline::timeline(db, tz, range, &bucket_opts(86_400_000, false, opts.network))?.buckets,
+    );
+    let stacked = stacked(
+        db,
+        tz,
+        range,
+        &rows,
+        timeline_bucket_ms(span),
+        opts.series,
+        opts.network,
+    )?;
+    let hours = timeline::timeline(db, tz, range, &bucket_opts(HOUR_MS, false, opts.network))?;
     let heatmap = heatmap(tz, &hours.buckets, covered);
     // Months are listed when a long range was asked for, however much of it was recorded.
     let asked_span = requested.end_ms() - requested.start_ms();
@@ -321,6 +340,10 @@ pub fn gather<Tz: TimeZone>(
         totals,
         headline,
         explained: apps.explained.share().map(|_| apps.explained),
+        network: match opts.network {
+            Some(id) => crate::query::networks::name_of(&db.conn, id)?,
+            None => None,
+        },
         apps: rows,
         timeline: stacked,
         days,
@@ -363,12 +386,12 @@ fn websites<Tz: TimeZone>(db: &Db, tz: &Tz, range: Range) -> Result<Websites, Er
     })
 }
 
-fn bucket_opts(ms: i64, per_app: bool) -> timeline::Options {
+fn bucket_opts(ms: i64, per_app: bool, network: Option<i64>) -> timeline::Options {
     timeline::Options {
         bucket: Some(std::time::Duration::from_millis(ms as u64)),
         app: None,
         per_app,
-        network: None,
+        network,
     }
 }
 
@@ -392,9 +415,10 @@ fn stacked<Tz: TimeZone>(
     apps: &[AppUsage],
     bucket_ms: i64,
     n: usize,
+    network: Option<i64>,
 ) -> Result<StackedTimeline, Error> {
-    let totals = timeline::timeline(db, tz, range, &bucket_opts(bucket_ms, false))?;
-    let per_app = timeline::timeline(db, tz, range, &bucket_opts(bucket_ms, true))?;
+    let totals = timeline::timeline(db, tz, range, &bucket_opts(bucket_ms, false, network))?;
+    let per_app = timeline::timeline(db, tz, range, &bucket_opts(bucket_ms, true, network))?;
     let mut series: Vec<String> = apps.iter().take(n).map(|a| a.app.clone()).collect();
     let other = apps.len() > n;
     let index: HashMap<&str, usize> = series

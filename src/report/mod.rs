@@ -257,6 +257,19 @@ where
             },
         },
     ];
+    if let Some(n) = &r.network {
+        cards.insert(
+            0,
+            Card {
+                label: "Network",
+                value: n.clone(),
+                detail: "applications' bytes on this network only; websites on every network"
+                    .into(),
+                exact: String::new(),
+                name: true,
+            },
+        );
+    }
     if let Some((e, share)) = r.explained.and_then(|e| Some((e, e.share()?))) {
         cards.push(Card {
             label: "Explained",

@@ -273,6 +273,35 @@ fn issue_15_apps_on_a_network_sum_to_what_was_attributed_there_and_name_works() 
         text.contains("applications account for 24.6% of the 6.27 kB your interfaces carried"),
         "{text}"
     );
+    // The report limited to the network names it and counts only its bytes.
+    let page = env
+        .netmon()
+        .args([
+            "report",
+            "html",
+            "--network",
+            "Phone hotspot",
+            "--since",
+            "1h",
+            "-o",
+            "-",
+        ])
+        .output()
+        .expect("report");
+    assert!(
+        page.status.success(),
+        "{}",
+        String::from_utf8_lossy(&page.stderr)
+    );
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(
+        page.contains("Phone hotspot"),
+        "the report does not name the network"
+    );
+    assert!(
+        page.contains("\"bytes_total\":440"),
+        "the report's totals are not network B's"
+    );
     let apps = env
         .netmon()
         .args(["apps", "--since", "1h"])
@@ -436,4 +465,45 @@ fn issue_15_bad_cap_arguments_are_user_errors() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains("not a weekday"));
+}
+
+#[test]
+fn issue_15_applications_counted_above_what_the_interfaces_carried_is_a_status_problem() {
+    let env = Env::new();
+    // curl is credited 5000 bytes while eth0 carried 100: bytes that crossed no interface.
+    step(&env, 1, (0, 0), &[("lo", 1, 0, 0), ("eth0", 2, 0, 0)], GW_A);
+    step(
+        &env,
+        2,
+        (5000, 0),
+        &[("lo", 1, 0, 0), ("eth0", 2, 100, 0)],
+        GW_A,
+    );
+    env.netmon().args(record_nettop("2")).assert().success();
+    let out = env
+        .netmon()
+        .args(["status", "--json"])
+        .output()
+        .expect("status");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["explained"]["app_bytes"], 5000, "{v}");
+    assert_eq!(v["explained"]["interface_bytes"], 100, "{v}");
+    let problem = v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .find(|p| p["code"] == "explained_over_100")
+        .unwrap_or_else(|| panic!("no explained_over_100 problem in {v}"));
+    assert!(
+        problem["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("5.00 kB") && m.contains("100 B") && m.contains("5000.0%")),
+        "{problem}"
+    );
+    let text = env.netmon().arg("status").output().expect("status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("applications account for 5000.0% of the 100 B your interfaces carried"),
+        "{text}"
+    );
 }
