@@ -146,7 +146,7 @@ impl<'a> Session<'a> {
             max_rate: opts.max_rate,
             ..delta::Config::default()
         });
-        let mut interfaces = networks::open(opts.max_rate);
+        let mut interfaces = networks::open(opts.max_rate, opts.include_loopback);
         engine.resume(interfaces.resume(saved));
 
         let cancel = Cancel::new();
@@ -413,7 +413,7 @@ impl<'a> Recorder<'a> {
             engine,
             resolver: attribute::ProcessResolver::default(),
             web: HostSplitter::default(),
-            interfaces: networks::open(opts.max_rate),
+            interfaces: networks::open(opts.max_rate, opts.include_loopback),
             alerts: alerts::Alerts::new(opts.alert_rate),
             run_id,
             last_mono: None,

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use crate::delta::interfaces::{Engine, IfaceDelta, STATE_PREFIX, parse_state_key};
 use crate::delta::{Saved, StateChanges};
 use crate::source::CounterKey;
-use crate::source::interfaces::{self, InterfaceReader, NetworkId};
+use crate::source::interfaces::{self, InterfaceReader, Kind, NetworkId};
 use crate::tick::{InterfaceTraffic, NetTraffic, Network};
 
 /// The interface reader, its delta engine, and the last network application bytes went to.
@@ -20,16 +20,20 @@ pub struct Interfaces {
     last_network: Option<Network>,
     /// The reader is failing (logged once per streak).
     failing: bool,
+    /// Loopback is read only with `--include-loopback`, as for applications: it is not
+    /// network use, and a busy one would cost a write every tick.
+    include_loopback: bool,
 }
 
 impl Interfaces {
-    pub fn new(reader: Box<dyn InterfaceReader>, max_rate: u64) -> Self {
+    pub fn new(reader: Box<dyn InterfaceReader>, max_rate: u64, include_loopback: bool) -> Self {
         Interfaces {
             reader,
             engine: Engine::new(max_rate),
             last_read: None,
             last_network: None,
             failing: false,
+            include_loopback,
         }
     }
 
@@ -49,7 +53,7 @@ impl Interfaces {
     /// Read the interfaces now: this tick's deltas (`None` when they cannot be read), with
     /// the counter values to save in `state` so a restart continues from them.
     pub fn tick(&mut self, now: Instant, state: &mut StateChanges) -> Option<NetTraffic> {
-        let reading = match self.reader.read() {
+        let mut reading = match self.reader.read() {
             Ok(r) => r,
             Err(e) => {
                 if !self.failing {
@@ -69,6 +73,9 @@ impl Interfaces {
             .last_read
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.last_read = Some(now);
+        if !self.include_loopback {
+            reading.retain(|c| c.kind != Kind::Loopback);
+        }
         let outcome = self.engine.apply(&reading, elapsed);
         state.upsert.extend(
             outcome
@@ -155,6 +162,6 @@ pub fn merge(earlier: Option<NetTraffic>, later: Option<NetTraffic>) -> Option<N
 }
 
 /// The reader this OS has.
-pub fn open(max_rate: u64) -> Interfaces {
-    Interfaces::new(interfaces::open(), max_rate)
+pub fn open(max_rate: u64, include_loopback: bool) -> Interfaces {
+    Interfaces::new(interfaces::open(), max_rate, include_loopback)
 }

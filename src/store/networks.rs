@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::tick::{NetTraffic, Network};
+use crate::tick::{NetTraffic, Network, ProcessTraffic};
 
 /// Ids and the current buckets' primary networks, cached across ticks.
 #[derive(Debug, Default)]
@@ -39,11 +39,13 @@ pub struct Prepared {
     app_network: i64,
 }
 
-/// Resolve the tick's network and interface ids (inserting new ones) and encode `ticks.net`.
+/// Resolve the tick's network and interface ids (inserting new ones) and encode `ticks.net`
+/// (`traffic`: the tick's application bytes; their network is stored only when they moved).
 pub fn prepare(
     conn: &Connection,
     cache: &mut Cache,
     net: Option<&NetTraffic>,
+    traffic: &[ProcessTraffic],
     at_ms: i64,
 ) -> rusqlite::Result<Prepared> {
     let Some(net) = net else {
@@ -66,6 +68,10 @@ pub fn prepare(
         };
         let iid = interface_id(conn, cache, &i.interface, i.kind)?;
         p.rows.push((nid, iid, i.bytes_in, i.bytes_out));
+    }
+    let apps_moved = traffic.iter().any(|t| t.bytes_in > 0 || t.bytes_out > 0);
+    if !apps_moved {
+        p.app_network = 0;
     }
     if !p.rows.is_empty() || p.app_network != 0 {
         let mut b = Vec::with_capacity(2 + p.rows.len() * 10);

@@ -295,7 +295,7 @@ impl Writer {
         if let Some((start_ms, reason)) = gap {
             insert_gap(&tx, tick.run_id, start_ms, tick.at_ms, reason)?;
         }
-        let net = networks::prepare(&tx, &mut self.nets, tick.net, tick.at_ms)?;
+        let net = networks::prepare(&tx, &mut self.nets, tick.net, tick.traffic, tick.at_ms)?;
         tx.prepare_cached(
             "INSERT INTO ticks(run_id, at, elapsed_ms, net) VALUES (?1, ?2, ?3, ?4)",
         )?
