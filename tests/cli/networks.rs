@@ -313,6 +313,10 @@ fn issue_15_apps_on_a_network_sum_to_what_was_attributed_there_and_name_works() 
         "the report does not name the network"
     );
     assert!(
+        page.contains("Explained"),
+        "the report's headline has no explained share"
+    );
+    assert!(
         page.contains("\"bytes_total\":440"),
         "the report's totals are not network B's"
     );
@@ -519,5 +523,54 @@ fn issue_15_applications_counted_above_what_the_interfaces_carried_is_a_status_p
     assert!(
         text.contains("applications account for 5000.0% of the 100 B your interfaces carried"),
         "{text}"
+    );
+}
+
+#[test]
+fn issue_15_a_wifi_network_is_named_by_the_ssid_iw_prints() {
+    let env = Env::new();
+    // A fake `iw` first on PATH: `iw dev wlan0 link` as a connected client sees it.
+    let bin = env.dir.path().join("fakebin");
+    std::fs::create_dir_all(&bin).expect("fakebin");
+    let iw = bin.join("iw");
+    std::fs::write(
+        &iw,
+        "#!/bin/sh\n[ \"$1 $2 $3\" = \"dev wlan0 link\" ] || exit 1\n\
+         printf 'Connected to 11:22:33:44:55:66 (on wlan0)\\n\\tSSID: Café Wi-Fi\\n\\tfreq: 5180\\n'\n",
+    )
+    .expect("write iw");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&iw, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let fake_nettop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-nettop");
+    let path = format!("{}:{}:/usr/bin:/bin", bin.display(), fake_nettop.display());
+    for (n, bytes) in [(1, 0), (2, 4000)] {
+        env.step(n, "csv", &curl((0, 0)));
+        let root = env.steps.join(format!("step-{n:04}.net"));
+        write(
+            &root,
+            "proc/net/dev",
+            &proc_net_dev(&[("wlan0", bytes, bytes / 2)]),
+        );
+        write(&root, "sys/class/net/wlan0/ifindex", "3\n");
+        write(&root, "sys/class/net/wlan0/type", "1\n");
+        write(
+            &root,
+            "sys/class/net/wlan0/uevent",
+            "DEVTYPE=wlan\nINTERFACE=wlan0\n",
+        );
+    }
+    env.netmon()
+        .env("PATH", &path)
+        .args(record_nettop("2"))
+        .assert()
+        .success();
+    let rows = json_array(&mut env.netmon(), &["networks", "--json", "--since", "1h"]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["key"], "wifi:Café Wi-Fi");
+    assert_eq!(rows[0]["network"], "Café Wi-Fi");
+    assert_eq!(rows[0]["kind"], "wifi");
+    assert_eq!(
+        (u(&rows[0], "bytes_in"), u(&rows[0], "bytes_out")),
+        (4000, 2000)
     );
 }
