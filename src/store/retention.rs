@@ -136,6 +136,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn networks_hourly_rows_go_with_the_applications_and_daily_ones_stay() {
+        let mut conn = crate::store::open_in_memory().expect("db");
+        for hour in [3600, 7200] {
+            conn.execute(
+                "INSERT INTO net_hourly VALUES (?1, 1, 1, 10, 10, 0, 0)",
+                [hour],
+            )
+            .expect("net_hourly");
+            conn.execute("INSERT INTO app_net_hourly VALUES (?1, 1, 2, 5, 5)", [hour])
+                .expect("app_net_hourly");
+            conn.execute("INSERT INTO net_primary VALUES (0, ?1, 1)", [hour])
+                .expect("net_primary");
+        }
+        conn.execute("INSERT INTO net_daily VALUES (0, 1, 1, 20, 20, 0, 0)", [])
+            .expect("net_daily");
+        conn.execute("INSERT INTO net_primary VALUES (1, 0, 1)", [])
+            .expect("day primary");
+        apply(
+            &mut conn,
+            &Cutoffs {
+                raw_before_ms: None,
+                hourly_before: Some(7200),
+            },
+        )
+        .expect("retention");
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+        assert_eq!(count("SELECT count(*) FROM net_hourly"), 1);
+        assert_eq!(count("SELECT count(*) FROM app_net_hourly"), 1);
+        assert_eq!(count("SELECT count(*) FROM net_primary WHERE span = 0"), 1);
+        assert_eq!(count("SELECT count(*) FROM net_primary WHERE span = 1"), 1);
+        assert_eq!(count("SELECT count(*) FROM net_daily"), 1);
+    }
+
+    #[test]
     fn cutoffs_align_raw_to_an_hour_and_hourly_to_a_day() {
         let now_ms = 1_700_000_000_000 + 1_234_567; // not on any boundary
         let c = cutoffs(&Policy::default(), now_ms, |s| {
