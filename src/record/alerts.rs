@@ -135,7 +135,7 @@ impl Alerts {
         wall_ms: i64,
     ) {
         if self.loaded_at.is_none_or(|t| t.elapsed() >= RELOAD_EVERY) {
-            if let Err(e) = self.reload(conn, wall_ms) {
+            if let Err(e) = self.reload(conn, net, wall_ms) {
                 error!(error = %e, "reading the data caps failed; retried in a minute");
             }
             self.loaded_at = Some(Instant::now());
@@ -204,7 +204,14 @@ impl Alerts {
         }
     }
 
-    fn reload(&mut self, conn: &Connection, wall_ms: i64) -> rusqlite::Result<()> {
+    /// Read the caps again; a cap unchanged in the same period keeps its running total (plus
+    /// this tick's bytes), a new or changed one reads its period's usage (this tick included).
+    fn reload(
+        &mut self,
+        conn: &Connection,
+        net: Option<&NetTraffic>,
+        wall_ms: i64,
+    ) -> rusqlite::Result<()> {
         let mut next = Vec::new();
         for cap in net_store::caps(conn)? {
             let network_id = if cap.scope == "*" {
@@ -221,7 +228,13 @@ impl Alerts {
                 .iter()
                 .find(|t| t.cap == cap && wall_ms >= t.start_ms && wall_ms < t.end_ms);
             next.push(match same {
-                Some(t) => t.clone(),
+                Some(t) => {
+                    let mut t = t.clone();
+                    if let Some(net) = net {
+                        t.used += counted(net, t.cap.network_key.as_deref(), t.cap.scope == "*");
+                    }
+                    t
+                }
                 None => self.track(conn, cap, network_id, wall_ms)?,
             });
         }
@@ -389,6 +402,17 @@ mod tests {
         for (i, bytes) in [500, 350, 100, 100, 100, 500].into_iter().enumerate() {
             tick(&mut w, &mut alerts, noon(1) + i as i64 * 5000, bytes);
         }
+        // A reload of unchanged caps keeps counting: the running total equals the database's.
+        alerts.loaded_at = None;
+        tick(&mut w, &mut alerts, noon(1) + 40_000, 7);
+        let used = net_store::carried_since(
+            w.conn(),
+            None,
+            crate::record::clock::local_day_start(crate::calendar::utc(noon(1))),
+        )
+        .expect("carried");
+        assert_eq!(alerts.caps[0].used, used);
+        assert_eq!(used, 1657);
         let sent = alerts.sent.clone().unwrap_or_default();
         assert_eq!(sent.len(), 2, "{sent:?}");
         assert!(
