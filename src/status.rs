@@ -508,8 +508,15 @@ fn explained(
          JOIN interfaces i ON i.id = n.interface_id \
          WHERE n.day >= ?1 AND i.kind NOT IN ('loopback', 'vpn', 'bridge') GROUP BY n.day",
     )?;
+    // The day interface counting began (an upgrade from before issue 15) is not judged: its
+    // applications' bytes from before that moment have no interface bytes to compare with.
+    let first_day: Option<i64> =
+        conn.query_row("SELECT min(day) FROM net_daily", [], |r| r.get(0))?;
     let (mut app_bytes, mut interface_bytes) = (0u64, 0u64);
-    for (day, carried) in &ifaces {
+    for (day, carried) in ifaces
+        .iter()
+        .filter(|(d, _)| Some(**d) != first_day || first_day_complete(conn, **d).unwrap_or(false))
+    {
         let counted = apps.get(day).copied().unwrap_or(0);
         app_bytes += counted.max(0) as u64;
         interface_bytes += (*carried).max(0) as u64;
@@ -540,6 +547,17 @@ fn explained(
         interface_bytes,
         share: app_bytes as f64 / interface_bytes as f64,
     }))
+}
+
+/// Whether applications were counted on day `day` only after interfaces were: no tick of
+/// that day before the first interface row (checked on the raw ticks while they are kept).
+fn first_day_complete(conn: &Connection, day: i64) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM daily WHERE day = ?1 AND first_at < \
+         (SELECT min(first_at) FROM net_daily WHERE day = ?1))",
+        [day],
+        |r| r.get(0),
+    )
 }
 
 fn read_database(conn: &Connection, status: &mut Status, problems: &mut Vec<Problem>) {

@@ -254,7 +254,7 @@ pub fn networks<Tz: TimeZone>(db: &Db, tz: &Tz, range: Range) -> Result<Networks
         .filter(|r| r.counted)
         .map(|r| r.bytes_total)
         .sum();
-    let app_bytes = app_total(db, tz, a, b)?;
+    let app_bytes = app_total(db, tz, counted_from(db, tz, a)?.unwrap_or(a), b)?;
     let recorded = coverage::recorded(&db.conn, a, b)?;
     Ok(Networks {
         requested: range,
@@ -283,6 +283,12 @@ pub fn explained<Tz: TimeZone>(
     if let Some(n) = network {
         sums.retain(|(nid, _), _| *nid == n);
     }
+    // Applications' bytes from before interfaces were counted (a database older than issue 15)
+    // have nothing to be compared with: the share covers only the time both were counted.
+    let app_bytes = match (network, counted_from(db, tz, a)?) {
+        (None, Some(from)) => app_total(db, tz, from, b)?,
+        _ => app_bytes,
+    };
     let kinds: HashMap<i64, String> = {
         let mut st = db.conn.prepare_cached("SELECT id, kind FROM interfaces")?;
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -303,7 +309,27 @@ pub fn explained<Tz: TimeZone>(
     })
 }
 
+/// Where interface counting began, when that is after `a`: the first tick any interface row
+/// holds, moved forward to where the tables can split (an hour, a day) once raw ticks are gone.
+fn counted_from<Tz: TimeZone>(db: &Db, tz: &Tz, a: i64) -> Result<Option<i64>, Error> {
+    let first: Option<i64> = db
+        .conn
+        .query_row("SELECT min(first_at) FROM net_daily", [], |r| r.get(0))?;
+    Ok(first.filter(|f| *f > a).map(|f| {
+        if db.bounds.raw_at(f) {
+            f
+        } else if db.bounds.hourly_at(f) {
+            crate::calendar::ceil_hour(f)
+        } else {
+            crate::calendar::day_ceil(tz, f)
+        }
+    }))
+}
+
 fn app_total<Tz: TimeZone>(db: &Db, tz: &Tz, a: i64, b: i64) -> Result<u64, Error> {
+    if a >= b {
+        return Ok(0);
+    }
     let pieces = plan::tile(tz, &db.bounds, a, b, true);
     let mut total = 0u64;
     for layer in [Layer::Daily, Layer::Hourly, Layer::Raw] {

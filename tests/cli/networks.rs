@@ -574,3 +574,51 @@ fn issue_15_a_wifi_network_is_named_by_the_ssid_iw_prints() {
         (4000, 2000)
     );
 }
+
+#[test]
+fn issue_15_the_share_covers_only_the_time_interfaces_were_counted() {
+    let env = Env::new();
+    // Steps 1-3: applications only (as a database recorded before interface counters).
+    for n in 1..=3u64 {
+        env.step(n as usize, "csv", &curl((1000 * n, 0)));
+    }
+    env.netmon().args(record_nettop("3")).assert().success();
+    // Steps 4-6: eth0 appears (its first reading is a baseline) and carries 2000 a tick
+    // while curl moves 500 a tick.
+    for n in 4..=6u64 {
+        step(
+            &env,
+            n as usize,
+            (3000 + 500 * (n - 3), 0),
+            &[("eth0", 2, 2000 * (n - 3), 0)],
+            GW_A,
+        );
+    }
+    env.netmon().args(record_nettop("3")).assert().success();
+    // Counted together: ticks 5 and 6, 1000 application bytes of 4000 interface bytes.
+    let out = env
+        .netmon()
+        .args(["apps", "--since", "1h"])
+        .output()
+        .expect("apps");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("applications account for 25.0% of the 4.00 kB your interfaces carried"),
+        "{text}"
+    );
+    // And the day interface counting began is not a problem in status.
+    let out = env
+        .netmon()
+        .args(["status", "--json"])
+        .output()
+        .expect("status");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        !v["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .any(|p| p["code"] == "explained_over_100"),
+        "{v}"
+    );
+}
