@@ -30,6 +30,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_metrics_series",
         include_str!("../../sql/0005_metrics_series.sql"),
     ),
+    (
+        "0006_batched_writes",
+        include_str!("../../sql/0006_batched_writes.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
