@@ -343,7 +343,8 @@ pub struct RecordArgs {
     /// (Ctrl-C, SIGTERM, the service stopping) writes everything first; a crash or power loss
     /// loses only the bytes of processes that exited inside the unwritten window (the README's
     /// "What a crash can lose"). `netmon top` and `status` see the unwritten ticks live.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_write_every)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", env = "NETMON_WRITE_EVERY",
+          value_parser = parse_write_every)]
     pub write_every: Duration,
 
     /// Where the counters come from.

@@ -322,7 +322,7 @@ impl<'a> Session<'a> {
         // Bytes this process handed to write(2): nearly all of it SQLite's WAL and database.
         let written_bytes = usage::written_bytes().unwrap_or(0);
         info!(run = rec.run_id, reason = %reason, ticks = rec.ticks,
-            failed_writes = rec.summary.failed_writes, cpu_ms = cpu.as_millis() as u64, max_rss_kib, written_bytes, "stopped");
+            writes = rec.writes, failed_writes = rec.write_failures, cpu_ms = cpu.as_millis() as u64, max_rss_kib, written_bytes, "stopped");
         Ok(())
     }
 }
@@ -397,6 +397,9 @@ struct Recorder<'a> {
     gaps_ahead: Vec<Gap>,
     /// Consecutive failed writes of the batch.
     failed_writes: u32,
+    /// Batches written this run, and writes that failed.
+    writes: u64,
+    write_failures: u64,
     /// Ticks per write: `--write-every` over the interval.
     every_ticks: usize,
     /// Wall time (epoch ms) of the newest tick in the database.
@@ -428,6 +431,8 @@ impl<'a> Recorder<'a> {
             batch: Batch::default(),
             gaps_ahead: Vec::new(),
             failed_writes: 0,
+            writes: 0,
+            write_failures: 0,
             every_ticks: every_ticks(opts.interval, opts.write_every),
             durable_ms: None,
             live: None,
@@ -593,6 +598,7 @@ impl<'a> Recorder<'a> {
                 self.durable_ms = self.batch.ticks().last().map(|t| t.at_ms);
                 self.batch.clear();
                 self.failed_writes = 0;
+                self.writes += 1;
                 if let Some(live) = &self.live {
                     live.written(self.durable_ms);
                 }
@@ -600,6 +606,7 @@ impl<'a> Recorder<'a> {
             }
             Err(e) => {
                 self.failed_writes += 1;
+                self.write_failures += 1;
                 self.summary.failed_writes += 1;
                 error!(
                     error = %e,

@@ -385,36 +385,17 @@ fn write_tick(
     tick: &Tick<'_>,
     rollups: &mut Rollups,
 ) -> Result<TickStats, Error> {
-    tx.prepare_cached("INSERT INTO ticks(run_id, at, elapsed_ms) VALUES (?1, ?2, ?3)")?
-        .execute(params![tick.run_id, tick.at_ms, tick.elapsed_ms])?;
-    let tick_id = tx.last_insert_rowid();
-    let mut stats = TickStats {
-        tick_id,
-        ..TickStats::default()
-    };
+    let mut stats = TickStats::default();
     let hour = tick.at_ms.div_euclid(3_600_000) * 3600;
+    // Ids first: the tick's row carries its connections (`super::flows`).
+    let mut samples: Vec<(i64, u64, u64)> = Vec::with_capacity(tick.traffic.len());
+    let mut flows: Vec<super::flows::Flow> = Vec::new();
     for t in tick.traffic {
         if t.bytes_in == 0 && t.bytes_out == 0 {
             continue;
         }
-        let (process_id, app_id) = process_id(
-            tx,
-            &mut ids.apps,
-            &mut ids.processes,
-            &t.process,
-            tick.at_ms,
-        )?;
-        tx.prepare_cached(
-            "INSERT INTO samples(tick_id, process_id, bytes_in, bytes_out) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT(tick_id, process_id) DO UPDATE SET \
-             bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
-        )?
-        .execute(params![
-            tick_id,
-            process_id,
-            t.bytes_in as i64,
-            t.bytes_out as i64
-        ])?;
+        let (process_id, app_id) = process_id(tx, ids.apps, ids.processes, &t.process, tick.at_ms)?;
+        samples.push((process_id, t.bytes_in, t.bytes_out));
         stats.sample_rows += 1;
         stats.bytes_in += t.bytes_in;
         stats.bytes_out += t.bytes_out;
@@ -424,26 +405,37 @@ fn write_tick(
                 .add((bucket, app_id), t.bytes_in, t.bytes_out, tick.at_ms);
         }
         for f in &t.flows {
-            let (bin, bout) = (f.bytes_in, f.bytes_out);
-            if bin == 0 && bout == 0 {
+            if f.bytes_in == 0 && f.bytes_out == 0 {
                 continue;
             }
-            let remote_id = remote_id(tx, &mut ids.remotes, &f.remote)?;
-            tx.prepare_cached(
-                "INSERT INTO flow_samples(tick_id, process_id, remote_id, bytes_in, bytes_out) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(tick_id, process_id, remote_id) DO UPDATE SET \
-                 bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
-            )?
-            .execute(params![tick_id, process_id, remote_id, bin as i64, bout as i64])?;
+            let remote_id = remote_id(tx, ids.remotes, &f.remote)?;
+            flows.push((process_id, remote_id, f.bytes_in, f.bytes_out));
             stats.flow_rows += 1;
         }
+    }
+    tx.prepare_cached("INSERT INTO ticks(run_id, at, elapsed_ms, flows) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![
+            tick.run_id,
+            tick.at_ms,
+            tick.elapsed_ms,
+            super::flows::encode(flows)
+        ])?;
+    let tick_id = tx.last_insert_rowid();
+    stats.tick_id = tick_id;
+    for (process_id, bin, bout) in samples {
+        tx.prepare_cached(
+            "INSERT INTO samples(tick_id, process_id, bytes_in, bytes_out) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(tick_id, process_id) DO UPDATE SET \
+             bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
+        )?
+        .execute(params![tick_id, process_id, bin as i64, bout as i64])?;
     }
     for w in tick.web {
         if w.bytes_in == 0 && w.bytes_out == 0 {
             continue;
         }
-        let app_id = app_id(tx, &mut ids.apps, &w.app, None, AppKind::Application)?;
-        let host_id = web_host_id(tx, &mut ids.web_hosts, &w.host)?;
+        let app_id = app_id(tx, ids.apps, &w.app, None, AppKind::Application)?;
+        let host_id = web_host_id(tx, ids.web_hosts, &w.host)?;
         let method = w.method as i64;
         tx.prepare_cached(
             "INSERT INTO web_samples(tick_id, app_id, host_id, method, bytes_in, bytes_out) \

@@ -222,7 +222,9 @@ fn scripted_traffic_is_recorded_exactly() {
     );
     // The IPv6 connection is kept per remote.
     assert_eq!(
-        env.one("SELECT sum(f.bytes_in) FROM flow_samples f JOIN remotes r ON r.id = f.remote_id WHERE r.host = '2001:db8::2' AND r.port = 443"),
+        netmon::store::flows::bytes_with(&env.sql(), "2001:db8::2", 443)
+            .expect("flows")
+            .0,
         150
     );
     assert_eq!(

@@ -108,6 +108,9 @@ impl Env {
             ("NO_COLOR".into(), "1".into()),
             ("TZ".into(), "UTC".into()),
             ("FAKE_NETTOP_DIR".into(), self.steps.display().to_string()),
+            // Tests read what a running recorder wrote: every tick, unless a test (of the
+            // batched writes themselves) passes --write-every.
+            ("NETMON_WRITE_EVERY".into(), "0".into()),
         ]
     }
 
