@@ -339,7 +339,9 @@ pub struct RecordArgs {
     /// every tick.
     ///
     /// Ticks are kept in memory and written together, each still its own tick: a laptop's
-    /// disk sees one small write every few minutes instead of one per tick. A clean stop
+    /// disk sees one small write every few minutes instead of one per tick. The window is
+    /// counted in ticks (10m at 5s: 120); ticks that run late are written after twice the
+    /// time at most. A clean stop
     /// (Ctrl-C, SIGTERM, the service stopping) writes everything first; a crash or power loss
     /// loses only the bytes of processes that exited inside the unwritten window (the README's
     /// "What a crash can lose"). `netmon top` and `status` see the unwritten ticks live.

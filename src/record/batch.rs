@@ -76,12 +76,15 @@ impl Batch {
         &self.ticks
     }
 
-    /// Whether it is time to write: `every_ticks` ticks are waiting, or the oldest has waited
-    /// `every` (ticks that failed or a machine that slept), or the batch reached its bound.
+    /// Whether it is time to write: `every_ticks` ticks are waiting (the window: `--write-every`
+    /// over the interval), or the oldest has waited twice the window (ticks running late or
+    /// failing), or the batch reached its bound.
     pub fn due(&self, now: Instant, every: Duration, every_ticks: usize) -> bool {
         !self.ticks.is_empty()
             && (self.ticks.len() >= every_ticks
-                || self.since.is_some_and(|s| now.duration_since(s) >= every)
+                || self
+                    .since
+                    .is_some_and(|s| now.duration_since(s) >= every.saturating_mul(2))
                 || self.rows >= MAX_ROWS)
     }
 
@@ -192,4 +195,72 @@ pub fn merge_web(earlier: Vec<HostTraffic>, later: Vec<HostTraffic>) -> Vec<Host
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(at_ms: i64, bytes: u64) -> PendingTick {
+        PendingTick {
+            at_ms,
+            elapsed_ms: 1000,
+            day: 0,
+            traffic: vec![ProcessTraffic {
+                process: ProcessRecord {
+                    pid: Some(1),
+                    name: "p".into(),
+                    start_time: None,
+                    exe: None,
+                    uid: None,
+                    app: crate::procinfo::App {
+                        name: "p".into(),
+                        path: None,
+                    },
+                    kind: crate::tick::AppKind::Application,
+                    container: None,
+                },
+                bytes_in: bytes,
+                bytes_out: 1,
+                flows: vec![],
+            }],
+            web: vec![],
+            state: StateChanges::default(),
+            gaps: vec![],
+        }
+    }
+
+    #[test]
+    fn a_batch_is_due_at_its_tick_count_or_after_twice_its_window() {
+        let t0 = Instant::now();
+        let every = Duration::from_secs(600);
+        let mut b = Batch::default();
+        assert!(!b.due(t0, every, 1), "nothing to write");
+        b.push(tick(1, 1), t0);
+        assert!(
+            !b.due(t0 + every, every, 2),
+            "one of two ticks, one window late"
+        );
+        assert!(b.due(t0 + every * 2, every, 2), "twice the window");
+        b.push(tick(2, 1), t0);
+        assert!(b.due(t0, every, 2));
+    }
+
+    #[test]
+    fn squeezing_keeps_every_byte_and_the_whole_span() {
+        let mut b = Batch::default();
+        let t0 = Instant::now();
+        for n in 1..=50 {
+            b.push(tick(n * 1000, n as u64), t0);
+        }
+        b.squeeze();
+        assert_eq!(b.len(), 1);
+        let t = &b.ticks()[0];
+        assert_eq!(t.at_ms, 50_000);
+        assert_eq!(t.elapsed_ms, 50_000);
+        assert_eq!(t.traffic.len(), 1);
+        assert_eq!(t.traffic[0].bytes_in, (1..=50).sum::<u64>());
+        assert_eq!(t.traffic[0].bytes_out, 50);
+        assert!(b.rows() < 10);
+    }
 }

@@ -341,8 +341,7 @@ fn issue_16_top_shows_a_recorders_rates_live_before_anything_is_written() {
                 .output()
                 .expect("run");
             last = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-            last["live"] == true
-                && last["window_ms"].as_i64().unwrap_or(0) >= min_ticks * 100
+            last["live"] == true && last["window_ms"].as_i64().unwrap_or(0) >= min_ticks * 100
         });
         (ok, last)
     };
