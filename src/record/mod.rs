@@ -695,13 +695,12 @@ impl<'a> Recorder<'a> {
     /// A failure streak ended without a tick to store it with (the run is stopping): record it
     /// as a gap.
     fn close_failing(&mut self, until_ms: i64) {
-        if let Some(f) = self.failing.take() {
-            if let Err(e) = self
+        if let Some(f) = self.failing.take()
+            && let Err(e) = self
                 .writer
                 .gap(self.run_id, f.since_ms, until_ms, &f.reason())
-            {
-                error!(error = %e, "could not record a gap");
-            }
+        {
+            error!(error = %e, "could not record a gap");
         }
     }
 
