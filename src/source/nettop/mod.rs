@@ -22,6 +22,7 @@
 pub mod parse;
 pub mod sim;
 
+use std::fmt::Write as _;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -84,7 +85,7 @@ impl Source for NettopSource {
 
     fn sample(&mut self, cancel: &Cancel) -> Result<Snapshot, Error> {
         let output = run_with_timeout(&self.program, NETTOP_ARGS, self.timeout, cancel)?;
-        let parsed = match parse::parse(&output.stdout) {
+        let mut parsed = match parse::parse(&output.stdout) {
             Ok(p) => p,
             Err(e) => {
                 return Err(if output.success {
@@ -109,7 +110,7 @@ impl Source for NettopSource {
                 "nettop exited with an error after printing a sample; using the sample");
         }
         // With -L 1 there is one block; should there be more, the last one is the newest.
-        let block = parsed.blocks.last().cloned().unwrap_or_default();
+        let block = parsed.blocks.pop().unwrap_or_default();
         Ok(to_snapshot(&block))
     }
 }
@@ -130,13 +131,23 @@ impl Source for NettopSource {
 /// connections from one client port on two hosts) are told apart by the delta engine by counter
 /// continuity, never by listing order (`crate::delta`).
 pub fn to_snapshot(block: &parse::Block) -> Snapshot {
-    let mut counters = Vec::new();
+    let rows: usize = block
+        .processes
+        .iter()
+        .map(|p| p.connections.len().max(1))
+        .sum();
+    let mut counters = Vec::with_capacity(rows);
+    // The process part of the keys is written once per process, and each connection key is
+    // that prefix plus its own part: no `format!` per row (this runs for every nettop row).
+    let mut process_key = String::new();
     for p in &block.processes {
         let owner = Owner::Process(ProcessRef::new(p.pid, p.name.clone()));
-        let process_key = format!("nettop/{}/{}", p.pid, key_text(&p.name));
+        process_key.clear();
+        let _ = write!(process_key, "nettop/{}/", p.pid);
+        push_key_text(&mut process_key, &p.name);
         if p.connections.is_empty() {
             counters.push(Counter {
-                key: CounterKey(process_key),
+                key: CounterKey(process_key.clone()),
                 owner,
                 remote: None,
                 loopback: false,
@@ -150,16 +161,22 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
             if c.bytes_in.is_none() && c.bytes_out.is_none() {
                 continue; // listener or unbound socket: no counter
             }
+            let mut key = String::with_capacity(process_key.len() + c.ident.len() + 8);
+            key.push_str(&process_key);
+            key.push('/');
+            key.push_str(&c.proto);
+            key.push(' ');
+            push_key_text(&mut key, c.local.host.as_deref().unwrap_or("*"));
+            key.push(':');
+            push_port(&mut key, c.local.port);
+            key.push_str("<->");
+            push_port(&mut key, c.remote.port);
+            let loopback = is_loopback(c);
             counters.push(Counter {
-                key: CounterKey(format!(
-                    "{process_key}/{} {}<->{}",
-                    c.proto,
-                    endpoint_text(&c.local),
-                    c.remote.port.map_or("*".to_string(), |p| p.to_string())
-                )),
+                key: CounterKey(key),
                 owner: owner.clone(),
-                remote: remote_of(c),
-                loopback: is_loopback(c),
+                remote: remote_of(c, loopback),
+                loopback,
                 bytes_in: c.bytes_in.unwrap_or(0),
                 bytes_out: c.bytes_out.unwrap_or(0),
                 closed: false,
@@ -172,23 +189,22 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
 /// A name or endpoint as it goes into a key: control characters (which nettop never printed,
 /// but a process may name itself anything) become `?`, so a key never holds the separator the
 /// delta engine puts between a key and a slot number.
-fn key_text(s: &str) -> std::borrow::Cow<'_, str> {
+fn push_key_text(key: &mut String, s: &str) {
     if s.chars().any(char::is_control) {
-        s.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect::<String>()
-            .into()
+        key.extend(s.chars().map(|c| if c.is_control() { '?' } else { c }));
     } else {
-        s.into()
+        key.push_str(s);
     }
 }
 
-fn endpoint_text(e: &parse::Endpoint) -> String {
-    format!(
-        "{}:{}",
-        key_text(e.host.as_deref().unwrap_or("*")),
-        e.port.map_or("*".to_string(), |p| p.to_string())
-    )
+/// A port as it goes into a key: its number, or `*` for none.
+fn push_port(key: &mut String, port: Option<u16>) {
+    match port {
+        Some(p) => {
+            let _ = write!(key, "{p}");
+        }
+        None => key.push('*'),
+    }
 }
 
 /// Traffic that stays on this machine: the socket is on a loopback interface (`lo0`), or its
@@ -206,9 +222,9 @@ fn is_loopback(c: &parse::ConnectionRow) -> bool {
     on_lo || host_is_loopback(c.local.host.as_deref()) || host_is_loopback(c.remote.host.as_deref())
 }
 
-fn remote_of(c: &parse::ConnectionRow) -> Option<Remote> {
-    let host = c.remote.host.clone()?;
-    let addr = parse_ip(&host);
+fn remote_of(c: &parse::ConnectionRow, loopback: bool) -> Option<Remote> {
+    let host = c.remote.host.as_deref()?;
+    let addr = parse_ip(host);
     let proto = match c.proto.trim_end_matches(['4', '6']) {
         "tcp" => Proto::Tcp,
         "udp" => Proto::Udp,
@@ -217,10 +233,10 @@ fn remote_of(c: &parse::ConnectionRow) -> Option<Remote> {
     };
     Some(Remote {
         proto,
-        host: addr.map(|a| a.to_string()).unwrap_or(host),
+        host: addr.map_or_else(|| host.to_string(), |a| a.to_string()),
         addr,
         port: c.remote.port,
-        loopback: is_loopback(c),
+        loopback,
     })
 }
 
@@ -336,11 +352,17 @@ fn run_with_timeout(
     let status = child.wait()?;
     drop(stdin);
     Ok(Output {
-        stdout: String::from_utf8_lossy(&stdout.unwrap_or_default()).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr.unwrap_or_default()).into_owned(),
+        stdout: utf8(stdout.unwrap_or_default()),
+        stderr: utf8(stderr.unwrap_or_default()),
         success: status.success(),
         status: status.to_string(),
     })
+}
+
+/// Bytes as text, invalid UTF-8 replaced; valid text (nettop's, always) is not copied.
+fn utf8(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn first_line(s: &str) -> String {

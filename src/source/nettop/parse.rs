@@ -117,6 +117,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
     let ends_with_newline = text.ends_with('\n');
     let lines: Vec<&str> = text.split('\n').collect();
     let last = lines.len().saturating_sub(1);
+    let mut row_fields: Vec<&str> = Vec::new();
 
     for (idx, raw) in lines.iter().enumerate() {
         let number = idx + 1;
@@ -150,7 +151,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
             skip(&mut parsed, number, "row before any usable header", line);
             continue;
         };
-        match parse_row(h, line, number) {
+        match parse_row(h, line, number, &mut row_fields) {
             Ok(Row::Process(p)) => {
                 if let Some(block) = parsed.blocks.last_mut() {
                     block.processes.push(p);
@@ -224,23 +225,37 @@ fn skip(parsed: &mut Parsed, line: usize, reason: &'static str, text: &str) {
 /// A header is a line of column names (letters, digits, `_`, `-`) with exactly one empty
 /// field (the identifier column) before the trailing empty field.
 fn header_fields(line: &str) -> Option<Vec<&str>> {
-    let fields: Vec<&str> = line.split(',').map(unpad).collect();
-    let (trailing, names) = fields.split_last()?;
-    if !trailing.is_empty() {
+    // Every data row is tested, so the test allocates nothing; only a header is split.
+    if !is_header(line) {
         return None;
     }
-    let empties = names.iter().filter(|f| f.is_empty()).count();
-    let named = names.iter().filter(|f| !f.is_empty());
-    let all_names = named.clone().all(|f| {
-        f.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            && f.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-    });
-    if empties == 1 && all_names && named.count() >= 1 {
-        Some(fields)
-    } else {
-        None
+    Some(line.split(',').map(unpad).collect())
+}
+
+fn is_header(line: &str) -> bool {
+    let Some((names, trailing)) = line.rsplit_once(',') else {
+        return false;
+    };
+    if !unpad(trailing).is_empty() {
+        return false;
     }
+    let (mut empties, mut named) = (0usize, 0usize);
+    for f in names.split(',').map(unpad) {
+        if f.is_empty() {
+            empties += 1;
+            if empties > 1 {
+                return false;
+            }
+        } else if f.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && f.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        {
+            named += 1;
+        } else {
+            return false;
+        }
+    }
+    empties == 1 && named >= 1
 }
 
 impl Header {
@@ -257,8 +272,15 @@ impl Header {
     }
 }
 
-fn parse_row(h: &Header, line: &str, number: usize) -> Result<Row, &'static str> {
-    let raw: Vec<&str> = line.split(',').collect();
+/// `raw` is a buffer the caller reuses for the fields of every row.
+fn parse_row<'a>(
+    h: &Header,
+    line: &'a str,
+    number: usize,
+    raw: &mut Vec<&'a str>,
+) -> Result<Row, &'static str> {
+    raw.clear();
+    raw.extend(line.split(','));
     if raw.last() != Some(&"") {
         return Err("row does not end with a comma");
     }
@@ -268,8 +290,11 @@ fn parse_row(h: &Header, line: &str, number: usize) -> Result<Row, &'static str>
     // Extra fields can only come from commas inside the identifier: give them back to it,
     // counting the other columns from both ends.
     let extra = raw.len() - h.fields;
-    let ident = raw[h.ident..=h.ident + extra].join(",");
-    let ident = unpad(&ident).to_string();
+    let ident = if extra == 0 {
+        unpad(raw[h.ident]).to_string()
+    } else {
+        unpad(&raw[h.ident..=h.ident + extra].join(",")).to_string()
+    };
     let field = |col: usize| -> &str {
         if col < h.ident {
             unpad(raw[col])
@@ -286,9 +311,10 @@ fn parse_row(h: &Header, line: &str, number: usize) -> Result<Row, &'static str>
     let bytes_out = number_field(field(h.bytes_out))?;
 
     if let Some((proto, local, remote)) = split_connection(&ident) {
+        let proto = proto.to_string();
         return Ok(Row::Connection(ConnectionRow {
-            proto: proto.to_string(),
-            ident: ident.clone(),
+            proto,
+            ident,
             local,
             remote,
             interface: opt(h.interface),
