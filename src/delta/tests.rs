@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::HashMap;
 use crate::source::{Counter, ProcessRef};
 use proptest::prelude::*;
 
