@@ -172,7 +172,10 @@ fn loop_scenario(dir: &Path, name: &str, every: usize) {
     let steps = dir.join(format!("steps-{name}"));
     std::fs::create_dir_all(&steps).expect("steps");
     // One step per tick (and one to spare), so every tick sees the scripted change.
-    for (s, out) in nettop_steps::steps(PROCS, every, TICKS + 1).iter().enumerate() {
+    for (s, out) in nettop_steps::steps(PROCS, every, TICKS + 1)
+        .iter()
+        .enumerate()
+    {
         let s = s + 1;
         std::fs::write(steps.join(format!("step-{s:04}.csv")), out).expect("step");
     }

@@ -141,7 +141,7 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
     // that prefix plus its own part: no `format!` per row (this runs for every nettop row).
     let mut process_key = String::new();
     for p in &block.processes {
-        let owner = Owner::Process(ProcessRef::new(p.pid, p.name.clone()));
+        let owner = Owner::Process(ProcessRef::new(p.pid, &*p.name));
         process_key.clear();
         let _ = write!(process_key, "nettop/{}/", p.pid);
         push_key_text(&mut process_key, &p.name);
@@ -432,8 +432,7 @@ fn wait_readable(pipes: &mut [Option<Pipe>], wait: Duration) -> std::io::Result<
 
 /// Bytes as text, invalid UTF-8 replaced; valid text (nettop's, always) is not copied.
 fn utf8(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn first_line(s: &str) -> String {
