@@ -18,7 +18,7 @@ use std::time::Duration;
 use netmon::delta::{Config, Engine};
 use netmon::record::attribute::ProcessResolver;
 use netmon::source::nettop::{self, parse};
-use netmon::source::{Cancel, Source, SourceKind, SourceOptions};
+use netmon::source::{Cancel, SourceKind, SourceOptions};
 
 #[path = "common/nettop_steps.rs"]
 mod nettop_steps;

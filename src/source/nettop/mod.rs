@@ -213,7 +213,7 @@ fn push_port(key: &mut String, port: Option<u16>) {
 /// bound to `127.0.0.1` whose remote nettop prints as `*:*` (an unconnected UDP socket of a
 /// local proxy) has no remote to judge by.
 fn is_loopback(c: &parse::ConnectionRow, remote_addr: Option<IpAddr>) -> bool {
-    let on_lo = c.interface.as_deref().is_some_and(|i| {
+    let on_lo = c.interface.is_some_and(|i| {
         i.strip_prefix("lo")
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     });
@@ -449,7 +449,7 @@ fn first_line(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn block(text: &str) -> parse::Block {
+    fn block(text: &str) -> parse::Block<'_> {
         let parsed = parse::parse(text).expect("parses");
         parsed.blocks.last().cloned().expect("one block")
     }

@@ -249,7 +249,7 @@ fn connection_rows_attach_to_their_process_with_ipv4_ipv6_and_wildcards() {
     let listener = mdns
         .connections
         .iter()
-        .find(|c| c.state.as_deref() == Some("Listen"))
+        .find(|c| c.state == Some("Listen"))
         .expect("listen");
     assert_eq!((listener.bytes_in, listener.bytes_out), (None, None));
     for p in &b.processes {
