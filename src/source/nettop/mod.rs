@@ -22,7 +22,6 @@
 pub mod parse;
 pub mod sim;
 
-use std::fmt::Write as _;
 use std::io::Read;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -143,7 +142,9 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
     for p in &block.processes {
         let owner = Owner::Process(ProcessRef::new(p.pid, &*p.name));
         process_key.clear();
-        let _ = write!(process_key, "nettop/{}/", p.pid);
+        process_key.push_str("nettop/");
+        push_decimal(&mut process_key, p.pid);
+        process_key.push('/');
         push_key_text(&mut process_key, &p.name);
         if p.connections.is_empty() {
             counters.push(Counter {
@@ -201,10 +202,25 @@ fn push_key_text(key: &mut String, s: &str) {
 /// A port as it goes into a key: its number, or `*` for none.
 fn push_port(key: &mut String, port: Option<u16>) {
     match port {
-        Some(p) => {
-            let _ = write!(key, "{p}");
-        }
+        Some(p) => push_decimal(key, u32::from(p)),
         None => key.push('*'),
+    }
+}
+
+/// `n` in decimal, as `Display` writes it, without the formatting machinery (twice a row).
+fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
     }
 }
 
@@ -743,6 +759,24 @@ mod tests {
             let remote = snap.counters[0].remote.as_ref().expect("a remote");
             let expected = parse_ip(&host).map_or_else(|| host.clone(), |a| a.to_string());
             proptest::prop_assert_eq!(&remote.host, &expected);
+        }
+    }
+
+    #[test]
+    fn push_decimal_handles_zero_and_the_largest_values() {
+        for n in [0, 9, 10, 65_535, u32::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn push_decimal_writes_what_display_writes(n in proptest::num::u32::ANY) {
+            let mut s = String::from("x");
+            push_decimal(&mut s, n);
+            proptest::prop_assert_eq!(s, format!("x{n}"));
         }
     }
 
