@@ -23,6 +23,9 @@ use netmon::store::write::{RunInfo, Tick, Writer};
 use netmon::store::{self, Create};
 use netmon::tick::{AppKind, ProcessRecord, ProcessTraffic};
 
+#[path = "common/nettop_steps.rs"]
+mod nettop_steps;
+
 /// A small deterministic generator (xorshift), so runs are comparable.
 struct Rng(u64);
 
@@ -194,40 +197,12 @@ fn loop_scenario(dir: &Path, name: &str, every: usize) {
     const PROCS: usize = 300;
     let steps = dir.join(format!("steps-{name}"));
     std::fs::create_dir_all(&steps).expect("steps");
-    let mut counters = vec![(0u64, 0u64); PROCS * 2];
     // One step per tick (and one to spare), so every tick sees the scripted change.
-    for s in 1..=LONG + 1 {
-        let mut out = String::from(",interface,state,bytes_in,bytes_out,\n");
-        for p in 0..PROCS {
-            for c in 0..2 {
-                let i = p * 2 + c;
-                if every > 0 && (i + s) % every == 0 {
-                    counters[i].0 += (1000 + i * 37) as u64;
-                    counters[i].1 += (300 + i * 11) as u64;
-                }
-            }
-            let (a, b) = (counters[p * 2], counters[p * 2 + 1]);
-            out.push_str(&format!(
-                "proc{p}.{},,,{},{},\n",
-                5_000_000 + p,
-                a.0 + b.0,
-                a.1 + b.1
-            ));
-            out.push_str(&format!(
-                "tcp4 192.0.2.1:{}<->198.51.100.{}:443,en0,Established,{},{},\n",
-                20_000 + p,
-                p % 250 + 1,
-                a.0,
-                a.1
-            ));
-            out.push_str(&format!(
-                "tcp6 2001:db8::1.{}<->2001:db8::{:x}.443,en0,Established,{},{},\n",
-                30_000 + p,
-                p + 1,
-                b.0,
-                b.1
-            ));
-        }
+    for (s, out) in nettop_steps::steps(PROCS, every, LONG + 1)
+        .iter()
+        .enumerate()
+    {
+        let s = s + 1;
         std::fs::write(steps.join(format!("step-{s:04}.csv")), out).expect("step");
     }
     let short = run_record(dir, &steps, name, SHORT);
