@@ -115,7 +115,17 @@ mod linux {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("bench.db");
         let mut child = Command::new(netmon())
-            .args(["record", "--source", "ebpf", "--interval", "1s", "--db"])
+            // Every tick written, as the figures before batched writes were taken (issue 16).
+            .args([
+                "record",
+                "--source",
+                "ebpf",
+                "--interval",
+                "1s",
+                "--write-every",
+                "0",
+                "--db",
+            ])
             .arg(&db)
             .args(extra)
             .env("RUST_LOG", "warn")

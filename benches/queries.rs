@@ -179,7 +179,17 @@ fn start_recorder(bin: &Path, db: &Path, steps: &Path) -> Child {
         std::env::var("PATH").unwrap_or_default()
     );
     let child = Command::new(bin)
-        .args(["record", "--source", "nettop", "--interval", "5s", "--db"])
+        // Writing every tick: the most a reader can meet (the default writes every 10 minutes).
+        .args([
+            "record",
+            "--source",
+            "nettop",
+            "--interval",
+            "5s",
+            "--write-every",
+            "0",
+            "--db",
+        ])
         .arg(db)
         .env("PATH", path)
         .env("FAKE_NETTOP_DIR", steps)

@@ -4,8 +4,13 @@
 //!    recorder's own write path (`Writer::commit_tick`), measured with SQLite's dbstat.
 //! 2. CPU time per tick and peak RSS of the real `netmon record` loop with the nettop source,
 //!    fed by the fake nettop (tests/fake-nettop) replaying snapshots of 300 processes and
-//!    600 connections whose counters grow every tick. The figures come from the recorder's
-//!    own getrusage (its `stopped` log line); the fake nettop's CPU is not included.
+//!    600 connections whose counters grow every tick (idle: none; typical: ~50; busy: all).
+//!    The figures come from the recorder's own getrusage (its `stopped` log line); the fake
+//!    nettop's CPU is not included.
+//! 3. Bytes written to the database files (what the recorder passed to write(2)) per tick
+//!    and per day at the default settings (5 s ticks written every 10 minutes: 120 ticks a
+//!    write), steady state: the difference between a run of one hour and one of two hours of
+//!    simulated ticks, so creating the database is left out (it is printed too).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +22,9 @@ use netmon::source::CounterKey;
 use netmon::store::write::{RunInfo, Tick, Writer};
 use netmon::store::{self, Create};
 use netmon::tick::{AppKind, ProcessRecord, ProcessTraffic};
+
+#[path = "common/nettop_steps.rs"]
+mod nettop_steps;
 
 /// A small deterministic generator (xorshift), so runs are comparable.
 struct Rng(u64);
@@ -158,55 +166,87 @@ fn store_bytes_per_row(dir: &Path) {
 
 fn loop_cpu_per_tick(dir: &Path) {
     // 300 processes with two connections each; either every counter grows every tick
-    // ("busy"), or one connection in twelve does (about 50 a tick, "typical").
-    for (name, every) in [("busy", 1usize), ("typical", 12)] {
+    // ("busy"), or one connection in twelve does (about 50 a tick, "typical"), or none does
+    // ("idle": the processes are there, nothing moves).
+    for (name, every) in [("idle", 0usize), ("typical", 12), ("busy", 1)] {
         loop_scenario(dir, name, every);
     }
 }
 
+/// The default interval and write window: a batch every 120 ticks.
+const DEFAULT_INTERVAL_S: f64 = 5.0;
+const DEFAULT_WRITE_EVERY_S: f64 = 600.0;
+/// The bench ticks every 50 ms (a tick's work, the fake nettop's included, fits in it even on
+/// a loaded machine), so the same 120 ticks per write is a window of 6 s. It prints the ticks
+/// per write it got: fewer than 120 means ticks ran late and the figures are pessimistic.
+const BENCH_INTERVAL_MS: u64 = 50;
+/// 20 and 80 minutes of 5-second ticks (each run adds its first tick, a baseline): their
+/// difference is an hour.
+const SHORT: usize = 241;
+const LONG: usize = 961;
+
+/// What one `netmon record` run reported in its `stopped` line.
+struct Run {
+    cpu_ms: u64,
+    rss_kib: u64,
+    written: u64,
+    writes: u64,
+    wall: std::time::Duration,
+}
+
 fn loop_scenario(dir: &Path, name: &str, every: usize) {
-    const TICKS: usize = 200;
     const PROCS: usize = 300;
     let steps = dir.join(format!("steps-{name}"));
     std::fs::create_dir_all(&steps).expect("steps");
-    let mut counters = vec![(0u64, 0u64); PROCS * 2];
     // One step per tick (and one to spare), so every tick sees the scripted change.
-    for s in 1..=TICKS + 1 {
-        let mut out = String::from(",interface,state,bytes_in,bytes_out,\n");
-        for p in 0..PROCS {
-            for c in 0..2 {
-                let i = p * 2 + c;
-                if (i + s) % every == 0 {
-                    counters[i].0 += (1000 + i * 37) as u64;
-                    counters[i].1 += (300 + i * 11) as u64;
-                }
-            }
-            let (a, b) = (counters[p * 2], counters[p * 2 + 1]);
-            out.push_str(&format!(
-                "proc{p}.{},,,{},{},\n",
-                5_000_000 + p,
-                a.0 + b.0,
-                a.1 + b.1
-            ));
-            out.push_str(&format!(
-                "tcp4 192.0.2.1:{}<->198.51.100.{}:443,en0,Established,{},{},\n",
-                20_000 + p,
-                p % 250 + 1,
-                a.0,
-                a.1
-            ));
-            out.push_str(&format!(
-                "tcp6 2001:db8::1.{}<->2001:db8::{:x}.443,en0,Established,{},{},\n",
-                30_000 + p,
-                p + 1,
-                b.0,
-                b.1
-            ));
-        }
+    for (s, out) in nettop_steps::steps(PROCS, every, LONG + 1)
+        .iter()
+        .enumerate()
+    {
+        let s = s + 1;
         std::fs::write(steps.join(format!("step-{s:04}.csv")), out).expect("step");
     }
+    let short = run_record(dir, &steps, name, SHORT);
+    let long = run_record(dir, &steps, name, LONG);
+    let changed = if every == 0 {
+        0
+    } else {
+        (PROCS * 2).div_ceil(every)
+    };
+    let cpu_ms = long.cpu_ms as f64 / LONG as f64;
+    let rss = long.rss_kib as f64 / 1024.0;
+    let per_tick = long.written as f64 / LONG as f64;
+    // What a tick costs once the recorder runs: the two runs differ only by 720 ticks, so
+    // their difference leaves out creating the database and the run's start and stop.
+    let steady = long.written.saturating_sub(short.written) as f64 / (LONG - SHORT) as f64;
+    println!(
+        "loop {name}: {LONG} ticks, {PROCS} processes / {} connections, ~{changed} changing per tick ({:.1} s wall)",
+        PROCS * 2,
+        long.wall.as_secs_f64()
+    );
+    println!(
+        "loop {name}: {cpu_ms:.2} ms CPU per tick (netmon itself: parse, deltas, attribution, writes), \
+         peak RSS {rss:.1} MiB, {:.0} ticks per write",
+        LONG as f64 / long.writes.max(1) as f64
+    );
+    println!(
+        "loop {name}: bytes written: {steady:.0} per tick steady (a run of {LONG} ticks less one of {SHORT}), \
+         {per_tick:.0} per tick over the whole {LONG}-tick run (creating the database included)"
+    );
+    println!(
+        "loop {name}: at the default settings (a tick every 5 s, written every 10 min): \
+         {:.3}% of one core, {:.2} MB written per day ({:.2} MB/day counting this run's start and stop)",
+        cpu_ms / 5000.0 * 100.0,
+        steady * 17_280.0 / 1e6,
+        per_tick * 17_280.0 / 1e6
+    );
+}
+
+/// Record `ticks` ticks of the scripted steps into a new database.
+fn run_record(dir: &Path, steps: &Path, name: &str, ticks: usize) -> Run {
+    let _ = std::fs::remove_file(steps.join(".n"));
     let fake = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fake-nettop");
-    let db = dir.join(format!("loop-{name}.db"));
+    let db = dir.join(format!("loop-{name}-{ticks}.db"));
     let started = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_netmon"));
     cmd.env_clear();
@@ -221,13 +261,18 @@ fn loop_scenario(dir: &Path, name: &str, every: usize) {
             "--source",
             "nettop",
             "--interval",
-            "20ms",
+            &format!("{BENCH_INTERVAL_MS}ms"),
+            "--write-every",
+            &format!(
+                "{}ms",
+                (DEFAULT_WRITE_EVERY_S / DEFAULT_INTERVAL_S) as u64 * BENCH_INTERVAL_MS
+            ),
             "--ticks",
-            &TICKS.to_string(),
+            &ticks.to_string(),
         ])
         .env("PATH", format!("{}:/usr/bin:/bin", fake.display()))
         .env("NETMON_DB", &db)
-        .env("FAKE_NETTOP_DIR", &steps)
+        .env("FAKE_NETTOP_DIR", steps)
         .env("RUST_LOG", "netmon=info")
         .output()
         .expect("run netmon");
@@ -245,22 +290,11 @@ fn loop_scenario(dir: &Path, name: &str, every: usize) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    let cpu_ms = field("cpu_ms") as f64 / TICKS as f64;
-    let rss = field("max_rss_kib") as f64 / 1024.0;
-    let written_kib = field("written_bytes") as f64 / TICKS as f64 / 1024.0;
-    let changed = (PROCS * 2).div_ceil(every);
-    println!(
-        "loop {name}: {TICKS} ticks, {PROCS} processes / {} connections, ~{changed} changing per tick ({:.1} s wall)",
-        PROCS * 2,
-        wall.as_secs_f64()
-    );
-    println!(
-        "loop {name}: {cpu_ms:.2} ms CPU per tick (netmon itself: parse, deltas, attribution, commit), \
-         {written_kib:.1} KiB written per tick, peak RSS {rss:.1} MiB"
-    );
-    println!(
-        "loop {name}: at the default 5 s interval: {:.3}% of one core, {:.0} MiB written per day",
-        cpu_ms / 5000.0 * 100.0,
-        written_kib * 17_280.0 / 1024.0
-    );
+    Run {
+        cpu_ms: field("cpu_ms"),
+        rss_kib: field("max_rss_kib"),
+        written: field("written_bytes"),
+        writes: field("writes"),
+        wall,
+    }
 }

@@ -43,6 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'netmon' -ScriptBlock {
         }
         'netmon;record' {
             [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Time between samples, e.g. 5s, 2s, 500ms (from 10ms to 1h)')
+            [CompletionResult]::new('--write-every', '--write-every', [CompletionResultType]::ParameterName, 'How often ticks are written to the database, e.g. 10m, 1m (from 0 to 1h); 0 writes every tick')
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where the counters come from')
             [CompletionResult]::new('--keep-raw', '--keep-raw', [CompletionResultType]::ParameterName, 'Keep per-tick samples this long, e.g. 7d (from 1h to 36500d); 0 keeps them forever')
             [CompletionResult]::new('--keep-hourly', '--keep-hourly', [CompletionResultType]::ParameterName, 'Keep hourly totals this long, e.g. 90d (from 1h to 36500d); 0 keeps them forever')

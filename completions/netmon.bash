@@ -727,13 +727,17 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__record)
-            opts="-h --interval --source --keep-raw --keep-hourly --include-loopback --alert-rate --share-with-group --ticks --sample-timeout --max-rate --process-table --db --log-level --help"
+            opts="-h --interval --write-every --source --keep-raw --keep-hourly --include-loopback --alert-rate --share-with-group --ticks --sample-timeout --max-rate --process-table --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --write-every)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

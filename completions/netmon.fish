@@ -41,6 +41,7 @@ complete -c netmon -n "__fish_netmon_needs_command" -f -a "domains" -d 'Browser 
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "serve" -d 'Receive the browser extension\'s reports and serve /metrics to Prometheus, on a local port'
 complete -c netmon -n "__fish_netmon_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l interval -d 'Time between samples, e.g. 5s, 2s, 500ms (from 10ms to 1h)' -r
+complete -c netmon -n "__fish_netmon_using_subcommand record" -l write-every -d 'How often ticks are written to the database, e.g. 10m, 1m (from 0 to 1h); 0 writes every tick' -r
 complete -c netmon -n "__fish_netmon_using_subcommand record" -l source -d 'Where the counters come from' -r -f -a "auto\t'Pick the best source available to this user on this OS'
 nettop\t'macOS `nettop` (no privileges needed)'
 sockdiag\t'Linux sock_diag TCP counters (no privileges needed)'

@@ -425,6 +425,20 @@ pub struct RecordArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
     pub interval: Duration,
 
+    /// How often ticks are written to the database, e.g. 10m, 1m (from 0 to 1h); 0 writes
+    /// every tick.
+    ///
+    /// Ticks are kept in memory and written together, each still its own tick: a laptop's
+    /// disk sees one small write every few minutes instead of one per tick. The window is
+    /// counted in ticks (10m at 5s: 120); ticks that run late are written after twice the
+    /// time at most. A clean stop
+    /// (Ctrl-C, SIGTERM, the service stopping) writes everything first; a crash or power loss
+    /// loses only the bytes of processes that exited inside the unwritten window (the README's
+    /// "What a crash can lose"). `netmon top` and `status` see the unwritten ticks live.
+    #[arg(long, value_name = "DURATION", default_value = "10m", env = "NETMON_WRITE_EVERY",
+          value_parser = parse_write_every)]
+    pub write_every: Duration,
+
     /// Where the counters come from.
     ///
     /// auto picks nettop on macOS and the best kernel source this user may use on Linux.
@@ -799,6 +813,17 @@ pub const INTERVAL: Span = Span::new(
     Duration::from_secs(3600),
     "5s, 500ms or 2m",
 );
+/// `record --write-every`: 0 writes every tick; past an hour a crash could lose too much.
+pub const WRITE_EVERY: Span = Span::new(Duration::ZERO, Duration::from_secs(3600), "10m, 1m or 0");
+
+/// `record --write-every`.
+pub fn parse_write_every(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    WRITE_EVERY.parse(s)
+}
+
 /// `record --sample-timeout`.
 pub const SAMPLE_TIMEOUT: Span = Span::new(
     Duration::from_millis(100),

@@ -40,8 +40,9 @@
 
 pub mod interfaces;
 
-use std::collections::HashMap;
 use std::time::Duration;
+
+use rustc_hash::FxHashMap;
 
 use tracing::warn;
 
@@ -196,7 +197,9 @@ fn continues(row: (u64, u64), slot: (u64, u64)) -> bool {
 #[derive(Debug)]
 pub struct Engine {
     cfg: Config,
-    slots: HashMap<CounterKey, Vec<Slot>>,
+    /// FxHash: every row of every tick is hashed here (twice) and in the grouping map of
+    /// `apply`, and keys are strings of ~50 bytes, slow to hash with SipHash.
+    slots: FxHashMap<CounterKey, Vec<Slot>>,
     /// Buffers reused for every key, so a tick allocates nothing per key.
     scratch: Scratch,
     ticks: u64,
@@ -208,7 +211,7 @@ impl Engine {
     pub fn new(cfg: Config) -> Self {
         Engine {
             cfg,
-            slots: HashMap::new(),
+            slots: FxHashMap::default(),
             scratch: Scratch::default(),
             ticks: 0,
             now: Duration::ZERO,
@@ -248,7 +251,8 @@ impl Engine {
         const END: usize = usize::MAX;
         let counters = &snap.counters;
         let mut next = vec![END; counters.len()];
-        let mut last_of: HashMap<&CounterKey, usize> = HashMap::with_capacity(counters.len());
+        let mut last_of: FxHashMap<&CounterKey, usize> =
+            FxHashMap::with_capacity_and_hasher(counters.len(), Default::default());
         let mut heads: Vec<usize> = Vec::new();
         for (i, c) in counters.iter().enumerate() {
             match last_of.insert(&c.key, i) {

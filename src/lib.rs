@@ -34,6 +34,7 @@ pub mod docs;
 pub mod exit;
 pub mod files;
 pub mod input;
+pub mod live;
 pub mod output;
 pub mod paths;
 pub mod procinfo;

@@ -115,8 +115,17 @@ pub struct Recorder {
     pub pid: Option<u32>,
     /// When the running recorder started.
     pub since: Option<DateTime<Utc>>,
-    /// The newest committed sample (tick) in the database.
+    /// The newest sample (tick): from the running recorder itself when it answers on its
+    /// live socket, else the newest in the database.
     pub last_sample_at: Option<DateTime<Utc>>,
+    /// The newest sample written to the database (made durable): the recorder writes its
+    /// samples every `write_every_ms`.
+    pub written_at: Option<DateTime<Utc>>,
+    pub write_every_ms: Option<i64>,
+    /// Samples the running recorder holds and has not written yet (null: it did not answer).
+    pub unwritten_samples: Option<u64>,
+    /// Consecutive writes that failed (the samples are kept and written later).
+    pub failed_writes: Option<u32>,
     /// The source of the last run (`nettop`, `sockdiag`, `ebpf`).
     pub source: Option<String>,
     pub interval_ms: Option<i64>,
@@ -136,6 +145,8 @@ pub struct Run {
     pub stop_reason: Option<String>,
     pub source: String,
     pub interval_ms: i64,
+    /// How often the run writes its samples to the database (0: every sample).
+    pub write_every_ms: i64,
     pub hostname: Option<String>,
     pub version: String,
 }
@@ -235,6 +246,10 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
             pid: None,
             since: None,
             last_sample_at: None,
+            written_at: None,
+            write_every_ms: None,
+            unwritten_samples: None,
+            failed_writes: None,
             source: None,
             interval_ms: None,
             not_counted: Vec::new(),
@@ -267,6 +282,10 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
             None
         }
     };
+    // The running recorder's unwritten samples, from itself (nothing on disk changes).
+    let live = holder
+        .as_ref()
+        .and_then(|_| crate::live::read(db, &crate::live::Request::default()));
     if let Some(h) = &holder {
         status.recorder.pid = h.pid.parse().ok();
         status.recorder.since = DateTime::parse_from_rfc3339(&h.since)
@@ -339,6 +358,28 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
     {
         problems.push(p);
     }
+    if let Some(v) = live.as_ref().filter(|v| status.recorder.pid == Some(v.pid)) {
+        if let Some(t) = v.last_tick_ms.and_then(|t| ms(Some(t))) {
+            status.recorder.last_sample_at = Some(t);
+        }
+        if let Some(t) = v.durable_ms.and_then(|t| ms(Some(t))) {
+            status.recorder.written_at = Some(t);
+        }
+        status.recorder.write_every_ms = Some(v.write_every_ms);
+        status.recorder.unwritten_samples = Some(v.unwritten);
+        status.recorder.failed_writes = Some(v.failed_writes);
+        if v.failed_writes > 0 {
+            problems.push(Problem {
+                code: "write_failing",
+                message: format!(
+                    "the recorder (pid {}) cannot write to the database ({} tries in a row): \
+                     its {} samples are kept in memory and written once it can; a full disk or \
+                     another program holding the database are the usual causes (see its log)",
+                    v.pid, v.failed_writes, v.unwritten
+                ),
+            });
+        }
+    }
     if status.database.readable == Some(false) && holder.is_none() {
         // Nothing read, so nothing to classify: "never run" or "not recording yet" would be
         // claims about a file nobody has looked into.
@@ -381,15 +422,31 @@ fn classify(
     if let Some(r) = run.as_ref().filter(|_| !locked || current.is_some()) {
         status.recorder.source = Some(r.source.clone());
         status.recorder.interval_ms = Some(r.interval_ms);
+        status
+            .recorder
+            .write_every_ms
+            .get_or_insert(r.write_every_ms);
     }
     if locked {
         let interval = Duration::from_millis(current.map_or(0, |r| r.interval_ms.max(0) as u64));
-        let last_activity = current
-            .and_then(|r| r.last_sample_at.or(r.started_at))
-            .or(status.recorder.since);
+        // A recorder that answered on its live socket told its newest sample; otherwise the
+        // file is up to one write window behind a healthy recorder.
+        let answered = status.recorder.unwritten_samples.is_some();
+        let window = if answered {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(current.map_or(0, |r| r.write_every_ms.max(0) as u64))
+        };
+        let last_activity = if answered {
+            status.recorder.last_sample_at.or(status.recorder.since)
+        } else {
+            current
+                .and_then(|r| r.last_sample_at.or(r.started_at))
+                .or(status.recorder.since)
+        };
         if let Some(t) = last_activity {
             let quiet = (now - t).to_std().unwrap_or_default();
-            if quiet > interval + opts.stalled_after {
+            if quiet > interval + window + opts.stalled_after {
                 status.recorder.state = RecorderState::Stalled;
                 problems.push(Problem {
                     code: "stalled",
@@ -639,12 +696,14 @@ fn read_database(conn: &Connection, status: &mut Status, problems: &mut Vec<Prob
                 stop_reason: r.stop_reason,
                 source: r.source,
                 interval_ms: r.interval_ms,
+                write_every_ms: r.write_every_ms,
                 hostname: r.hostname,
                 version: r.version,
             }
         });
         let e = inspect::extent(conn)?;
         status.recorder.last_sample_at = ms(e.newest_tick_ms);
+        status.recorder.written_at = ms(e.newest_tick_ms);
         if let Some(run) = &status.last_run
             && run.source == "nettop"
             && let Some(e) = inspect::empty_samples(conn)?

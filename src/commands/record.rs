@@ -29,6 +29,7 @@ pub fn options(db: PathBuf, a: RecordArgs) -> anyhow::Result<Options> {
         db,
         source: a.source,
         interval: a.interval,
+        write_every: a.write_every,
         sample_timeout: a.sample_timeout,
         retention: Policy {
             raw: a.keep_raw.0,

@@ -1,6 +1,7 @@
 use super::*;
 use crate::source::{Counter, ProcessRef};
 use proptest::prelude::*;
+use std::collections::HashMap;
 
 const TICK: Duration = Duration::from_secs(5);
 

@@ -31,6 +31,27 @@ pub fn render(s: &Status, now: DateTime<Utc>, w: &mut dyn Write) -> std::io::Res
     } else if s.database.readable == Some(true) {
         writeln!(w, "Last sample:  none yet")?;
     }
+    let every = r.write_every_ms.filter(|e| *e > 0).map(|e| {
+        format!(
+            ", every {}",
+            units::duration(Duration::from_millis(e.max(0) as u64))
+        )
+    });
+    if let Some(unwritten) = r.unwritten_samples {
+        let when = r
+            .written_at
+            .map_or("nothing yet".to_string(), |t| units::time_ago(t, now));
+        writeln!(
+            w,
+            "Written:      {when}{} ({unwritten} newer sample{} in memory)",
+            every.unwrap_or_default(),
+            if unwritten == 1 { "" } else { "s" }
+        )?;
+    } else if let (Some(t), Some(every)) = (r.written_at, every)
+        && matches!(r.state, RecorderState::Running | RecorderState::Stalled)
+    {
+        writeln!(w, "Written:      {}{every}", units::time_ago(t, now))?;
+    }
     if let Some(src) = &r.source {
         writeln!(w, "Source:       {src}")?;
         for n in &r.not_counted {

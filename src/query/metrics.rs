@@ -434,7 +434,7 @@ pub fn recorder(conn: &Connection, db: &Path, now_ms: i64) -> Result<Recorder, s
     let last: Option<Run> = conn
         .query_row(
             "SELECT pid, started_at, last_tick_at, stopped_at, stop_reason, source, interval_ms, \
-             version, notes FROM runs ORDER BY id DESC LIMIT 1",
+             version, notes, write_every_ms FROM runs ORDER BY id DESC LIMIT 1",
             [],
             |r| {
                 Ok(Run {
@@ -447,6 +447,7 @@ pub fn recorder(conn: &Connection, db: &Path, now_ms: i64) -> Result<Recorder, s
                     interval_ms: r.get(6)?,
                     version: r.get(7)?,
                     notes: r.get(8)?,
+                    write_every_ms: r.get(9)?,
                 })
             },
         )
@@ -500,6 +501,9 @@ pub struct Run {
     pub interval_ms: i64,
     pub version: String,
     pub notes: Option<String>,
+    /// How often the run writes its ticks (0: every tick): its last tick in the file may be
+    /// this much older than its newest.
+    pub write_every_ms: i64,
 }
 
 /// `netmon status`'s rule: a lock holder is running, or stalled when neither its run's last
@@ -515,7 +519,7 @@ pub fn classify(
 ) -> RecorderState {
     if locked {
         let current = last.filter(|r| holder_pid == Some(r.pid));
-        let interval = current.map_or(0, |r| r.interval_ms.max(0));
+        let interval = current.map_or(0, |r| r.interval_ms.max(0) + r.write_every_ms.max(0));
         let activity = current
             .map(|r| r.last_tick_ms.unwrap_or(r.started_ms))
             .or(holder_since_ms);

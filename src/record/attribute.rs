@@ -2,8 +2,9 @@
 //! application once (on macOS an XPC helper to the app responsible for it,
 //! `procinfo::responsible_app`), and group its per-connection deltas by remote endpoint.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
 
 use crate::delta::Delta;
 use crate::procinfo::{self, App, ProcInfo};
@@ -14,12 +15,17 @@ use crate::tick::{AppKind, Flow, ProcessRecord, ProcessTraffic, RemoteRecord};
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
 /// Bytes in, bytes out, and per-remote bytes of one process in one tick.
-type Accumulated = (u64, u64, HashMap<RemoteRecord, (u64, u64)>);
+type Accumulated = (u64, u64, FxHashMap<RemoteRecord, (u64, u64)>);
+
+/// A resolved process: the name the source gave, its record, when it last had traffic.
+type Cached = (String, ProcessRecord, Instant);
 
 /// Resolves processes to applications, once per process.
 pub struct ProcessResolver {
     lookup: Box<dyn FnMut(u32) -> Option<ProcInfo>>,
-    cache: HashMap<(u32, String, Option<u64>), (ProcessRecord, Instant)>,
+    /// By pid and start stamp, then by name (a short list, nearly always of one): a lookup
+    /// per delta needs no copy of the name. FxHash: keys are small integers from the OS.
+    cache: FxHashMap<(u32, Option<u64>), Vec<Cached>>,
 }
 
 impl Default for ProcessResolver {
@@ -33,21 +39,35 @@ impl ProcessResolver {
     pub fn new(lookup: Box<dyn FnMut(u32) -> Option<ProcInfo>>) -> Self {
         ProcessResolver {
             lookup,
-            cache: HashMap::new(),
+            cache: FxHashMap::default(),
         }
     }
 
     /// Group one tick's deltas into per-process traffic.
     pub fn group(&mut self, deltas: &[Delta]) -> Vec<ProcessTraffic> {
         let now = Instant::now();
-        let mut order: Vec<ProcessRecord> = Vec::new();
-        let mut by_process: HashMap<ProcessRecord, Accumulated> = HashMap::new();
+        // Processes in the order they first appear; a record is copied once per process, not
+        // once per delta.
+        let mut order: Vec<(ProcessRecord, Accumulated)> = Vec::new();
+        let mut index: FxHashMap<ProcessRecord, usize> = FxHashMap::default();
         for d in deltas {
-            let record = self.record_for(&d.owner, now);
-            let entry = by_process.entry(record.clone()).or_insert_with(|| {
-                order.push(record);
-                (0, 0, HashMap::new())
-            });
+            let unattributed;
+            let record = match &d.owner {
+                Owner::Unattributed { reason } => {
+                    unattributed = unattributed_record(reason);
+                    &unattributed
+                }
+                Owner::Process(p) => self.record_for(p, now),
+            };
+            let at = match index.get(record) {
+                Some(&at) => at,
+                None => {
+                    index.insert(record.clone(), order.len());
+                    order.push((record.clone(), (0, 0, FxHashMap::default())));
+                    order.len() - 1
+                }
+            };
+            let entry = &mut order[at].1;
             entry.0 += d.bytes_in;
             entry.1 += d.bytes_out;
             if let Some(r) = &d.remote {
@@ -65,8 +85,7 @@ impl ProcessResolver {
         }
         order
             .into_iter()
-            .filter_map(|record| {
-                let (bytes_in, bytes_out, flows) = by_process.remove(&record)?;
+            .map(|(record, (bytes_in, bytes_out, flows))| {
                 let mut flows: Vec<Flow> = flows
                     .into_iter()
                     .map(|(remote, (bytes_in, bytes_out))| Flow {
@@ -82,12 +101,12 @@ impl ProcessResolver {
                         b.remote.proto,
                     ))
                 });
-                Some(ProcessTraffic {
+                ProcessTraffic {
                     process: record,
                     bytes_in,
                     bytes_out,
                     flows,
-                })
+                }
             })
             .collect()
     }
@@ -95,36 +114,31 @@ impl ProcessResolver {
     /// Forget processes not seen for a while, so a reused pid is looked up afresh.
     pub fn prune(&mut self) {
         let now = Instant::now();
-        self.cache
-            .retain(|_, (_, seen)| now.duration_since(*seen) < FORGET_AFTER);
+        self.cache.retain(|_, list| {
+            list.retain(|(_, _, seen)| now.duration_since(*seen) < FORGET_AFTER);
+            !list.is_empty()
+        });
     }
 
-    fn record_for(&mut self, owner: &Owner, now: Instant) -> ProcessRecord {
-        match owner {
-            Owner::Unattributed { reason } => ProcessRecord {
-                pid: None,
-                name: reason.clone(),
-                start_time: None,
-                exe: None,
-                uid: None,
-                app: App {
-                    name: format!("(unattributed: {reason})"),
-                    path: None,
-                },
-                kind: AppKind::Unattributed,
-                container: None,
-            },
-            Owner::Process(p) => {
-                let key = (p.pid, p.name.clone(), p.start_time);
-                if let Some((record, seen)) = self.cache.get_mut(&key) {
-                    *seen = now;
-                    return record.clone();
-                }
-                let record = self.resolve(p);
-                self.cache.insert(key, (record.clone(), now));
-                record
-            }
+    /// The record of a process, resolved the first time it is seen.
+    fn record_for(&mut self, p: &ProcessRef, now: Instant) -> &ProcessRecord {
+        let key = (p.pid, p.start_time);
+        let known = self
+            .cache
+            .get(&key)
+            .and_then(|list| list.iter().position(|(name, _, _)| *name == p.name));
+        if known.is_none() {
+            let record = self.resolve(p);
+            self.cache
+                .entry(key)
+                .or_default()
+                .push((p.name.clone(), record, now));
         }
+        let list = self.cache.entry(key).or_default();
+        let at = known.unwrap_or(list.len() - 1);
+        let cached = &mut list[at];
+        cached.2 = now;
+        &cached.1
     }
 
     fn resolve(&mut self, p: &ProcessRef) -> ProcessRecord {
@@ -171,6 +185,22 @@ impl ProcessResolver {
             kind: AppKind::Application,
             container: p.container.clone(),
         }
+    }
+}
+
+fn unattributed_record(reason: &str) -> ProcessRecord {
+    ProcessRecord {
+        pid: None,
+        name: reason.to_string(),
+        start_time: None,
+        exe: None,
+        uid: None,
+        app: App {
+            name: format!("(unattributed: {reason})"),
+            path: None,
+        },
+        kind: AppKind::Unattributed,
+        container: None,
     }
 }
 

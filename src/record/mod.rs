@@ -14,6 +14,7 @@
 
 pub mod alerts;
 pub mod attribute;
+pub mod batch;
 pub mod clock;
 pub mod networks;
 
@@ -28,16 +29,16 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{debug, debug_span, error, info, warn};
 
-use crate::delta::{self, Engine, StateChanges};
+use crate::delta::{self, Engine};
 use crate::procinfo::{self, usage};
-use crate::source::{self, Cancel, CounterKey, Source, SourceKind, SourceOptions};
+use crate::source::{self, Cancel, Source, SourceKind, SourceOptions};
 use crate::store::lock::RecorderLock;
 use crate::store::retention::{self, Policy};
-use crate::store::write::{RunInfo, Tick, Writer};
+use crate::store::write::{Gap, RunInfo, Writer};
 use crate::store::{self, Create};
-use crate::tick::{HostTraffic, NetTraffic, ProcessRecord, ProcessTraffic};
 use crate::web::attribute::HostSplitter;
 
+use batch::{Batch, PendingTick};
 use clock::{Schedule, WallJump};
 
 /// Everything `record` needs, validated.
@@ -46,6 +47,8 @@ pub struct Options {
     pub db: PathBuf,
     pub source: SourceKind,
     pub interval: Duration,
+    /// How often ticks are written to the database (zero: every tick).
+    pub write_every: Duration,
     pub sample_timeout: Duration,
     pub retention: Policy,
     pub include_loopback: bool,
@@ -63,8 +66,11 @@ pub struct Options {
 /// How often the retention pass runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// How often the counter journal is folded into `counter_state` (it is replayed on restart,
-/// so this only bounds its size; see sql/0003_counter_journal.sql).
-const FOLD_EVERY: Duration = Duration::from_secs(300);
+/// so this only bounds its size; see sql/0003_counter_journal.sql). A fold rewrites pages all
+/// over `counter_state`, so it is rare: the journal holds one row per written batch.
+const FOLD_EVERY: Duration = Duration::from_secs(3600);
+/// Tries to write what is unwritten when the run stops, a second apart.
+const LAST_WRITE_TRIES: u32 = 3;
 /// How often an info-level summary is logged.
 const SUMMARY_EVERY: Duration = Duration::from_secs(300);
 /// The longest pause between attempts after repeated failures.
@@ -86,13 +92,14 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
 /// A recording in progress: the lock, the source, the signal watcher, and the loop's state.
 struct Session<'a> {
     opts: &'a Options,
-    /// Held for the whole run; released when dropped.
-    _lock: RecorderLock,
     source: Box<dyn Source>,
     rec: Recorder<'a>,
     cancel: Cancel,
     signals: mpsc::Receiver<i32>,
     signal_handle: signal_hook::iterator::Handle,
+    /// Held for the whole run; released when dropped, after everything above (the live
+    /// socket is removed before another recorder can take the lock).
+    _lock: RecorderLock,
 }
 
 impl<'a> Session<'a> {
@@ -140,6 +147,7 @@ impl<'a> Session<'a> {
             boot_id: Some(boot.clone()),
             notes: source.blind_spots(),
         })?;
+        writer.set_write_every(run_id, opts.write_every.as_millis() as i64)?;
         let saved = writer.load_state(&boot, Utc::now().timestamp_millis())?;
         let resumed = saved.len();
         let mut engine = Engine::new(delta::Config {
@@ -172,10 +180,15 @@ impl<'a> Session<'a> {
             ""
         };
         eprintln!(
-            "netmon record: source {}{chosen}, database {}, every {}",
+            "netmon record: source {}{chosen}, database {}, every {}, written {}",
             kind.as_str(),
             opts.db.display(),
-            humantime::format_duration(opts.interval)
+            humantime::format_duration(opts.interval),
+            if opts.write_every.is_zero() {
+                "every tick".to_string()
+            } else {
+                format!("every {}", humantime::format_duration(opts.write_every))
+            }
         );
         for note in source.blind_spots() {
             eprintln!("netmon record: not counted: {note}");
@@ -185,6 +198,20 @@ impl<'a> Session<'a> {
         }
         info!(run = run_id, resumed_counters = resumed, boot = %boot, "recording");
 
+        let live = if opts.write_every.is_zero() {
+            None
+        } else {
+            crate::live::Publisher::start(
+                &opts.db,
+                crate::live::View {
+                    pid: std::process::id(),
+                    interval_ms: opts.interval.as_millis() as i64,
+                    write_every_ms: opts.write_every.as_millis() as i64,
+                    ..crate::live::View::default()
+                },
+                opts.share_with_group,
+            )
+        };
         Ok(Session {
             opts,
             _lock: lock,
@@ -192,6 +219,7 @@ impl<'a> Session<'a> {
             rec: {
                 let mut rec = Recorder::new(opts, writer, engine, run_id);
                 rec.interfaces = interfaces;
+                rec.live = live;
                 rec.watch_empty = kind == SourceKind::Nettop;
                 if let Some(table) = opts.process_table.clone() {
                     rec.resolver = attribute::ProcessResolver::new(Box::new(move |pid| {
@@ -238,7 +266,8 @@ impl<'a> Session<'a> {
                 }
                 Err(e) if e.is_permanent() => {
                     let now_ms = Utc::now().timestamp_millis();
-                    rec.stop_failing(now_ms);
+                    rec.write_last();
+                    rec.close_failing(now_ms);
                     let _ = rec
                         .writer
                         .end_run(rec.run_id, now_ms, &format!("error: {e}"));
@@ -262,7 +291,7 @@ impl<'a> Session<'a> {
                 rec.retention();
                 last_retention = Some(now);
             }
-            if now.duration_since(last_fold) >= FOLD_EVERY {
+            if now.duration_since(last_fold) >= FOLD_EVERY && rec.batch.is_empty() {
                 if let Err(e) = rec.writer.fold_state() {
                     error!(error = %e, "folding the counter journal failed; it is kept and retried");
                 }
@@ -278,11 +307,12 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Commit what is pending, fold the journal, close the run, and log what it cost.
+    /// Write what is unwritten, fold the journal, close the run, and log what it cost.
     fn finish(mut self, stop: Stop) -> anyhow::Result<()> {
         let rec = &mut self.rec;
+        rec.write_last();
         let stopped_ms = Utc::now().timestamp_millis();
-        rec.stop_failing(stopped_ms);
+        rec.close_failing(stopped_ms);
         let reason = match stop {
             Stop::Signal(sig) => format!("signal {}", signal_name(sig)),
             Stop::TickLimit => "tick limit".to_string(),
@@ -298,7 +328,7 @@ impl<'a> Session<'a> {
         // Bytes this process handed to write(2): nearly all of it SQLite's WAL and database.
         let written_bytes = usage::written_bytes().unwrap_or(0);
         info!(run = rec.run_id, reason = %reason, ticks = rec.ticks,
-            cpu_ms = cpu.as_millis() as u64, max_rss_kib, written_bytes, "stopped");
+            writes = rec.writes, failed_writes = rec.write_failures, cpu_ms = cpu.as_millis() as u64, max_rss_kib, written_bytes, "stopped");
         Ok(())
     }
 }
@@ -327,6 +357,8 @@ fn signal_name(sig: i32) -> &'static str {
 struct Summary {
     ticks: u64,
     failed: u64,
+    /// Writes of the batch that failed (it was kept and written later).
+    failed_writes: u64,
     bytes_in: u64,
     bytes_out: u64,
     sample_rows: u64,
@@ -338,9 +370,6 @@ struct Summary {
 struct Failing {
     /// Consecutive failures.
     count: u32,
-    /// Of those, commits that failed (a full disk, a locked database): their bytes are kept
-    /// and stored with the tick that ends the streak.
-    unwritten: u32,
     /// Wall time (epoch ms) of the last committed tick, or of the run's start.
     since_ms: i64,
     /// The last failure.
@@ -348,32 +377,11 @@ struct Failing {
 }
 
 impl Failing {
-    /// The gap's reason: how many ticks failed, the last error, and where the span's bytes
-    /// went (`lost`: the last try to store kept deltas failed).
-    fn reason(&self, lost: bool) -> String {
-        let fate = if lost {
-            "; the bytes of this span could not be stored and are not counted"
-        } else if self.unwritten > 0 {
-            "; their bytes are stored with the tick that ends this gap"
-        } else {
-            ""
-        };
-        format!("{} tick(s) failed: {}{fate}", self.count, self.error)
+    /// The gap's reason: how many ticks failed and the last error. The span's bytes are in
+    /// the tick that ends it (its counters' deltas cover the span).
+    fn reason(&self) -> String {
+        format!("{} tick(s) failed: {}", self.count, self.error)
     }
-}
-
-/// Deltas whose commit failed, kept for the next commit.
-struct Pending {
-    traffic: Vec<ProcessTraffic>,
-    web: Vec<HostTraffic>,
-    state: StateChanges,
-    net: Option<NetTraffic>,
-    /// The monotonic time these deltas cover: from the last committed tick's sample to the
-    /// latest sample merged in. The tick that finally stores them says so (`elapsed_ms`), so
-    /// rates over it are bytes over the real span, not over one interval.
-    covers: Duration,
-    /// Wall time (epoch ms) of the latest sample merged in.
-    at_ms: i64,
 }
 
 /// One run's per-tick work: deltas, attribution, commits, failures and summaries.
@@ -389,8 +397,21 @@ struct Recorder<'a> {
     last_wall_ms: Option<i64>,
     /// The current streak of failed ticks, if any.
     failing: Option<Failing>,
-    /// Deltas whose commit failed, to be committed with the next tick.
-    pending: Option<Pending>,
+    /// Ticks sampled but not yet written.
+    batch: Batch,
+    /// Gaps noticed since the last tick (the wall clock jumped), written before the next.
+    gaps_ahead: Vec<Gap>,
+    /// Consecutive failed writes of the batch.
+    failed_writes: u32,
+    /// Batches written this run, and writes that failed.
+    writes: u64,
+    write_failures: u64,
+    /// Ticks per write: `--write-every` over the interval.
+    every_ticks: usize,
+    /// Wall time (epoch ms) of the newest tick in the database.
+    durable_ms: Option<i64>,
+    /// What `top` and `status` read of the unwritten ticks (`<db>.sock`).
+    live: Option<crate::live::Publisher>,
     ticks: u64,
     summary: Summary,
     /// Whether a sample with no counters at all is a fault worth telling `status` about: for
@@ -419,7 +440,14 @@ impl<'a> Recorder<'a> {
             last_mono: None,
             last_wall_ms: None,
             failing: None,
-            pending: None,
+            batch: Batch::default(),
+            gaps_ahead: Vec::new(),
+            failed_writes: 0,
+            writes: 0,
+            write_failures: 0,
+            every_ticks: every_ticks(opts.interval, opts.write_every),
+            durable_ms: None,
+            live: None,
             ticks: 0,
             summary: Summary {
                 cpu_at_start: usage::cpu_time(),
@@ -481,14 +509,11 @@ impl<'a> Recorder<'a> {
                         the machine slept or the clock was stepped; recorded as a gap"
                     );
                     let start = prev + elapsed.as_millis() as i64;
-                    if let Err(e) = self.writer.gap(
-                        self.run_id,
-                        start,
-                        start + d.as_millis() as i64,
-                        "machine asleep or clock stepped forward",
-                    ) {
-                        error!(error = %e, "could not record a gap");
-                    }
+                    self.gaps_ahead.push(Gap {
+                        start_ms: start,
+                        end_ms: start + d.as_millis() as i64,
+                        reason: "machine asleep or clock stepped forward".to_string(),
+                    });
                 }
                 WallJump::Backward(d) => {
                     warn!(
@@ -500,157 +525,200 @@ impl<'a> Recorder<'a> {
             }
         }
 
+        // A streak of failed samples ends with this tick, whose deltas cover it: its gap is
+        // written just before the tick.
+        let mut gaps = std::mem::take(&mut self.gaps_ahead);
+        if let Some(f) = self.failing.take() {
+            gaps.push(Gap {
+                start_ms: f.since_ms,
+                end_ms: wall_ms,
+                reason: f.reason(),
+            });
+        }
+        let at = chrono::DateTime::<Utc>::from_timestamp_millis(wall_ms).unwrap_or_else(Utc::now);
         let mut state = outcome.state;
         let net = self.interfaces.tick(sampled_at, &mut state);
-        let (mut traffic, mut web, mut net) = (traffic, web, net);
-        let mut covers = elapsed;
-        if let Some(old) = self.pending.take() {
-            traffic = merge_traffic(old.traffic, traffic);
-            web = merge_web(old.web, web);
-            state = merge_state(old.state, state);
-            net = networks::merge(old.net, net);
-            covers = old.covers.saturating_add(elapsed);
+        // Caps and rate alerts follow the ticks as they are taken, written or not.
+        self.alerts
+            .after_commit(self.writer.conn(), net.as_ref(), &traffic, elapsed, wall_ms);
+        let pending = PendingTick {
+            at_ms: wall_ms,
+            elapsed_ms: elapsed.as_millis() as i64,
+            day: clock::local_day_start(at),
+            traffic,
+            web,
+            state,
+            net,
+            gaps,
+        };
+        debug!(
+            counters,
+            processes = pending.traffic.len(),
+            rejected = outcome.rejected.len(),
+            baselined = outcome.baselined,
+            elapsed_ms = pending.elapsed_ms,
+            unwritten = self.batch.len() + 1,
+            "tick"
+        );
+        if let Some(live) = &self.live {
+            live.tick(&pending);
         }
-        // A failure streak ends only when a commit succeeds: its gap is stored with that tick.
-        let gap = self.failing.as_ref().map(|f| (f.since_ms, f.reason(false)));
-        let gap = gap.as_ref().map(|(since, why)| (*since, why.as_str()));
-        match self.commit(&traffic, &web, &state, net.as_ref(), wall_ms, covers, gap) {
-            Ok(stats) => {
-                self.failing = None;
-                self.ticks += 1;
-                self.summary.ticks += 1;
-                self.summary.bytes_in += stats.bytes_in;
-                self.summary.bytes_out += stats.bytes_out;
-                self.summary.sample_rows += stats.sample_rows as u64;
-                self.alerts.after_commit(
-                    self.writer.conn(),
-                    net.as_ref(),
-                    &traffic,
-                    covers,
-                    wall_ms,
-                );
-                debug!(
-                    counters,
-                    processes = traffic.len(),
-                    host_rows = stats.web_rows,
-                    bytes_in = stats.bytes_in,
-                    bytes_out = stats.bytes_out,
-                    rejected = outcome.rejected.len(),
-                    baselined = outcome.baselined,
-                    elapsed_ms = covers.as_millis() as u64,
-                    "tick committed"
-                );
-            }
-            Err(e) => {
-                error!(error = %e, "committing the tick failed; its deltas will be committed with the next one");
-                self.fail(format!("writing the database failed: {e}"), true);
-                self.pending = Some(Pending {
-                    traffic,
-                    web,
-                    state,
-                    net,
-                    covers,
-                    at_ms: wall_ms,
-                });
-            }
-        }
+        self.batch.push(pending, sampled_at);
+        self.ticks += 1;
+        self.summary.ticks += 1;
         self.last_mono = Some(sampled_at);
         self.last_wall_ms = Some(wall_ms);
+        // After a failed write, try again every tick.
+        let every = if self.failed_writes > 0 {
+            Duration::ZERO
+        } else {
+            self.opts.write_every
+        };
+        let every_ticks = if self.failed_writes > 0 {
+            1
+        } else {
+            self.every_ticks
+        };
+        if self.batch.due(sampled_at, every, every_ticks) {
+            self.write();
+        }
     }
 
-    // The tick's parts, passed as they are (the batching rewrite of this loop replaces them
-    // with one struct).
-    #[allow(clippy::too_many_arguments)]
-    fn commit(
-        &mut self,
-        traffic: &[ProcessTraffic],
-        web: &[HostTraffic],
-        state: &StateChanges,
-        net: Option<&NetTraffic>,
-        wall_ms: i64,
-        elapsed: Duration,
-        gap: Option<(i64, &str)>,
-    ) -> Result<store::write::TickStats, store::Error> {
-        let at = chrono::DateTime::<Utc>::from_timestamp_millis(wall_ms).unwrap_or_else(Utc::now);
-        self.writer.commit_tick_ending_gap(
-            &Tick {
-                run_id: self.run_id,
-                at_ms: wall_ms,
-                elapsed_ms: elapsed.as_millis() as i64,
-                day: clock::local_day_start(at),
-                traffic,
-                web,
-                state,
-                net,
-            },
-            gap,
-        )
+    /// Write the unwritten ticks in one transaction. On failure they are kept (merged into
+    /// one tick if the batch is over its bound) and written with a later tick.
+    fn write(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let result = {
+            let ticks = self.batch.as_ticks(self.run_id);
+            self.writer.commit_batch(&ticks)
+        };
+        match result {
+            Ok(stats) => {
+                for s in &stats {
+                    self.summary.bytes_in += s.bytes_in;
+                    self.summary.bytes_out += s.bytes_out;
+                    self.summary.sample_rows += s.sample_rows as u64;
+                }
+                if self.failed_writes > 0 {
+                    info!(
+                        failed_writes = self.failed_writes,
+                        ticks = stats.len(),
+                        "the database is writable again: the kept ticks are written"
+                    );
+                }
+                debug!(
+                    ticks = stats.len(),
+                    rows = self.batch.rows(),
+                    "batch written"
+                );
+                self.durable_ms = self.batch.ticks().last().map(|t| t.at_ms);
+                self.batch.clear();
+                self.failed_writes = 0;
+                self.writes += 1;
+                if let Some(live) = &self.live {
+                    live.written(self.durable_ms);
+                }
+                true
+            }
+            Err(e) => {
+                self.failed_writes += 1;
+                self.write_failures += 1;
+                self.summary.failed_writes += 1;
+                error!(
+                    error = %e,
+                    unwritten_ticks = self.batch.len(),
+                    consecutive = self.failed_writes,
+                    "writing the database failed; the ticks are kept and written with a later tick"
+                );
+                if self.batch.rows() >= batch::MAX_ROWS {
+                    warn!(
+                        rows = self.batch.rows(),
+                        "the unwritten ticks reached their memory bound: merged into one tick \
+                         covering their span (bytes kept, per-tick detail lost)"
+                    );
+                    self.batch.squeeze();
+                }
+                if let Some(live) = &self.live {
+                    live.failed(self.failed_writes);
+                }
+                false
+            }
+        }
+    }
+
+    /// The run is ending: write what is unwritten, trying a few times (a database locked for
+    /// a moment); if it cannot be written, say what is lost.
+    fn write_last(&mut self) {
+        for attempt in 1..=LAST_WRITE_TRIES {
+            if self.write() {
+                return;
+            }
+            if attempt < LAST_WRITE_TRIES {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        let (Some(first), Some(last)) = (self.batch.ticks().first(), self.batch.ticks().last())
+        else {
+            return;
+        };
+        let (from, to) = (first.at_ms - first.elapsed_ms, last.at_ms);
+        error!(
+            ticks = self.batch.len(),
+            "could not write the last ticks; their bytes are lost"
+        );
+        // Counters resume from the last written state, so the next run counts what live
+        // processes moved in this span again: only processes that exit in between lose it.
+        if let Err(e) = self.writer.gap(
+            self.run_id,
+            from,
+            to,
+            &format!(
+                "{} tick(s) could not be written at the stop; processes that exited before \
+                 the next run lost their bytes of this span",
+                self.batch.len()
+            ),
+        ) {
+            error!(error = %e, "could not record a gap");
+        }
+        self.batch.clear();
     }
 
     /// The source failed this tick.
     fn failed(&mut self, e: &source::Error) {
-        self.fail(e.to_string(), false);
+        self.fail(e.to_string());
         warn!(error = %e, consecutive = self.failing.as_ref().map_or(0, |f| f.count), "tick failed");
     }
 
-    /// Count a failed tick (`unwritten`: its commit failed) in the summary and the streak.
-    fn fail(&mut self, error: String, unwritten: bool) {
+    /// Count a failed tick in the summary and the streak.
+    fn fail(&mut self, error: String) {
         self.summary.failed += 1;
-        // The streak starts where the last committed tick ended: the previous sample's, when
-        // no streak is running (it was committed), else the streak's own start.
+        // The streak starts where the last tick ended: the previous sample's, when no streak
+        // is running, else the streak's own start.
         let since_ms = self
             .failing
             .as_ref()
             .map(|f| f.since_ms)
             .or(self.last_wall_ms)
             .unwrap_or_else(|| Utc::now().timestamp_millis());
-        let (count, before) = self
-            .failing
-            .as_ref()
-            .map_or((0, 0), |f| (f.count, f.unwritten));
+        let count = self.failing.as_ref().map_or(0, |f| f.count);
         self.failing = Some(Failing {
             count: count + 1,
-            unwritten: before + u32::from(unwritten),
             since_ms,
             error,
         });
     }
 
-    /// The run is ending: one last try for deltas a failed commit left behind (labelled with
-    /// the span they cover), then the open failure streak, if any, becomes a gap.
-    fn stop_failing(&mut self, now_ms: i64) {
-        let mut lost = false;
-        if let Some(p) = self.pending.take() {
-            // The streak ends with the tick that stores its bytes, and its gap with it.
-            let gap = self.failing.as_ref().map(|f| (f.since_ms, f.reason(false)));
-            let gap = gap.as_ref().map(|(since, why)| (*since, why.as_str()));
-            match self.commit(
-                &p.traffic,
-                &p.web,
-                &p.state,
-                p.net.as_ref(),
-                p.at_ms,
-                p.covers,
-                gap,
-            ) {
-                Ok(_) => self.failing = None,
-                Err(e) => {
-                    error!(error = %e, "could not commit the last ticks' deltas; they are lost");
-                    lost = true;
-                }
-            }
-        }
-        self.close_failing(now_ms, lost);
-    }
-
     /// A failure streak ended without a tick to store it with (the run is stopping): record it
-    /// as a gap, saying where its bytes went. `lost`: the last try to store kept deltas failed.
-    fn close_failing(&mut self, until_ms: i64, lost: bool) {
-        if let Some(f) = self.failing.take() {
-            let reason = f.reason(lost);
-            if let Err(e) = self.writer.gap(self.run_id, f.since_ms, until_ms, &reason) {
-                error!(error = %e, "could not record a gap");
-            }
+    /// as a gap.
+    fn close_failing(&mut self, until_ms: i64) {
+        if let Some(f) = self.failing.take()
+            && let Err(e) = self
+                .writer
+                .gap(self.run_id, f.since_ms, until_ms, &f.reason())
+        {
+            error!(error = %e, "could not record a gap");
         }
     }
 
@@ -692,6 +760,7 @@ impl<'a> Recorder<'a> {
         info!(
             ticks = s.ticks,
             failed = s.failed,
+            failed_writes = s.failed_writes,
             bytes_in = s.bytes_in,
             bytes_out = s.bytes_out,
             sample_rows = s.sample_rows,
@@ -702,79 +771,21 @@ impl<'a> Recorder<'a> {
     }
 }
 
-/// Deltas of two ticks as one: bytes summed per process and per connection, so deltas kept
-/// across failing commits (a full disk, a locked database) grow with the processes seen, not
-/// with the number of ticks.
-fn merge_traffic(earlier: Vec<ProcessTraffic>, later: Vec<ProcessTraffic>) -> Vec<ProcessTraffic> {
-    let mut out: Vec<ProcessTraffic> = Vec::with_capacity(earlier.len().max(later.len()));
-    let mut at: HashMap<ProcessRecord, usize> = HashMap::new();
-    for t in earlier.into_iter().chain(later) {
-        match at.get(&t.process) {
-            Some(&i) => {
-                let m = &mut out[i];
-                m.bytes_in = m.bytes_in.saturating_add(t.bytes_in);
-                m.bytes_out = m.bytes_out.saturating_add(t.bytes_out);
-                for f in t.flows {
-                    match m.flows.iter_mut().find(|g| g.remote == f.remote) {
-                        Some(g) => {
-                            g.bytes_in = g.bytes_in.saturating_add(f.bytes_in);
-                            g.bytes_out = g.bytes_out.saturating_add(f.bytes_out);
-                        }
-                        None => m.flows.push(f),
-                    }
-                }
-            }
-            None => {
-                at.insert(t.process.clone(), out.len());
-                out.push(t);
-            }
-        }
+/// Ticks per write: `write_every` over `interval`, at least one.
+fn every_ticks(interval: Duration, write_every: Duration) -> usize {
+    if interval.is_zero() {
+        return 1;
     }
-    out
-}
-
-/// Browser bytes of two ticks as one, summed per application, host and method.
-fn merge_web(earlier: Vec<HostTraffic>, later: Vec<HostTraffic>) -> Vec<HostTraffic> {
-    let mut out: Vec<HostTraffic> = Vec::with_capacity(earlier.len().max(later.len()));
-    for h in earlier.into_iter().chain(later) {
-        match out
-            .iter_mut()
-            .find(|m| m.app == h.app && m.host == h.host && m.method == h.method)
-        {
-            Some(m) => {
-                m.bytes_in = m.bytes_in.saturating_add(h.bytes_in);
-                m.bytes_out = m.bytes_out.saturating_add(h.bytes_out);
-            }
-            None => out.push(h),
-        }
-    }
-    out
-}
-
-/// Apply `later` on top of `earlier`, key by key, in order.
-fn merge_state(earlier: StateChanges, later: StateChanges) -> StateChanges {
-    let mut m: HashMap<CounterKey, Option<(u64, u64)>> = HashMap::new();
-    for s in [earlier, later] {
-        for (k, i, o) in s.upsert {
-            m.insert(k, Some((i, o)));
-        }
-        for k in s.remove {
-            m.insert(k, None);
-        }
-    }
-    let mut out = StateChanges::default();
-    for (k, v) in m {
-        match v {
-            Some((i, o)) => out.upsert.push((k, i, o)),
-            None => out.remove.push(k),
-        }
-    }
-    out
+    (write_every.as_nanos() / interval.as_nanos()).clamp(1, usize::MAX as u128) as usize
 }
 
 #[cfg(test)]
 mod tests {
+    use super::batch::{merge_traffic, merge_web};
     use super::*;
+    use crate::delta::StateChanges;
+    use crate::source::CounterKey;
+    use crate::tick::{HostTraffic, ProcessRecord, ProcessTraffic};
 
     #[test]
     fn backoff_starts_after_the_second_failure_and_is_capped() {
@@ -879,11 +890,11 @@ mod tests {
         );
     }
 
-    /// A commit that fails (here: another writer holds the database; in life also a full
-    /// disk) keeps its deltas, and the next tick that commits writes them: nothing is lost
-    /// and nothing counted twice.
+    /// A write that fails (here: another writer holds the database; in life also a full
+    /// disk) keeps its ticks, and the next write stores each of them as it was: nothing is
+    /// lost, nothing counted twice, no tick merged and no gap (nothing was missed).
     #[test]
-    fn ticks_whose_commit_fails_are_committed_with_the_next_one_exactly() {
+    fn ticks_whose_write_fails_are_written_with_the_next_one_exactly() {
         use crate::source::{Counter, Owner, ProcessRef, Snapshot};
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("n.db");
@@ -905,6 +916,7 @@ mod tests {
             db: db.clone(),
             source: SourceKind::Nettop,
             interval: Duration::from_secs(1),
+            write_every: Duration::ZERO,
             sample_timeout: Duration::from_secs(1),
             retention: Policy::default(),
             include_loopback: false,
@@ -949,23 +961,28 @@ mod tests {
         rec.tick(snap(2), at(1));
         pause();
         rec.tick(snap(4), at(2));
-        assert!(rec.pending.is_some(), "both commits failed and were kept");
+        assert_eq!(
+            rec.batch.len(),
+            2,
+            "both writes failed and the ticks were kept"
+        );
         hold.rollback().expect("release");
         pause();
         rec.tick(snap(7), at(3));
-        assert!(rec.pending.is_none());
+        assert!(rec.batch.is_empty());
         use crate::store::testing::{count, sum};
         let conn = rec.writer.conn();
         let (bytes_in, bytes_out) = (
             sum(conn, "samples", "bytes_in"),
             sum(conn, "samples", "bytes_out"),
         );
-        let rows = count(conn, "samples");
         assert_eq!((bytes_in, bytes_out), (6000, 60), "7000 - 1000 baseline");
-        assert_eq!(rows, 1, "the kept deltas were merged into one row");
+        assert_eq!(
+            count(conn, "samples"),
+            3,
+            "one row per tick: nothing merged"
+        );
         assert_eq!(sum(conn, "hourly", "bytes_in"), 6000);
-        // The tick that stored them says it covers the three seconds they span (issue 13:
-        // not the last second alone, which would make the rate three times too high).
         let elapsed: Vec<i64> = conn
             .prepare("SELECT elapsed_ms FROM ticks ORDER BY id")
             .expect("prepare")
@@ -973,27 +990,16 @@ mod tests {
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows");
-        assert_eq!(elapsed, vec![0, 3000]);
-        // The two failed commits are failures, and their span a gap that says where its bytes
-        // went.
-        assert_eq!(rec.summary.failed, 2);
-        let (gaps, reason): (i64, String) = conn
-            .query_row("SELECT count(*), max(reason) FROM gaps", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .expect("gaps");
-        assert_eq!(gaps, 1);
-        assert!(
-            reason.starts_with("2 tick(s) failed: writing the database failed")
-                && reason.ends_with("their bytes are stored with the tick that ends this gap"),
-            "{reason}"
-        );
+        assert_eq!(elapsed, vec![0, 1000, 1000, 1000], "each tick its own span");
+        assert_eq!(rec.summary.failed_writes, 2);
+        assert_eq!(rec.summary.failed, 0, "every sample worked");
+        assert_eq!(count(conn, "gaps"), 0, "no time was missed");
     }
 
-    /// Deltas still unwritten when the run stops get one more try, labelled with the span
-    /// they cover.
+    /// Ticks still unwritten when the run stops are written, each as it was, however long
+    /// the write window.
     #[test]
-    fn deltas_unwritten_at_the_stop_are_stored_with_the_span_they_cover() {
+    fn ticks_unwritten_at_the_stop_are_written_each_with_its_span() {
         use crate::source::{Counter, Owner, ProcessRef, Snapshot};
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("n.db");
@@ -1015,6 +1021,7 @@ mod tests {
             db: db.clone(),
             source: SourceKind::Nettop,
             interval: Duration::from_secs(1),
+            write_every: Duration::from_secs(3600),
             sample_timeout: Duration::from_secs(1),
             retention: Policy::default(),
             include_loopback: false,
@@ -1047,25 +1054,26 @@ mod tests {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         rec.tick(snap(1), at(0));
-        let mut blocker = rusqlite::Connection::open(&db).expect("second connection");
-        let hold = blocker
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .expect("hold the write lock");
         rec.tick(snap(3), at(2));
         rec.tick(snap(4), at(3));
-        hold.rollback().expect("release");
-        rec.stop_failing(Utc::now().timestamp_millis());
+        assert_eq!(rec.batch.len(), 3, "an hour's window: nothing written yet");
+        assert_eq!(
+            crate::store::testing::count(rec.writer.conn(), "ticks"),
+            0,
+            "nothing in the file before the window ends"
+        );
+        rec.write_last();
         use crate::store::testing::sum;
         let conn = rec.writer.conn();
         assert_eq!(sum(conn, "samples", "bytes_in"), 3000);
-        let last: i64 = conn
-            .query_row(
-                "SELECT elapsed_ms FROM ticks ORDER BY id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .expect("last tick");
-        assert_eq!(last, 3000, "the stored tick covers both unwritten ones");
+        let elapsed: Vec<i64> = conn
+            .prepare("SELECT elapsed_ms FROM ticks ORDER BY id")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(elapsed, vec![0, 2000, 1000]);
     }
 
     #[test]
@@ -1079,7 +1087,7 @@ mod tests {
             upsert: vec![(k("a"), 2, 2), (k("c"), 3, 3)],
             remove: vec![k("b")],
         };
-        let mut m = merge_state(a, b);
+        let mut m = crate::store::state::merge([&a, &b]);
         m.upsert.sort();
         assert_eq!(m.upsert, vec![(k("a"), 2, 2), (k("c"), 3, 3)]);
         assert_eq!(m.remove, vec![k("b")]);

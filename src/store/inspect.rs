@@ -89,6 +89,8 @@ pub struct RunRow {
     pub stop_reason: Option<String>,
     pub source: String,
     pub interval_ms: i64,
+    /// How often the run writes its ticks (0: every tick).
+    pub write_every_ms: i64,
     pub hostname: Option<String>,
     pub version: String,
     /// What the source could not see, one sentence a line.
@@ -99,7 +101,8 @@ pub struct RunRow {
 pub fn last_run(conn: &Connection) -> rusqlite::Result<Option<RunRow>> {
     conn.query_row(
         "SELECT id, pid, started_at, first_tick_at, last_tick_at, stopped_at, stop_reason, \
-         source, interval_ms, hostname, version, notes FROM runs ORDER BY id DESC LIMIT 1",
+         source, interval_ms, hostname, version, notes, write_every_ms FROM runs \
+         ORDER BY id DESC LIMIT 1",
         [],
         |r| {
             Ok(RunRow {
@@ -115,6 +118,7 @@ pub fn last_run(conn: &Connection) -> rusqlite::Result<Option<RunRow>> {
                 hostname: r.get(9)?,
                 version: r.get(10)?,
                 notes: r.get(11)?,
+                write_every_ms: r.get(12)?,
             })
         },
     )

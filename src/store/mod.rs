@@ -3,6 +3,7 @@
 //! retention pass (`retention`) and the series `/metrics` exports (`metrics`). The SQL schema itself
 //! lives in `sql/` at the top of the repository.
 
+pub mod flows;
 pub mod inspect;
 pub mod lock;
 pub mod meta;

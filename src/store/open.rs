@@ -30,7 +30,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_metrics_series",
         include_str!("../../sql/0005_metrics_series.sql"),
     ),
-    // 0006 is reserved for the lean-recording change (issue 16), merged before this one.
+    (
+        "0006_batched_writes",
+        include_str!("../../sql/0006_batched_writes.sql"),
+    ),
     ("0007_networks", include_str!("../../sql/0007_networks.sql")),
 ];
 

@@ -46,6 +46,39 @@ pub struct Row {
     new_keys: Vec<String>,
 }
 
+impl Row {
+    /// A row that changes nothing (only its version byte): not worth a journal row.
+    pub fn is_empty(&self) -> bool {
+        self.blob.len() <= 1
+    }
+}
+
+/// Several ticks' state changes as one, applied in order: the last word per counter.
+pub fn merge<'a>(changes: impl IntoIterator<Item = &'a StateChanges>) -> StateChanges {
+    let mut order: Vec<&'a CounterKey> = Vec::new();
+    let mut last: HashMap<&'a CounterKey, Option<(u64, u64)>> = HashMap::new();
+    for c in changes {
+        for (k, i, o) in &c.upsert {
+            if last.insert(k, Some((*i, *o))).is_none() {
+                order.push(k);
+            }
+        }
+        for k in &c.remove {
+            if last.insert(k, None).is_none() {
+                order.push(k);
+            }
+        }
+    }
+    let mut out = StateChanges::default();
+    for k in order {
+        match last[k] {
+            Some((i, o)) => out.upsert.push((k.clone(), i, o)),
+            None => out.remove.push(k.clone()),
+        }
+    }
+    out
+}
+
 impl Journal {
     /// Encode one tick's changes: sets first, then forgets (a key is in at most one list).
     pub fn encode(&self, changes: &StateChanges) -> Row {

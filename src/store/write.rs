@@ -1,9 +1,12 @@
-//! The recorder's write path: runs, gaps, and one transaction per tick.
+//! The recorder's write path: runs, gaps, and one transaction per batch of ticks.
 //!
-//! A tick's transaction holds everything the tick learned: the tick row, its non-zero
-//! per-process and per-connection deltas, the hourly and daily rollups (upserted, so they are
-//! never behind), the counter state a restart resumes from, and the run's last-tick time (so a
-//! crash is bounded to the last committed tick). Either all of it lands or none of it does.
+//! The recorder keeps its ticks in memory and writes them in batches (`--write-every`, see
+//! `sql/0006_batched_writes.sql`). A batch's transaction holds everything its ticks learned:
+//! each tick's own row and its non-zero per-process and per-connection deltas (ticks are never
+//! merged), the hourly and daily rollups (upserted, so they are never behind the ticks), the
+//! gaps the ticks end, the counter state a restart resumes from (one journal row: the last word
+//! per counter), and the run's last-tick time (so a crash is bounded to the last written
+//! batch). Either all of it lands or none of it does.
 
 use std::collections::HashMap;
 
@@ -32,6 +35,15 @@ pub struct Tick<'a> {
     pub state: &'a StateChanges,
     /// Interface deltas and networks (`None`: no interface reading this tick).
     pub net: Option<&'a NetTraffic>,
+}
+
+/// A stretch of time in which counting was incomplete, written with the batch that holds the
+/// tick it precedes (`insert_gap` rules: it never reaches back over recorded time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub reason: String,
 }
 
 /// What one committed tick wrote.
@@ -208,6 +220,16 @@ impl Writer {
         Ok(())
     }
 
+    /// Note how often this run makes its ticks durable (0: every tick), for readers telling a
+    /// recorder between two writes from a stalled one.
+    pub fn set_write_every(&mut self, run_id: i64, every_ms: i64) -> Result<(), Error> {
+        self.conn.execute(
+            "UPDATE runs SET write_every_ms = ?2 WHERE id = ?1",
+            params![run_id, every_ms],
+        )?;
+        Ok(())
+    }
+
     /// Record a clean stop.
     pub fn end_run(&mut self, run_id: i64, stopped_at_ms: i64, reason: &str) -> Result<(), Error> {
         self.conn.execute(
@@ -260,16 +282,32 @@ impl Writer {
     }
 
     /// [`Writer::commit_tick`], storing in the same transaction the gap `(start_ms, reason)`
-    /// that this tick ends: the span of ticks that failed before it, whose bytes it carries.
-    /// Written before the tick moves the run's recorded time on (`recorded_until`), and
-    /// atomically with it, so recorded time never counts that span, not even for a moment.
+    /// that this tick ends (written before the tick moves the run's recorded time on).
     pub fn commit_tick_ending_gap(
         &mut self,
         tick: &Tick<'_>,
         gap: Option<(i64, &str)>,
     ) -> Result<TickStats, Error> {
-        let row = self.journal.encode(tick.state);
-        let result = self.try_commit_tick(tick, gap, &row);
+        let gaps: Vec<Gap> = gap
+            .map(|(start_ms, reason)| Gap {
+                start_ms,
+                end_ms: tick.at_ms,
+                reason: reason.to_string(),
+            })
+            .into_iter()
+            .collect();
+        let stats = self.commit_batch(&[(tick.clone(), &gaps[..])])?;
+        Ok(stats.into_iter().next().unwrap_or_default())
+    }
+
+    /// Write a batch of ticks, in order, in one transaction: each with the gaps written just
+    /// before it. Every tick keeps its own row; the counter journal gets one row holding the
+    /// last word per counter over the batch (each tick's `state` applied in order). On failure
+    /// nothing is written and the caller keeps the batch.
+    pub fn commit_batch(&mut self, ticks: &[(Tick<'_>, &[Gap])]) -> Result<Vec<TickStats>, Error> {
+        let merged = state::merge(ticks.iter().map(|(t, _)| t.state));
+        let row = self.journal.encode(&merged);
+        let result = self.try_commit_batch(ticks, &row);
         if result.is_ok() {
             self.journal.committed(row);
         } else {
@@ -284,142 +322,235 @@ impl Writer {
         result
     }
 
-    fn try_commit_tick(
+    fn try_commit_batch(
         &mut self,
-        tick: &Tick<'_>,
-        gap: Option<(i64, &str)>,
+        ticks: &[(Tick<'_>, &[Gap])],
         row: &state::Row,
-    ) -> Result<TickStats, Error> {
-        // Resolve ids outside the hot statements; new ones are inserted inside the transaction.
-        let tx = self.conn.transaction()?;
-        if let Some((start_ms, reason)) = gap {
-            insert_gap(&tx, tick.run_id, start_ms, tick.at_ms, reason)?;
-        }
-        let net = networks::prepare(&tx, &mut self.nets, tick.net, tick.traffic, tick.at_ms)?;
-        tx.prepare_cached(
-            "INSERT INTO ticks(run_id, at, elapsed_ms, net) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![tick.run_id, tick.at_ms, tick.elapsed_ms, net.blob])?;
-        let tick_id = tx.last_insert_rowid();
-        let mut stats = TickStats {
-            tick_id,
-            ..TickStats::default()
+    ) -> Result<Vec<TickStats>, Error> {
+        let Writer {
+            conn,
+            apps,
+            processes,
+            remotes,
+            web_hosts,
+            nets,
+            ..
+        } = self;
+        let mut ids = Ids {
+            apps,
+            processes,
+            remotes,
+            web_hosts,
+            nets,
         };
-        let mut per_app: HashMap<i64, (u64, u64)> = HashMap::new();
-        for t in tick.traffic {
-            if t.bytes_in == 0 && t.bytes_out == 0 {
-                continue;
+        let tx = conn.transaction()?;
+        let mut all = Vec::with_capacity(ticks.len());
+        // Rollups summed over the batch first: one upsert per bucket and app, not per tick.
+        let mut rollups = Rollups::default();
+        let mut last_at: Option<(i64, i64)> = None;
+        for (tick, gaps) in ticks {
+            for g in gaps.iter() {
+                insert_gap(&tx, tick.run_id, g.start_ms, g.end_ms, &g.reason)?;
             }
-            let (process_id, app_id) = process_id(
-                &tx,
-                &mut self.apps,
-                &mut self.processes,
-                &t.process,
-                tick.at_ms,
-            )?;
+            all.push(write_tick(&tx, &mut ids, tick, &mut rollups)?);
+            // A wall clock stepped back does not move the run's end back: recorded time (which
+            // `/metrics` exports as a counter) never shrinks. Written per tick, so a gap the
+            // next tick ends starts where recorded time ends (`insert_gap`).
             tx.prepare_cached(
-                "INSERT INTO samples(tick_id, process_id, bytes_in, bytes_out) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT(tick_id, process_id) DO UPDATE SET \
-                 bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
+                "UPDATE runs SET last_tick_at = max(coalesce(last_tick_at, ?2), ?2), \
+                 first_tick_at = coalesce(first_tick_at, ?2) WHERE id = ?1",
             )?
-            .execute(params![tick_id, process_id, t.bytes_in as i64, t.bytes_out as i64])?;
-            stats.sample_rows += 1;
-            stats.bytes_in += t.bytes_in;
-            stats.bytes_out += t.bytes_out;
-            let a = per_app.entry(app_id).or_default();
-            a.0 += t.bytes_in;
-            a.1 += t.bytes_out;
-            for f in &t.flows {
-                let (bin, bout) = (f.bytes_in, f.bytes_out);
-                if bin == 0 && bout == 0 {
-                    continue;
-                }
-                let remote_id = remote_id(&tx, &mut self.remotes, &f.remote)?;
-                tx.prepare_cached(
-                    "INSERT INTO flow_samples(tick_id, process_id, remote_id, bytes_in, bytes_out) \
-                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(tick_id, process_id, remote_id) DO UPDATE SET \
-                     bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
-                )?
-                .execute(params![tick_id, process_id, remote_id, bin as i64, bout as i64])?;
-                stats.flow_rows += 1;
-            }
+            .execute(params![tick.run_id, tick.at_ms])?;
+            last_at = Some((tick.run_id, tick.at_ms));
         }
-        let hour = tick.at_ms.div_euclid(3_600_000) * 3600;
-        for (app_id, (bin, bout)) in &per_app {
-            for (sql, bucket) in [(UPSERT_HOURLY, hour), (UPSERT_DAILY, tick.day)] {
-                tx.prepare_cached(sql)?.execute(params![
-                    bucket,
-                    app_id,
-                    *bin as i64,
-                    *bout as i64,
-                    tick.at_ms
-                ])?;
-            }
+        rollups.write(&tx)?;
+        if let Some((_, at_ms)) = last_at
+            && !row.is_empty()
+        {
+            state::journal(&tx, at_ms, row)?;
         }
-        networks::roll_up(
-            &tx,
-            &mut self.nets,
-            &net,
-            hour,
-            tick.day,
-            tick.at_ms,
-            &per_app,
-        )?;
-        let mut per_host: HashMap<(i64, i64, i64), (u64, u64)> = HashMap::new();
-        for w in tick.web {
-            if w.bytes_in == 0 && w.bytes_out == 0 {
-                continue;
-            }
-            let app_id = app_id(&tx, &mut self.apps, &w.app, None, AppKind::Application)?;
-            let host_id = web_host_id(&tx, &mut self.web_hosts, &w.host)?;
-            let method = w.method as i64;
-            tx.prepare_cached(
-                "INSERT INTO web_samples(tick_id, app_id, host_id, method, bytes_in, bytes_out) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(tick_id, app_id, host_id, method) \
-                 DO UPDATE SET bytes_in = bytes_in + excluded.bytes_in, \
-                 bytes_out = bytes_out + excluded.bytes_out",
-            )?
-            .execute(params![
-                tick_id,
-                app_id,
-                host_id,
-                method,
-                w.bytes_in as i64,
-                w.bytes_out as i64
-            ])?;
-            stats.web_rows += 1;
-            let e = per_host.entry((app_id, host_id, method)).or_default();
-            e.0 += w.bytes_in;
-            e.1 += w.bytes_out;
-        }
-        for ((app_id, host_id, method), (bin, bout)) in &per_host {
-            for (sql, bucket) in [(UPSERT_WEB_HOURLY, hour), (UPSERT_WEB_DAILY, tick.day)] {
-                tx.prepare_cached(sql)?.execute(params![
-                    bucket,
-                    app_id,
-                    host_id,
-                    method,
-                    *bin as i64,
-                    *bout as i64,
-                    tick.at_ms
-                ])?;
-            }
-        }
-        state::journal(&tx, tick.at_ms, row)?;
-        // A wall clock stepped back does not move the run's end back: recorded time (which
-        // `/metrics` exports as a counter) never shrinks.
-        tx.prepare_cached(
-            "UPDATE runs SET last_tick_at = max(coalesce(last_tick_at, ?2), ?2), \
-             first_tick_at = coalesce(first_tick_at, ?2) WHERE id = ?1",
-        )?
-        .execute(params![tick.run_id, tick.at_ms])?;
         tx.commit()?;
-        Ok(stats)
+        Ok(all)
     }
 
     /// Drop cached ids of processes not seen since `before_ms` (retention may delete them).
     pub fn forget_processes_before(&mut self, before_ms: i64) {
         self.processes.retain(|_, p| p.last_at_written >= before_ms);
+    }
+}
+
+/// The writer's id caches, borrowed apart from its connection for a transaction.
+struct Ids<'a> {
+    apps: &'a mut HashMap<AppIdentity, i64>,
+    processes: &'a mut HashMap<ProcessRecord, CachedProcess>,
+    remotes: &'a mut HashMap<RemoteRecord, i64>,
+    web_hosts: &'a mut HashMap<String, i64>,
+    nets: &'a mut networks::Cache,
+}
+
+/// One tick's rows (its rollups are added to `rollups`, written once per batch).
+fn write_tick(
+    tx: &Connection,
+    ids: &mut Ids<'_>,
+    tick: &Tick<'_>,
+    rollups: &mut Rollups,
+) -> Result<TickStats, Error> {
+    let mut stats = TickStats::default();
+    let hour = tick.at_ms.div_euclid(3_600_000) * 3600;
+    // Ids first: the tick's row carries its connections (`super::flows`).
+    let mut samples: Vec<(i64, u64, u64)> = Vec::with_capacity(tick.traffic.len());
+    // The tick's bytes per application, for its split across networks.
+    let mut per_app: HashMap<i64, (u64, u64)> = HashMap::new();
+    let mut flows: Vec<super::flows::Flow> = Vec::new();
+    for t in tick.traffic {
+        if t.bytes_in == 0 && t.bytes_out == 0 {
+            continue;
+        }
+        let (process_id, app_id) = process_id(tx, ids.apps, ids.processes, &t.process, tick.at_ms)?;
+        samples.push((process_id, t.bytes_in, t.bytes_out));
+        stats.sample_rows += 1;
+        stats.bytes_in += t.bytes_in;
+        stats.bytes_out += t.bytes_out;
+        for bucket in [Bucket::Hour(hour), Bucket::Day(tick.day)] {
+            rollups
+                .apps
+                .add((bucket, app_id), t.bytes_in, t.bytes_out, tick.at_ms);
+        }
+        let a = per_app.entry(app_id).or_default();
+        a.0 += t.bytes_in;
+        a.1 += t.bytes_out;
+        for f in &t.flows {
+            if f.bytes_in == 0 && f.bytes_out == 0 {
+                continue;
+            }
+            let remote_id = remote_id(tx, ids.remotes, &f.remote)?;
+            flows.push((process_id, remote_id, f.bytes_in, f.bytes_out));
+            stats.flow_rows += 1;
+        }
+    }
+    let net = networks::prepare(tx, ids.nets, tick.net, tick.traffic, tick.at_ms)?;
+    tx.prepare_cached(
+        "INSERT INTO ticks(run_id, at, elapsed_ms, flows, net) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        tick.run_id,
+        tick.at_ms,
+        tick.elapsed_ms,
+        super::flows::encode(flows),
+        net.blob
+    ])?;
+    networks::roll_up(tx, ids.nets, &net, hour, tick.day, tick.at_ms, &per_app)?;
+    let tick_id = tx.last_insert_rowid();
+    stats.tick_id = tick_id;
+    for (process_id, bin, bout) in samples {
+        tx.prepare_cached(
+            "INSERT INTO samples(tick_id, process_id, bytes_in, bytes_out) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(tick_id, process_id) DO UPDATE SET \
+             bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
+        )?
+        .execute(params![tick_id, process_id, bin as i64, bout as i64])?;
+    }
+    for w in tick.web {
+        if w.bytes_in == 0 && w.bytes_out == 0 {
+            continue;
+        }
+        let app_id = app_id(tx, ids.apps, &w.app, None, AppKind::Application)?;
+        let host_id = web_host_id(tx, ids.web_hosts, &w.host)?;
+        let method = w.method as i64;
+        tx.prepare_cached(
+            "INSERT INTO web_samples(tick_id, app_id, host_id, method, bytes_in, bytes_out) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(tick_id, app_id, host_id, method) \
+             DO UPDATE SET bytes_in = bytes_in + excluded.bytes_in, \
+             bytes_out = bytes_out + excluded.bytes_out",
+        )?
+        .execute(params![
+            tick_id,
+            app_id,
+            host_id,
+            method,
+            w.bytes_in as i64,
+            w.bytes_out as i64
+        ])?;
+        stats.web_rows += 1;
+        for bucket in [Bucket::Hour(hour), Bucket::Day(tick.day)] {
+            rollups.web.add(
+                (bucket, app_id, host_id, method),
+                w.bytes_in,
+                w.bytes_out,
+                tick.at_ms,
+            );
+        }
+    }
+    Ok(stats)
+}
+
+/// A rollup bucket: a UTC hour (epoch second) or a local day (epoch second of its midnight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Bucket {
+    Hour(i64),
+    Day(i64),
+}
+
+/// Bytes per rollup key over a batch, with the first and last tick that added to it.
+#[derive(Debug)]
+struct Sums<K>(HashMap<K, (u64, u64, i64, i64)>);
+
+impl<K> Default for Sums<K> {
+    fn default() -> Self {
+        Sums(HashMap::new())
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Sums<K> {
+    fn add(&mut self, key: K, bytes_in: u64, bytes_out: u64, at_ms: i64) {
+        let e = self.0.entry(key).or_insert((0, 0, at_ms, at_ms));
+        e.0 += bytes_in;
+        e.1 += bytes_out;
+        e.2 = e.2.min(at_ms);
+        e.3 = e.3.max(at_ms);
+    }
+}
+
+/// A batch's rollups, upserted once per key when the batch is written.
+#[derive(Debug, Default)]
+struct Rollups {
+    apps: Sums<(Bucket, i64)>,
+    web: Sums<(Bucket, i64, i64, i64)>,
+}
+
+impl Rollups {
+    fn write(&self, tx: &Connection) -> rusqlite::Result<()> {
+        for ((bucket, app_id), (bin, bout, first, last)) in &self.apps.0 {
+            let (sql, at) = match bucket {
+                Bucket::Hour(h) => (UPSERT_HOURLY, h),
+                Bucket::Day(d) => (UPSERT_DAILY, d),
+            };
+            tx.prepare_cached(sql)?.execute(params![
+                at,
+                app_id,
+                *bin as i64,
+                *bout as i64,
+                first,
+                last
+            ])?;
+        }
+        for ((bucket, app_id, host_id, method), (bin, bout, first, last)) in &self.web.0 {
+            let (sql, at) = match bucket {
+                Bucket::Hour(h) => (UPSERT_WEB_HOURLY, h),
+                Bucket::Day(d) => (UPSERT_WEB_DAILY, d),
+            };
+            tx.prepare_cached(sql)?.execute(params![
+                at,
+                app_id,
+                host_id,
+                method,
+                *bin as i64,
+                *bout as i64,
+                first,
+                last
+            ])?;
+        }
+        Ok(())
     }
 }
 
@@ -454,23 +585,23 @@ fn recorded_until(conn: &Connection) -> rusqlite::Result<Option<i64>> {
 }
 
 const UPSERT_HOURLY: &str = "INSERT INTO hourly(hour, app_id, bytes_in, bytes_out, first_at, last_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(hour, app_id) DO UPDATE SET \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(hour, app_id) DO UPDATE SET \
      bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
      first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
 
 const UPSERT_DAILY: &str = "INSERT INTO daily(day, app_id, bytes_in, bytes_out, first_at, last_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(day, app_id) DO UPDATE SET \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(day, app_id) DO UPDATE SET \
      bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
      first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
 
 const UPSERT_WEB_HOURLY: &str = "INSERT INTO web_hourly(hour, app_id, host_id, method, \
-     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
      ON CONFLICT(hour, app_id, host_id, method) DO UPDATE SET \
      bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
      first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
 
 const UPSERT_WEB_DAILY: &str = "INSERT INTO web_daily(day, app_id, host_id, method, \
-     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
      ON CONFLICT(day, app_id, host_id, method) DO UPDATE SET \
      bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
      first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";

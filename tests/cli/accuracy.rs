@@ -243,7 +243,15 @@ fn run(case: Case) {
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("NO_COLOR", "1")
         .env("TZ", "UTC")
-        .args(["record", "--db", &path_str(&db), "--interval", "1s"])
+        .args([
+            "record",
+            "--db",
+            &path_str(&db),
+            "--interval",
+            "1s",
+            "--write-every",
+            "0",
+        ])
         .args(["--source", case.source])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

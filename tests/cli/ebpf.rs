@@ -37,7 +37,16 @@ pub(crate) fn start_recorder_with(
         cmd.env(k, v);
     }
     let mut child = cmd
-        .args(["record", "--source", "ebpf", "--interval", "500ms", "--db"])
+        .args([
+            "record",
+            "--source",
+            "ebpf",
+            "--interval",
+            "500ms",
+            "--write-every",
+            "0",
+            "--db",
+        ])
         .arg(&env.db)
         .args(extra)
         .stdout(Stdio::null())

@@ -222,7 +222,9 @@ fn scripted_traffic_is_recorded_exactly() {
     );
     // The IPv6 connection is kept per remote.
     assert_eq!(
-        env.one("SELECT sum(f.bytes_in) FROM flow_samples f JOIN remotes r ON r.id = f.remote_id WHERE r.host = '2001:db8::2' AND r.port = 443"),
+        netmon::store::flows::bytes_with(&env.sql(), "2001:db8::2", 443)
+            .expect("flows")
+            .0,
         150
     );
     assert_eq!(
@@ -476,4 +478,86 @@ fn bad_record_options_are_user_errors() {
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--keep-hourly"));
+}
+
+/// Issue 16: a recorder killed inside its write window (SIGKILL: no chance to write) loses
+/// nothing of a process that lives on (counters resume from the last written state), and of a
+/// process that exited inside the window at most what it moved since the last write; nothing
+/// is counted twice.
+#[test]
+fn issue_16_kill_9_inside_a_write_window_keeps_survivors_exact_and_bounds_the_exited_loss() {
+    let env = Env::new();
+    // Steps 1..=17: "keeper" +1000/+100 a step all along; "leaver" +500/+50 a step and gone
+    // after step 14. Step 18 hangs: the recorder is killed waiting for it, with the ticks
+    // after its last write unwritten. Steps 19..=21: keeper goes on.
+    let keeper = |s: u64| format!("keeper.4100001,,,{},{},\n", s * 1000, s * 100);
+    let leaver = |s: u64| format!("leaver.4100002,,,{},{},\n", s * 500, s * 50);
+    const LEAVES_AFTER: u64 = 14;
+    for s in 1..=17u64 {
+        let rows = if s <= LEAVES_AFTER {
+            format!("{H}{}{}", keeper(s), leaver(s))
+        } else {
+            format!("{H}{}", keeper(s))
+        };
+        env.step(s as usize, "csv", &rows);
+    }
+    env.step(18, "hang", "");
+    for s in 19..=21u64 {
+        env.step(s as usize, "csv", &format!("{H}{}", keeper(s)));
+    }
+    // Ten ticks per write (1 s / 100 ms): ticks 1-10 are written at the tenth, 11-17 are not.
+    let first = env.spawn_record(&[
+        "--source",
+        "nettop",
+        "--interval",
+        "100ms",
+        "--write-every",
+        "1s",
+        "--sample-timeout",
+        "30s",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(30), || served_contains(&env, "18 hang")),
+        "never reached the hang"
+    );
+    signal(&first, libc::SIGKILL);
+    let (code, _) = finish(first, Duration::from_secs(10));
+    assert_eq!(code, None, "killed by a signal");
+    kill_hung_fake(&env);
+    // What the file holds now is what was written before the kill: whole batches only.
+    let durable_ticks = env.one("SELECT count(*) FROM ticks") as u64;
+    assert!(
+        (1..17).contains(&durable_ticks),
+        "the kill came inside a window, after a write: {durable_ticks} ticks written"
+    );
+
+    let second = env.spawn_record(&["--source", "nettop", "--interval", "100ms"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || env.calls() >= 23),
+        "second run stalled"
+    );
+    signal(&second, libc::SIGINT);
+    let (code, stderr) = finish(second, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let totals = app_totals(&env);
+    // The survivor is exact: its last counter less its first.
+    assert_eq!(totals.get("keeper"), Some(&(20_000, 2_000)));
+    // The leaver is counted up to the last written tick, never more than it moved.
+    let (leaver_in, leaver_out) = totals
+        .get("leaver")
+        .map_or((0, 0), |&(i, o)| (i as u64, o as u64));
+    let written_until = durable_ticks.min(LEAVES_AFTER);
+    assert_eq!(
+        (leaver_in, leaver_out),
+        ((written_until - 1) * 500, (written_until - 1) * 50),
+        "{durable_ticks} ticks were written before the kill"
+    );
+    let lost = (LEAVES_AFTER - 1) * 500 - leaver_in;
+    assert!(
+        lost <= (LEAVES_AFTER - written_until) * 500,
+        "at most what it moved inside the unwritten window: lost {lost}"
+    );
+    let crashed = env.one("SELECT count(*) FROM runs WHERE stop_reason = 'crashed'");
+    assert_eq!(crashed, 1);
 }

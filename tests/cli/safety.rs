@@ -323,6 +323,8 @@ fn issue_13_out_of_range_values_are_refused_naming_the_range() {
             "from 1000 to",
         ),
         (&["record", "--ticks", "0"], "from 1 to"),
+        (&["record", "--write-every", "2h"], "from 0s to 1h"),
+        (&["record", "--write-every=-1s"], "from 0s to 1h"),
         (&["top", "--refresh", "300000000000y"], "from 50ms to 1h"),
         (
             &["top", "--window", "18446744073709551615s"],

@@ -315,3 +315,80 @@ fn top_in_a_terminal_refreshes_in_place_and_q_quits_restoring_the_terminal() {
 fn top_in_a_terminal_quits_on_ctrl_c_restoring_the_terminal() {
     interactive_session("C-c");
 }
+
+/// Issue 16: with a long write window nothing is in the file yet, and `top` still shows the
+/// running recorder's rates at the tick rate, from the recorder itself (its live socket), with
+/// the same arithmetic as from the file.
+#[test]
+fn issue_16_top_shows_a_recorders_rates_live_before_anything_is_written() {
+    let env = Env::new();
+    growing(&env, 3000);
+    let child = env.spawn_record(&[
+        "--source",
+        "nettop",
+        "--interval",
+        "100ms",
+        "--write-every",
+        "1h",
+    ]);
+    let live_with = |min_ticks: i64| {
+        let mut last = Value::Null;
+        let ok = wait_until(Duration::from_secs(30), || {
+            // Until the recorder has created the database, top says there is none.
+            let out = env
+                .netmon()
+                .args(["top", "--once", "--json"])
+                .output()
+                .expect("run");
+            last = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            last["live"] == true && last["window_ms"].as_i64().unwrap_or(0) >= min_ticks * 100
+        });
+        (ok, last)
+    };
+    let (ok, v) = live_with(5);
+    assert!(ok, "top never went live: {v}");
+    assert_eq!(
+        env.sql()
+            .query_row("SELECT count(*) FROM ticks", [], |r| r.get::<_, i64>(0))
+            .unwrap_or(0),
+        0,
+        "nothing is written within the hour: the rates came from the recorder"
+    );
+    let window_ms = v["window_ms"].as_i64().expect("window_ms");
+    let safari = v["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .find(|a| a["app"] == "Safari")
+        .cloned()
+        .expect("Safari is live");
+    let bytes_in = safari["bytes_in"].as_u64().expect("in");
+    assert!(bytes_in > 0 && bytes_in % 10_000 == 0, "{bytes_in}");
+    let rate = safari["rate_in"].as_f64().expect("rate");
+    assert!((rate - bytes_in as f64 * 1000.0 / window_ms as f64).abs() < 0.01);
+    assert!(v["today_in"].as_u64().expect("today") >= bytes_in);
+    // It moves at the tick rate: a later look has a newer last tick.
+    let first_tick = v["last_tick"].as_str().expect("last tick").to_string();
+    assert!(
+        wait_until(Duration::from_secs(10), || top_json(&env)["last_tick"]
+            .as_str()
+            .is_some_and(|t| t > first_tick.as_str())),
+        "top's last tick never moved"
+    );
+    // status says what is on disk and what is only in memory.
+    let status = env.netmon().args(["status"]).output().expect("status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("Written:      nothing yet, every 1h") && text.contains("in memory)"),
+        "{text}"
+    );
+    // A clean stop writes everything, and the file then says what top said.
+    signal(&child, libc::SIGINT);
+    let (code, err) = finish(child, Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{err}");
+    let written: i64 = env
+        .sql()
+        .query_row("SELECT count(*) FROM ticks", [], |r| r.get(0))
+        .expect("ticks");
+    assert!(written >= 6, "{written} ticks written at the stop");
+}

@@ -131,6 +131,9 @@ impl Env {
                 "NETMON_NET_ROOT".into(),
                 self.steps.join("net").display().to_string(),
             ),
+            // Tests read what a running recorder wrote: every tick, unless a test (of the
+            // batched writes themselves) passes --write-every.
+            ("NETMON_WRITE_EVERY".into(), "0".into()),
         ]
     }
 

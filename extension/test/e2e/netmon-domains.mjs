@@ -119,7 +119,7 @@ before(async () => {
     const m = logs.serve.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
     return m && m[1];
   });
-  record = start(['record', '--source', 'sockdiag', '--include-loopback', '--interval', '250ms'], 'record');
+  record = start(['record', '--source', 'sockdiag', '--include-loopback', '--interval', '250ms', '--write-every', '0'], 'record');
   await waitFor('netmon record to tick', WAIT_MS, () => {
     try {
       return Number(sql('SELECT count(*) FROM ticks')) >= 2;

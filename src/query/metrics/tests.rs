@@ -236,6 +236,7 @@ fn the_recorder_state_follows_netmon_status() {
         interval_ms: 5000,
         version: "x".into(),
         notes: None,
+        write_every_ms: 0,
     };
     let r = run(None, None, Some(100_000));
     assert_eq!(
@@ -244,6 +245,20 @@ fn the_recorder_state_follows_netmon_status() {
     );
     assert_eq!(
         classify(true, Some(42), None, Some(&r), 100_000 + 65_001),
+        RecorderState::Stalled
+    );
+    // A recorder that writes every 10 minutes is running until its window (plus an interval
+    // and the minute) has passed without a write.
+    let batched = Run {
+        write_every_ms: 600_000,
+        ..r.clone()
+    };
+    assert_eq!(
+        classify(true, Some(42), None, Some(&batched), 100_000 + 665_000),
+        RecorderState::Running
+    );
+    assert_eq!(
+        classify(true, Some(42), None, Some(&batched), 100_000 + 665_001),
         RecorderState::Stalled
     );
     // A new holder whose run row is not written yet: judged by the lock's own time.

@@ -24,9 +24,9 @@ pub mod sim;
 
 use std::io::Read;
 use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
@@ -84,7 +84,7 @@ impl Source for NettopSource {
 
     fn sample(&mut self, cancel: &Cancel) -> Result<Snapshot, Error> {
         let output = run_with_timeout(&self.program, NETTOP_ARGS, self.timeout, cancel)?;
-        let parsed = match parse::parse(&output.stdout) {
+        let mut parsed = match parse::parse(&output.stdout) {
             Ok(p) => p,
             Err(e) => {
                 return Err(if output.success {
@@ -109,7 +109,7 @@ impl Source for NettopSource {
                 "nettop exited with an error after printing a sample; using the sample");
         }
         // With -L 1 there is one block; should there be more, the last one is the newest.
-        let block = parsed.blocks.last().cloned().unwrap_or_default();
+        let block = parsed.blocks.pop().unwrap_or_default();
         Ok(to_snapshot(&block))
     }
 }
@@ -130,13 +130,25 @@ impl Source for NettopSource {
 /// connections from one client port on two hosts) are told apart by the delta engine by counter
 /// continuity, never by listing order (`crate::delta`).
 pub fn to_snapshot(block: &parse::Block) -> Snapshot {
-    let mut counters = Vec::new();
+    let rows: usize = block
+        .processes
+        .iter()
+        .map(|p| p.connections.len().max(1))
+        .sum();
+    let mut counters = Vec::with_capacity(rows);
+    // The process part of the keys is written once per process, and each connection key is
+    // that prefix plus its own part: no `format!` per row (this runs for every nettop row).
+    let mut process_key = String::new();
     for p in &block.processes {
-        let owner = Owner::Process(ProcessRef::new(p.pid, p.name.clone()));
-        let process_key = format!("nettop/{}/{}", p.pid, key_text(&p.name));
+        let owner = Owner::Process(ProcessRef::new(p.pid, &*p.name));
+        process_key.clear();
+        process_key.push_str("nettop/");
+        push_decimal(&mut process_key, p.pid);
+        process_key.push('/');
+        push_key_text(&mut process_key, &p.name);
         if p.connections.is_empty() {
             counters.push(Counter {
-                key: CounterKey(process_key),
+                key: CounterKey(process_key.clone()),
                 owner,
                 remote: None,
                 loopback: false,
@@ -150,16 +162,23 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
             if c.bytes_in.is_none() && c.bytes_out.is_none() {
                 continue; // listener or unbound socket: no counter
             }
+            let mut key = String::with_capacity(process_key.len() + c.ident.len() + 8);
+            key.push_str(&process_key);
+            key.push('/');
+            key.push_str(&c.proto);
+            key.push(' ');
+            push_key_text(&mut key, c.local.host.as_deref().unwrap_or("*"));
+            key.push(':');
+            push_port(&mut key, c.local.port);
+            key.push_str("<->");
+            push_port(&mut key, c.remote.port);
+            let remote_addr = c.remote.host.as_deref().and_then(parse_ip);
+            let loopback = is_loopback(c, remote_addr);
             counters.push(Counter {
-                key: CounterKey(format!(
-                    "{process_key}/{} {}<->{}",
-                    c.proto,
-                    endpoint_text(&c.local),
-                    c.remote.port.map_or("*".to_string(), |p| p.to_string())
-                )),
+                key: CounterKey(key),
                 owner: owner.clone(),
-                remote: remote_of(c),
-                loopback: is_loopback(c),
+                remote: remote_of(c, remote_addr, loopback),
+                loopback,
                 bytes_in: c.bytes_in.unwrap_or(0),
                 bytes_out: c.bytes_out.unwrap_or(0),
                 closed: false,
@@ -172,43 +191,60 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
 /// A name or endpoint as it goes into a key: control characters (which nettop never printed,
 /// but a process may name itself anything) become `?`, so a key never holds the separator the
 /// delta engine puts between a key and a slot number.
-fn key_text(s: &str) -> std::borrow::Cow<'_, str> {
+fn push_key_text(key: &mut String, s: &str) {
     if s.chars().any(char::is_control) {
-        s.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect::<String>()
-            .into()
+        key.extend(s.chars().map(|c| if c.is_control() { '?' } else { c }));
     } else {
-        s.into()
+        key.push_str(s);
     }
 }
 
-fn endpoint_text(e: &parse::Endpoint) -> String {
-    format!(
-        "{}:{}",
-        key_text(e.host.as_deref().unwrap_or("*")),
-        e.port.map_or("*".to_string(), |p| p.to_string())
-    )
+/// A port as it goes into a key: its number, or `*` for none.
+fn push_port(key: &mut String, port: Option<u16>) {
+    match port {
+        Some(p) => push_decimal(key, u32::from(p)),
+        None => key.push('*'),
+    }
+}
+
+/// `n` in decimal, as `Display` writes it, without the formatting machinery (twice a row).
+fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
 }
 
 /// Traffic that stays on this machine: the socket is on a loopback interface (`lo0`), or its
 /// local or remote address is a loopback one. The local address matters on its own: a socket
 /// bound to `127.0.0.1` whose remote nettop prints as `*:*` (an unconnected UDP socket of a
 /// local proxy) has no remote to judge by.
-fn is_loopback(c: &parse::ConnectionRow) -> bool {
-    let on_lo = c.interface.as_deref().is_some_and(|i| {
+fn is_loopback(c: &parse::ConnectionRow, remote_addr: Option<IpAddr>) -> bool {
+    let on_lo = c.interface.is_some_and(|i| {
         i.strip_prefix("lo")
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     });
-    let host_is_loopback = |h: Option<&str>| {
-        h.is_some_and(|h| h == "localhost" || parse_ip(h).is_some_and(|a| a.is_loopback()))
-    };
-    on_lo || host_is_loopback(c.local.host.as_deref()) || host_is_loopback(c.remote.host.as_deref())
+    let local_is_loopback = c
+        .local
+        .host
+        .as_deref()
+        .is_some_and(|h| h == "localhost" || parse_ip(h).is_some_and(|a| a.is_loopback()));
+    let remote_is_loopback = c.remote.host.as_deref() == Some("localhost")
+        || remote_addr.is_some_and(|a| a.is_loopback());
+    on_lo || local_is_loopback || remote_is_loopback
 }
 
-fn remote_of(c: &parse::ConnectionRow) -> Option<Remote> {
-    let host = c.remote.host.clone()?;
-    let addr = parse_ip(&host);
+fn remote_of(c: &parse::ConnectionRow, addr: Option<IpAddr>, loopback: bool) -> Option<Remote> {
+    let host = c.remote.host.as_deref()?;
     let proto = match c.proto.trim_end_matches(['4', '6']) {
         "tcp" => Proto::Tcp,
         "udp" => Proto::Udp,
@@ -217,11 +253,28 @@ fn remote_of(c: &parse::ConnectionRow) -> Option<Remote> {
     };
     Some(Remote {
         proto,
-        host: addr.map(|a| a.to_string()).unwrap_or(host),
+        host: match addr {
+            // Already the address's own text: no formatting (nearly every IPv4 remote).
+            Some(IpAddr::V4(_)) if is_plain_ipv4(host) => host.to_string(),
+            Some(a) => a.to_string(),
+            None => host.to_string(),
+        },
         addr,
         port: c.remote.port,
-        loopback: is_loopback(c),
+        loopback,
     })
+}
+
+/// A dotted quad written the way `Ipv4Addr` prints one: four decimal numbers, none with a
+/// leading zero, and nothing else (no scope, not IPv4-mapped IPv6). Only called on text that
+/// parsed as an IPv4 address, so the numbers are in range.
+fn is_plain_ipv4(host: &str) -> bool {
+    host.split('.').count() == 4
+        && host.split('.').all(|n| {
+            !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && (n.len() == 1 || !n.starts_with('0'))
+        })
 }
 
 /// An address as nettop prints it, without an IPv6 `%scope` suffix. IPv4-mapped IPv6
@@ -276,38 +329,15 @@ fn run_with_timeout(
         })?;
     // Held, never written, until the child is gone.
     let stdin = child.stdin.take();
-    let (tx, rx) = mpsc::channel::<(bool, Vec<u8>)>();
-    for (is_stdout, pipe) in [
-        (
-            true,
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ),
-        (
-            false,
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ),
-    ] {
-        let Some(mut pipe) = pipe else { continue };
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            let _ = tx.send((is_stdout, buf));
-        });
-    }
-    drop(tx);
-
+    // Both pipes are read here, by poll(2), rather than by a thread each: the two threads
+    // a tick cost about as much CPU as parsing the sample.
+    let mut pipes = [
+        child.stdout.take().map(|p| Pipe::new(p.into())),
+        child.stderr.take().map(|p| Pipe::new(p.into())),
+    ];
     let deadline = Instant::now() + timeout;
-    let mut stdout = None;
-    let mut stderr = None;
     let outcome = loop {
-        if stdout.is_some() && stderr.is_some() {
+        if pipes.iter().all(|p| p.as_ref().is_none_or(|p| p.done)) {
             break Ok(());
         }
         if cancel.is_cancelled() {
@@ -320,11 +350,11 @@ fn run_with_timeout(
                 timeout,
             });
         }
-        match rx.recv_timeout(CANCEL_POLL.min(deadline - now)) {
-            Ok((true, buf)) => stdout = Some(buf),
-            Ok((false, buf)) => stderr = Some(buf),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
+        if let Err(e) = wait_readable(&mut pipes, CANCEL_POLL.min(deadline - now)) {
+            break Err(Error::Io(e));
+        }
+        for pipe in pipes.iter_mut().flatten() {
+            pipe.drain();
         }
     };
     if let Err(e) = outcome {
@@ -335,12 +365,90 @@ fn run_with_timeout(
     }
     let status = child.wait()?;
     drop(stdin);
+    let [stdout, stderr] = pipes.map(|p| p.map(|p| p.buf).unwrap_or_default());
     Ok(Output {
-        stdout: String::from_utf8_lossy(&stdout.unwrap_or_default()).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr.unwrap_or_default()).into_owned(),
+        stdout: utf8(stdout),
+        stderr: utf8(stderr),
         success: status.success(),
         status: status.to_string(),
     })
+}
+
+/// One of a child's output pipes, read without blocking until its end.
+struct Pipe {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    /// At its end, or failed (what was read is kept, as `read_to_end` would).
+    done: bool,
+}
+
+impl Pipe {
+    fn new(fd: OwnedFd) -> Self {
+        let done = set_nonblocking(&fd).is_err();
+        Pipe {
+            file: fd.into(),
+            buf: Vec::new(),
+            done,
+        }
+    }
+
+    /// Read everything available now.
+    fn drain(&mut self) {
+        const CHUNK: usize = 64 * 1024;
+        while !self.done {
+            let len = self.buf.len();
+            self.buf.resize(len + CHUNK, 0);
+            let read = self.file.read(&mut self.buf[len..]);
+            self.buf.truncate(len + *read.as_ref().unwrap_or(&0));
+            match read {
+                Ok(0) => self.done = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => self.done = true,
+            }
+        }
+    }
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this process owns; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Wait until a pipe not yet at its end can be read, or `wait` has passed.
+fn wait_readable(pipes: &mut [Option<Pipe>], wait: Duration) -> std::io::Result<()> {
+    let mut fds: Vec<libc::pollfd> = pipes
+        .iter()
+        .flatten()
+        .filter(|p| !p.done)
+        .map(|p| libc::pollfd {
+            fd: p.file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = wait.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+    // SAFETY: `fds` holds `fds.len()` initialised pollfd structs for the call's duration.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Bytes as text, invalid UTF-8 replaced; valid text (nettop's, always) is not copied.
+fn utf8(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn first_line(s: &str) -> String {
@@ -357,7 +465,7 @@ fn first_line(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn block(text: &str) -> parse::Block {
+    fn block(text: &str) -> parse::Block<'_> {
         let parsed = parse::parse(text).expect("parses");
         parsed.blocks.last().cloned().expect("one block")
     }
@@ -630,6 +738,45 @@ mod tests {
                 sample(&sim, &mut engine, Style { shuffle: seed, padded, header_only: false }, &mut counted, &mut saved);
             }
             proptest::prop_assert_eq!(counted, sim.moved(false));
+        }
+    }
+
+    proptest::proptest! {
+        /// The remote's text skips formatting only when the address prints as it was written.
+        #[test]
+        fn a_remote_address_is_always_in_its_canonical_text(
+            octets in proptest::array::uniform4(0u8..=255),
+            zero_pad in proptest::bool::ANY,
+            mapped in proptest::bool::ANY,
+            scope in proptest::bool::ANY,
+        ) {
+            let dotted = octets.map(|o| if zero_pad { format!("{o:03}") } else { o.to_string() }).join(".");
+            let host = format!("{}{dotted}{}", if mapped { "::ffff:" } else { "" }, if scope { "%en0" } else { "" });
+            let snap = to_snapshot(&block(&format!(
+                ",interface,state,bytes_in,bytes_out,\na.1,,,1,1,\ntcp4 192.0.2.7:5000<->{host}{}443,en0,Established,1,1,\n",
+                if mapped { "." } else { ":" }
+            )));
+            let remote = snap.counters[0].remote.as_ref().expect("a remote");
+            let expected = parse_ip(&host).map_or_else(|| host.clone(), |a| a.to_string());
+            proptest::prop_assert_eq!(&remote.host, &expected);
+        }
+    }
+
+    #[test]
+    fn push_decimal_handles_zero_and_the_largest_values() {
+        for n in [0, 9, 10, 65_535, u32::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn push_decimal_writes_what_display_writes(n in proptest::num::u32::ANY) {
+            let mut s = String::from("x");
+            push_decimal(&mut s, n);
+            proptest::prop_assert_eq!(s, format!("x{n}"));
         }
     }
 

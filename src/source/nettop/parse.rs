@@ -17,47 +17,52 @@
 //! A line that does not fit is reported in [`Parsed::skipped`] with its number and an excerpt,
 //! and the parse goes on: one bad line never costs the rest of a sample.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The result of parsing nettop output.
+///
+/// Text fields borrow from the parsed text (nettop's output is parsed every tick; a copy of
+/// every field was most of the parser's time). Only a row whose identifier held a comma,
+/// joined back together, owns its text.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Parsed {
+pub struct Parsed<'a> {
     /// One block per header line, in order.
-    pub blocks: Vec<Block>,
+    pub blocks: Vec<Block<'a>>,
     /// Lines that could not be used, with why.
     pub skipped: Vec<Skipped>,
 }
 
 /// One sample: the rows under one header.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Block {
+pub struct Block<'a> {
     /// Line number (1-based) of the header.
     pub header_line: usize,
-    pub processes: Vec<ProcessRow>,
+    pub processes: Vec<ProcessRow<'a>>,
 }
 
 /// A per-process row (`name.pid`), with the connection rows listed under it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProcessRow {
-    pub name: String,
+pub struct ProcessRow<'a> {
+    pub name: Cow<'a, str>,
     pub pid: u32,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    pub connections: Vec<ConnectionRow>,
+    pub connections: Vec<ConnectionRow<'a>>,
     pub line: usize,
 }
 
 /// A per-connection row (`proto local<->remote`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConnectionRow {
+pub struct ConnectionRow<'a> {
     /// As printed: `tcp4`, `udp6`, `quic4`, …
-    pub proto: String,
+    pub proto: Cow<'a, str>,
     /// The identifier exactly as printed, used to tell connections apart.
-    pub ident: String,
-    pub local: Endpoint,
-    pub remote: Endpoint,
-    pub interface: Option<String>,
-    pub state: Option<String>,
+    pub ident: Cow<'a, str>,
+    pub local: Endpoint<'a>,
+    pub remote: Endpoint<'a>,
+    pub interface: Option<&'a str>,
+    pub state: Option<&'a str>,
     /// Empty on listeners and unbound sockets.
     pub bytes_in: Option<u64>,
     pub bytes_out: Option<u64>,
@@ -66,8 +71,8 @@ pub struct ConnectionRow {
 
 /// One end of a connection. `host` is `None` for the wildcard `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: Option<String>,
+pub struct Endpoint<'a> {
+    pub host: Option<Cow<'a, str>>,
     pub port: Option<u16>,
 }
 
@@ -110,13 +115,14 @@ const EXCERPT_CHARS: usize = 80;
 
 /// Parse nettop `-L` output: any number of samples, any column set that includes
 /// `bytes_in` and `bytes_out`.
-pub fn parse(text: &str) -> Result<Parsed, ParseError> {
+pub fn parse(text: &str) -> Result<Parsed<'_>, ParseError> {
     let mut parsed = Parsed::default();
     let mut header: Option<Header> = None;
     let mut unusable_header: Option<String> = None;
     let ends_with_newline = text.ends_with('\n');
     let lines: Vec<&str> = text.split('\n').collect();
     let last = lines.len().saturating_sub(1);
+    let mut row_fields: Vec<&str> = Vec::new();
 
     for (idx, raw) in lines.iter().enumerate() {
         let number = idx + 1;
@@ -150,7 +156,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
             skip(&mut parsed, number, "row before any usable header", line);
             continue;
         };
-        match parse_row(h, line, number) {
+        match parse_row(h, line, number, &mut row_fields) {
             Ok(Row::Process(p)) => {
                 if let Some(block) = parsed.blocks.last_mut() {
                     block.processes.push(p);
@@ -193,9 +199,9 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
     Ok(parsed)
 }
 
-enum Row {
-    Process(ProcessRow),
-    Connection(ConnectionRow),
+enum Row<'a> {
+    Process(ProcessRow<'a>),
+    Connection(ConnectionRow<'a>),
 }
 
 /// Strip what a PTY or `script` adds around a line (CR at the end, control characters at the
@@ -213,7 +219,7 @@ fn unpad(field: &str) -> &str {
     field.trim_matches([' ', '\t'])
 }
 
-fn skip(parsed: &mut Parsed, line: usize, reason: &'static str, text: &str) {
+fn skip(parsed: &mut Parsed<'_>, line: usize, reason: &'static str, text: &str) {
     parsed.skipped.push(Skipped {
         line,
         reason,
@@ -224,23 +230,37 @@ fn skip(parsed: &mut Parsed, line: usize, reason: &'static str, text: &str) {
 /// A header is a line of column names (letters, digits, `_`, `-`) with exactly one empty
 /// field (the identifier column) before the trailing empty field.
 fn header_fields(line: &str) -> Option<Vec<&str>> {
-    let fields: Vec<&str> = line.split(',').map(unpad).collect();
-    let (trailing, names) = fields.split_last()?;
-    if !trailing.is_empty() {
+    // Every data row is tested, so the test allocates nothing; only a header is split.
+    if !is_header(line) {
         return None;
     }
-    let empties = names.iter().filter(|f| f.is_empty()).count();
-    let named = names.iter().filter(|f| !f.is_empty());
-    let all_names = named.clone().all(|f| {
-        f.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            && f.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-    });
-    if empties == 1 && all_names && named.count() >= 1 {
-        Some(fields)
-    } else {
-        None
+    Some(line.split(',').map(unpad).collect())
+}
+
+fn is_header(line: &str) -> bool {
+    let Some((names, trailing)) = line.rsplit_once(',') else {
+        return false;
+    };
+    if !unpad(trailing).is_empty() {
+        return false;
     }
+    let (mut empties, mut named) = (0usize, 0usize);
+    for f in names.split(',').map(unpad) {
+        if f.is_empty() {
+            empties += 1;
+            if empties > 1 {
+                return false;
+            }
+        } else if f.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && f.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        {
+            named += 1;
+        } else {
+            return false;
+        }
+    }
+    empties == 1 && named >= 1
 }
 
 impl Header {
@@ -257,8 +277,15 @@ impl Header {
     }
 }
 
-fn parse_row(h: &Header, line: &str, number: usize) -> Result<Row, &'static str> {
-    let raw: Vec<&str> = line.split(',').collect();
+/// `raw` is a buffer the caller reuses for the fields of every row.
+fn parse_row<'a>(
+    h: &Header,
+    line: &'a str,
+    number: usize,
+    raw: &mut Vec<&'a str>,
+) -> Result<Row<'a>, &'static str> {
+    raw.clear();
+    raw.extend(line.split(','));
     if raw.last() != Some(&"") {
         return Err("row does not end with a comma");
     }
@@ -268,9 +295,7 @@ fn parse_row(h: &Header, line: &str, number: usize) -> Result<Row, &'static str>
     // Extra fields can only come from commas inside the identifier: give them back to it,
     // counting the other columns from both ends.
     let extra = raw.len() - h.fields;
-    let ident = raw[h.ident..=h.ident + extra].join(",");
-    let ident = unpad(&ident).to_string();
-    let field = |col: usize| -> &str {
+    let field = |col: usize| -> &'a str {
         if col < h.ident {
             unpad(raw[col])
         } else if col == h.ident {
@@ -279,36 +304,99 @@ fn parse_row(h: &Header, line: &str, number: usize) -> Result<Row, &'static str>
             unpad(raw[col + extra])
         }
     };
-    let opt = |col: Option<usize>| -> Option<String> {
-        col.map(field).filter(|s| !s.is_empty()).map(str::to_string)
-    };
+    let opt = |col: Option<usize>| -> Option<&'a str> { col.map(field).filter(|s| !s.is_empty()) };
     let bytes_in = number_field(field(h.bytes_in))?;
     let bytes_out = number_field(field(h.bytes_out))?;
+    let (interface, state) = (opt(h.interface), opt(h.state));
 
-    if let Some((proto, local, remote)) = split_connection(&ident) {
-        return Ok(Row::Connection(ConnectionRow {
-            proto: proto.to_string(),
-            ident: ident.clone(),
+    let row = if extra == 0 {
+        ident_row(Cow::Borrowed(unpad(raw[h.ident])))
+    } else {
+        let joined = raw[h.ident..=h.ident + extra].join(",");
+        ident_row(Cow::Owned(unpad(&joined).to_string()))
+    };
+    match row? {
+        Ident::Process(name, pid) => Ok(Row::Process(ProcessRow {
+            name,
+            pid,
+            // Process rows always carry numbers; an empty field is read as no traffic.
+            bytes_in: bytes_in.unwrap_or(0),
+            bytes_out: bytes_out.unwrap_or(0),
+            connections: Vec::new(),
+            line: number,
+        })),
+        Ident::Connection {
+            ident,
+            proto,
             local,
             remote,
-            interface: opt(h.interface),
-            state: opt(h.state),
+        } => Ok(Row::Connection(ConnectionRow {
+            proto,
+            ident,
+            local,
+            remote,
+            interface,
+            state,
             bytes_in,
             bytes_out,
             line: number,
-        }));
+        })),
+    }
+}
+
+/// What a row's identifier says.
+enum Ident<'a> {
+    Process(Cow<'a, str>, u32),
+    Connection {
+        ident: Cow<'a, str>,
+        proto: Cow<'a, str>,
+        local: Endpoint<'a>,
+        remote: Endpoint<'a>,
+    },
+}
+
+/// Read an identifier; parts of an owned one (joined from comma-split fields) are copied.
+fn ident_row(ident: Cow<'_, str>) -> Result<Ident<'_>, &'static str> {
+    match ident {
+        Cow::Borrowed(text) => ident_parts(text),
+        Cow::Owned(text) => Ok(match ident_parts(&text)? {
+            Ident::Process(name, pid) => Ident::Process(Cow::Owned(name.into_owned()), pid),
+            Ident::Connection {
+                proto,
+                local,
+                remote,
+                ..
+            } => Ident::Connection {
+                proto: Cow::Owned(proto.into_owned()),
+                local: local.into_owned(),
+                remote: remote.into_owned(),
+                ident: Cow::Owned(text),
+            },
+        }),
+    }
+}
+
+fn ident_parts(ident: &str) -> Result<Ident<'_>, &'static str> {
+    if let Some((proto, local, remote)) = split_connection(ident) {
+        return Ok(Ident::Connection {
+            ident: Cow::Borrowed(ident),
+            proto: Cow::Borrowed(proto),
+            local,
+            remote,
+        });
     }
     let (name, pid) =
-        split_process(&ident).ok_or("identifier is neither name.pid nor a connection")?;
-    Ok(Row::Process(ProcessRow {
-        name: name.to_string(),
-        pid,
-        // Process rows always carry numbers; an empty field is read as no traffic.
-        bytes_in: bytes_in.unwrap_or(0),
-        bytes_out: bytes_out.unwrap_or(0),
-        connections: Vec::new(),
-        line: number,
-    }))
+        split_process(ident).ok_or("identifier is neither name.pid nor a connection")?;
+    Ok(Ident::Process(Cow::Borrowed(name), pid))
+}
+
+impl Endpoint<'_> {
+    fn into_owned(self) -> Endpoint<'static> {
+        Endpoint {
+            host: self.host.map(|h| Cow::Owned(h.into_owned())),
+            port: self.port,
+        }
+    }
 }
 
 /// An empty byte field is "no value" (listeners, unbound sockets); anything else must be an
@@ -335,7 +423,7 @@ pub fn split_process(ident: &str) -> Option<(&str, u32)> {
 }
 
 /// `proto local<->remote`, where proto is a lowercase word ending in 4 or 6 (`tcp4`, `quic6`).
-fn split_connection(ident: &str) -> Option<(&str, Endpoint, Endpoint)> {
+fn split_connection(ident: &str) -> Option<(&str, Endpoint<'_>, Endpoint<'_>)> {
     let (proto, rest) = ident.split_once(' ')?;
     let family_ok = proto.len() >= 2
         && proto.ends_with(['4', '6'])
@@ -354,7 +442,7 @@ fn split_connection(ident: &str) -> Option<(&str, Endpoint, Endpoint)> {
 }
 
 /// `a.b.c.d:port`, `host:port`, `*:*`, IPv6 `addr.port` (`fe80::1%lo0.53`), `*.*`, `*.5353`.
-pub fn parse_endpoint(text: &str) -> Option<Endpoint> {
+pub fn parse_endpoint(text: &str) -> Option<Endpoint<'_>> {
     let (host, port) = match text.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') && is_port(p) => (h, p),
         _ => text.rsplit_once('.').filter(|(_, p)| is_port(p))?,
@@ -363,7 +451,7 @@ pub fn parse_endpoint(text: &str) -> Option<Endpoint> {
         return None;
     }
     Some(Endpoint {
-        host: (host != "*").then(|| host.to_string()),
+        host: (host != "*").then_some(Cow::Borrowed(host)),
         port: if port == "*" {
             None
         } else {

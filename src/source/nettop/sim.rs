@@ -301,7 +301,14 @@ mod tests {
             let mut procs: Vec<_> = parsed.blocks[0]
                 .processes
                 .iter()
-                .map(|p| (p.name.clone(), p.bytes_in, p.bytes_out, p.connections.len()))
+                .map(|p| {
+                    (
+                        p.name.to_string(),
+                        p.bytes_in,
+                        p.bytes_out,
+                        p.connections.len(),
+                    )
+                })
                 .collect();
             procs.sort();
             assert_eq!(

@@ -27,7 +27,7 @@ fn procs(p: &Parsed) -> Vec<(String, u32, u64, u64)> {
     p.blocks
         .iter()
         .flat_map(|b| b.processes.iter())
-        .map(|r| (r.name.clone(), r.pid, r.bytes_in, r.bytes_out))
+        .map(|r| (r.name.to_string(), r.pid, r.bytes_in, r.bytes_out))
         .collect()
 }
 
@@ -64,8 +64,8 @@ fn every_fixture_parses_with_at_least_one_process_and_nothing_unexplained() {
 #[test]
 fn verbatim_capture_process_rows_equal_the_sum_of_their_connections() {
     // FORMAT.md §6: 27 of 27 processes match in this capture (checked by a script there).
-    let parsed =
-        parse(&fixture("L1_J_bytes_in_bytes_out_interface_state_time.csv")).expect("parse");
+    let text = fixture("L1_J_bytes_in_bytes_out_interface_state_time.csv");
+    let parsed = parse(&text).expect("parse");
     assert_eq!(parsed.blocks.len(), 1);
     let b = &parsed.blocks[0];
     assert_eq!(b.processes.len(), 27);
@@ -85,7 +85,8 @@ fn verbatim_capture_process_rows_equal_the_sum_of_their_connections() {
 
 #[test]
 fn header_repeats_per_sample_and_blocks_split_there() {
-    let parsed = parse(&fixture("P_x_L2_s2_J_bytes_in_bytes_out.csv")).expect("parse");
+    let text = fixture("P_x_L2_s2_J_bytes_in_bytes_out.csv");
+    let parsed = parse(&text).expect("parse");
     assert_eq!(parsed.blocks.len(), 2);
     // configd appears only in block 2, first row.
     assert!(
@@ -99,7 +100,8 @@ fn header_repeats_per_sample_and_blocks_split_there() {
 
 #[test]
 fn counters_above_two_to_the_32_are_kept_exactly() {
-    let parsed = parse(&fixture("P_x_L2_s2_J_bytes_in_bytes_out.csv")).expect("parse");
+    let text = fixture("P_x_L2_s2_J_bytes_in_bytes_out.csv");
+    let parsed = parse(&text).expect("parse");
     assert!(
         procs(&parsed)
             .iter()
@@ -109,7 +111,8 @@ fn counters_above_two_to_the_32_are_kept_exactly() {
 
 #[test]
 fn names_with_dots_digits_spaces_and_parentheses_split_at_the_last_dot() {
-    let parsed = parse(&fixture("P_x_L2_s2_J_bytes_in_bytes_out.csv")).expect("parse");
+    let text = fixture("P_x_L2_s2_J_bytes_in_bytes_out.csv");
+    let parsed = parse(&text).expect("parse");
     let names: Vec<_> = procs(&parsed).into_iter().map(|p| (p.0, p.1)).collect();
     assert!(names.contains(&("2.1.258".to_string(), 60633)));
     assert!(names.contains(&("com.apple.WebKi".to_string(), 13595)));
@@ -133,7 +136,8 @@ fn pid_zero_kernel_task_is_a_valid_row() {
 
 #[test]
 fn a_comma_in_a_name_is_given_back_to_the_name() {
-    let parsed = parse(&fixture("synthetic_HYPOTHETICAL_comma_in_name.csv")).expect("parse");
+    let text = fixture("synthetic_HYPOTHETICAL_comma_in_name.csv");
+    let parsed = parse(&text).expect("parse");
     assert_eq!(
         procs(&parsed),
         vec![("weird,name".into(), 55, 7, 8), ("good".into(), 99, 1, 2)]
@@ -150,16 +154,15 @@ fn columns_are_found_by_header_name_not_position() {
     let p = parse(",bytes_out,bytes_in,\na.1,6,5,\n").expect("parse");
     assert_eq!(procs(&p), vec![("a".into(), 1, 5, 6)]);
     // The full default 19-field set with -k state,interface.
-    let parsed = parse(&fixture("P_L1_k_state_interface.csv")).expect("parse");
+    let text = fixture("P_L1_k_state_interface.csv");
+    let parsed = parse(&text).expect("parse");
     assert!(procs(&parsed).iter().any(|p| p.0 == "launchd" && p.1 == 1));
 }
 
 #[test]
 fn crlf_and_rows_before_the_first_header_are_handled() {
-    let parsed = parse(&fixture(
-        "synthetic_P_x_L0_J_bytes_in_bytes_out__pty_crlf.csv",
-    ))
-    .expect("parse");
+    let text = fixture("synthetic_P_x_L0_J_bytes_in_bytes_out__pty_crlf.csv");
+    let parsed = parse(&text).expect("parse");
     assert_eq!(parsed.blocks.len(), 2);
     assert!(
         parsed
@@ -179,10 +182,8 @@ fn control_characters_before_a_header_are_stripped() {
 
 #[test]
 fn a_stream_cut_in_the_middle_of_a_row_drops_only_that_row() {
-    let parsed = parse(&fixture(
-        "synthetic_P_x_L0_J_bytes_in_bytes_out__stream_quirks.csv",
-    ))
-    .expect("parse");
+    let text = fixture("synthetic_P_x_L0_J_bytes_in_bytes_out__stream_quirks.csv");
+    let parsed = parse(&text).expect("parse");
     assert_eq!(parsed.blocks.len(), 4);
     let last = parsed.skipped.last().expect("the cut row");
     assert_eq!(last.reason, "incomplete last line");
@@ -212,10 +213,8 @@ fn a_truncated_row_that_still_ends_in_a_comma_is_not_mistaken_for_complete() {
 
 #[test]
 fn connection_rows_attach_to_their_process_with_ipv4_ipv6_and_wildcards() {
-    let parsed = parse(&fixture(
-        "synthetic_L1_J_bytes_in_bytes_out_interface_state_time__connections.csv",
-    ))
-    .expect("parse");
+    let text = fixture("synthetic_L1_J_bytes_in_bytes_out_interface_state_time__connections.csv");
+    let parsed = parse(&text).expect("parse");
     let b = &parsed.blocks[0];
     let edge = b
         .processes
@@ -250,7 +249,7 @@ fn connection_rows_attach_to_their_process_with_ipv4_ipv6_and_wildcards() {
     let listener = mdns
         .connections
         .iter()
-        .find(|c| c.state.as_deref() == Some("Listen"))
+        .find(|c| c.state == Some("Listen"))
         .expect("listen");
     assert_eq!((listener.bytes_in, listener.bytes_out), (None, None));
     for p in &b.processes {
@@ -261,10 +260,8 @@ fn connection_rows_attach_to_their_process_with_ipv4_ipv6_and_wildcards() {
 
 #[test]
 fn host_names_in_endpoints_without_dash_n() {
-    let parsed = parse(&fixture(
-        "x_L0_s1_J_interface_state_bytes_in_bytes_out__pty_trimmed.csv",
-    ))
-    .expect("parse");
+    let text = fixture("x_L0_s1_J_interface_state_bytes_in_bytes_out__pty_trimmed.csv");
+    let parsed = parse(&text).expect("parse");
     let all: Vec<_> = parsed
         .blocks
         .iter()
@@ -279,7 +276,7 @@ fn host_names_in_endpoints_without_dash_n() {
 
 #[test]
 fn endpoints_parse_in_every_observed_shape() {
-    let e = |s: &str| parse_endpoint(s).map(|e| (e.host, e.port));
+    let e = |s: &str| parse_endpoint(s).map(|e| (e.host.map(Cow::into_owned), e.port));
     assert_eq!(
         e("198.18.0.1:65333"),
         Some((Some("198.18.0.1".into()), Some(65333)))
@@ -381,10 +378,8 @@ fn connection_row_before_any_process_is_skipped() {
 
 #[test]
 fn delta_mode_blocks_parse_like_any_other() {
-    let parsed = parse(&fixture(
-        "synthetic_P_d_L3_s1_J_time_bytes_in_bytes_out__delta_midnight.csv",
-    ))
-    .expect("parse");
+    let text = fixture("synthetic_P_d_L3_s1_J_time_bytes_in_bytes_out__delta_midnight.csv");
+    let parsed = parse(&text).expect("parse");
     assert_eq!(parsed.blocks.len(), 3);
 }
 

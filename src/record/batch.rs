@@ -1,0 +1,272 @@
+//! Ticks sampled but not yet written: the recorder writes them together every
+//! `--write-every` (see `sql/0006_batched_writes.sql`).
+//!
+//! Each tick stays a tick (its own row, its own samples) unless the batch outgrows its memory
+//! bound while writes keep failing (a full disk): then its ticks are merged into one that
+//! covers their whole span, so memory stays bounded whatever the number of processes and the
+//! length of the outage, and no byte is lost or counted twice.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::delta::StateChanges;
+use crate::store::write::{Gap, Tick};
+use crate::tick::{HostTraffic, NetTraffic, ProcessRecord, ProcessTraffic};
+
+/// The most rows (processes, connections, hosts) unwritten ticks may hold: a batch this big is
+/// written at once; if writing fails, its ticks are merged.
+pub const MAX_ROWS: usize = 200_000;
+
+/// One tick, held until its batch is written.
+#[derive(Debug, Clone)]
+pub struct PendingTick {
+    /// Wall clock (epoch ms) when the source was read.
+    pub at_ms: i64,
+    /// Monotonic time the tick covers.
+    pub elapsed_ms: i64,
+    /// Epoch second of the local midnight that starts the tick's day.
+    pub day: i64,
+    pub traffic: Vec<ProcessTraffic>,
+    pub web: Vec<HostTraffic>,
+    pub state: StateChanges,
+    /// Interface deltas and networks (`None`: no interface reading this tick).
+    pub net: Option<NetTraffic>,
+    /// Gaps that end at this tick, written just before it.
+    pub gaps: Vec<Gap>,
+}
+
+impl PendingTick {
+    fn rows(&self) -> usize {
+        self.traffic
+            .iter()
+            .map(|t| 1 + t.flows.len())
+            .sum::<usize>()
+            + self.web.len()
+            + 1
+    }
+}
+
+/// The unwritten ticks, oldest first.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ticks: Vec<PendingTick>,
+    rows: usize,
+    /// When the oldest unwritten tick was sampled.
+    since: Option<Instant>,
+}
+
+impl Batch {
+    pub fn push(&mut self, tick: PendingTick, sampled_at: Instant) {
+        self.rows += tick.rows();
+        self.since.get_or_insert(sampled_at);
+        self.ticks.push(tick);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ticks.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ticks.len()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn ticks(&self) -> &[PendingTick] {
+        &self.ticks
+    }
+
+    /// Whether it is time to write: `every_ticks` ticks are waiting (the window: `--write-every`
+    /// over the interval), or the oldest has waited twice the window (ticks running late or
+    /// failing), or the batch reached its bound.
+    pub fn due(&self, now: Instant, every: Duration, every_ticks: usize) -> bool {
+        !self.ticks.is_empty()
+            && (self.ticks.len() >= every_ticks
+                || self
+                    .since
+                    .is_some_and(|s| now.duration_since(s) >= every.saturating_mul(2))
+                || self.rows >= MAX_ROWS)
+    }
+
+    /// The ticks as the store writes them, each with the gaps it ends.
+    pub fn as_ticks(&self, run_id: i64) -> Vec<(Tick<'_>, &[Gap])> {
+        self.ticks
+            .iter()
+            .map(|t| {
+                (
+                    Tick {
+                        run_id,
+                        at_ms: t.at_ms,
+                        elapsed_ms: t.elapsed_ms,
+                        day: t.day,
+                        traffic: &t.traffic,
+                        web: &t.web,
+                        state: &t.state,
+                        net: t.net.as_ref(),
+                    },
+                    &t.gaps[..],
+                )
+            })
+            .collect()
+    }
+
+    /// The batch was written.
+    pub fn clear(&mut self) {
+        self.ticks.clear();
+        self.rows = 0;
+        self.since = None;
+    }
+
+    /// Writing keeps failing and the batch is over its bound: merge its ticks into one that
+    /// covers their whole span (bytes summed per process, connection and host; the last word
+    /// per counter; every gap kept), labelled with the newest tick's time and day.
+    pub fn squeeze(&mut self) {
+        let Some(last) = self.ticks.last() else {
+            return;
+        };
+        let (at_ms, day) = (last.at_ms, last.day);
+        let mut merged = PendingTick {
+            at_ms,
+            elapsed_ms: 0,
+            day,
+            traffic: Vec::new(),
+            web: Vec::new(),
+            state: StateChanges::default(),
+            net: None,
+            gaps: Vec::new(),
+        };
+        let ticks = std::mem::take(&mut self.ticks);
+        merged.state = crate::store::state::merge(ticks.iter().map(|t| &t.state));
+        for t in ticks {
+            merged.elapsed_ms = merged.elapsed_ms.saturating_add(t.elapsed_ms);
+            merged.traffic = merge_traffic(std::mem::take(&mut merged.traffic), t.traffic);
+            merged.web = merge_web(std::mem::take(&mut merged.web), t.web);
+            merged.net = super::networks::merge(merged.net.take(), t.net);
+            merged.gaps.extend(t.gaps);
+        }
+        self.rows = merged.rows();
+        self.ticks.push(merged);
+    }
+}
+
+/// Deltas of two ticks as one: bytes summed per process and per connection, so merged ticks
+/// grow with the processes seen, not with the number of ticks.
+pub fn merge_traffic(
+    earlier: Vec<ProcessTraffic>,
+    later: Vec<ProcessTraffic>,
+) -> Vec<ProcessTraffic> {
+    let mut out: Vec<ProcessTraffic> = Vec::with_capacity(earlier.len().max(later.len()));
+    let mut at: HashMap<ProcessRecord, usize> = HashMap::new();
+    for t in earlier.into_iter().chain(later) {
+        match at.get(&t.process) {
+            Some(&i) => {
+                let m = &mut out[i];
+                m.bytes_in = m.bytes_in.saturating_add(t.bytes_in);
+                m.bytes_out = m.bytes_out.saturating_add(t.bytes_out);
+                for f in t.flows {
+                    match m.flows.iter_mut().find(|g| g.remote == f.remote) {
+                        Some(g) => {
+                            g.bytes_in = g.bytes_in.saturating_add(f.bytes_in);
+                            g.bytes_out = g.bytes_out.saturating_add(f.bytes_out);
+                        }
+                        None => m.flows.push(f),
+                    }
+                }
+            }
+            None => {
+                at.insert(t.process.clone(), out.len());
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+/// Browser bytes of two ticks as one, summed per application, host and method.
+pub fn merge_web(earlier: Vec<HostTraffic>, later: Vec<HostTraffic>) -> Vec<HostTraffic> {
+    let mut out: Vec<HostTraffic> = Vec::with_capacity(earlier.len().max(later.len()));
+    for h in earlier.into_iter().chain(later) {
+        match out
+            .iter_mut()
+            .find(|m| m.app == h.app && m.host == h.host && m.method == h.method)
+        {
+            Some(m) => {
+                m.bytes_in = m.bytes_in.saturating_add(h.bytes_in);
+                m.bytes_out = m.bytes_out.saturating_add(h.bytes_out);
+            }
+            None => out.push(h),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(at_ms: i64, bytes: u64) -> PendingTick {
+        PendingTick {
+            at_ms,
+            elapsed_ms: 1000,
+            day: 0,
+            traffic: vec![ProcessTraffic {
+                process: ProcessRecord {
+                    pid: Some(1),
+                    name: "p".into(),
+                    start_time: None,
+                    exe: None,
+                    uid: None,
+                    app: crate::procinfo::App {
+                        name: "p".into(),
+                        path: None,
+                    },
+                    kind: crate::tick::AppKind::Application,
+                    container: None,
+                },
+                bytes_in: bytes,
+                bytes_out: 1,
+                flows: vec![],
+            }],
+            web: vec![],
+            state: StateChanges::default(),
+            net: None,
+            gaps: vec![],
+        }
+    }
+
+    #[test]
+    fn a_batch_is_due_at_its_tick_count_or_after_twice_its_window() {
+        let t0 = Instant::now();
+        let every = Duration::from_secs(600);
+        let mut b = Batch::default();
+        assert!(!b.due(t0, every, 1), "nothing to write");
+        b.push(tick(1, 1), t0);
+        assert!(
+            !b.due(t0 + every, every, 2),
+            "one of two ticks, one window late"
+        );
+        assert!(b.due(t0 + every * 2, every, 2), "twice the window");
+        b.push(tick(2, 1), t0);
+        assert!(b.due(t0, every, 2));
+    }
+
+    #[test]
+    fn squeezing_keeps_every_byte_and_the_whole_span() {
+        let mut b = Batch::default();
+        let t0 = Instant::now();
+        for n in 1..=50 {
+            b.push(tick(n * 1000, n as u64), t0);
+        }
+        b.squeeze();
+        assert_eq!(b.len(), 1);
+        let t = &b.ticks()[0];
+        assert_eq!(t.at_ms, 50_000);
+        assert_eq!(t.elapsed_ms, 50_000);
+        assert_eq!(t.traffic.len(), 1);
+        assert_eq!(t.traffic[0].bytes_in, (1..=50).sum::<u64>());
+        assert_eq!(t.traffic[0].bytes_out, 50);
+        assert!(b.rows() < 10);
+    }
+}
