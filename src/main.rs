@@ -14,6 +14,12 @@ use netmon::cli::{Cli, Command};
 use netmon::exit::{self, Exit};
 use netmon::{commands, paths};
 
+/// The recorder allocates and frees many small strings per nettop row (keys, names, remotes):
+/// with glibc's malloc that was about a third of its CPU per tick; mimalloc halves that part
+/// (`cargo bench --bench record`, README "What recording costs").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Everything netmon creates (database, token, lock) is private to the user.
     // SAFETY: umask only changes this process's file creation mask.
