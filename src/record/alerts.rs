@@ -112,6 +112,9 @@ pub struct Alerts {
     loaded_at: Option<Instant>,
     rate: Option<RateWatch>,
     notifier_missing: bool,
+    /// The interface deltas of ticks the database does not hold yet (the recorder writes in
+    /// batches), with their times: a cap's usage read from the database adds them.
+    unwritten: Vec<(i64, NetTraffic)>,
     /// Tests: keep the notifications here instead of spawning the tool.
     #[cfg(test)]
     sent: Option<Vec<String>>,
@@ -125,7 +128,12 @@ impl Alerts {
         }
     }
 
-    /// After a committed tick: add its bytes, announce what crossed.
+    /// The ticks given so far are in the database now.
+    pub fn written(&mut self) {
+        self.unwritten.clear();
+    }
+
+    /// After a tick (written or not yet): add its bytes, announce what crossed.
     pub fn after_commit(
         &mut self,
         conn: &Connection,
@@ -134,6 +142,9 @@ impl Alerts {
         covers: Duration,
         wall_ms: i64,
     ) {
+        if let Some(net) = net {
+            self.unwritten.push((wall_ms, net.clone()));
+        }
         if self.loaded_at.is_none_or(|t| t.elapsed() >= RELOAD_EVERY) {
             if let Err(e) = self.reload(conn, net, wall_ms) {
                 error!(error = %e, "reading the data caps failed; retried in a minute");
@@ -253,8 +264,15 @@ impl Alerts {
     ) -> rusqlite::Result<Tracked> {
         let period = Period::parse(&cap.period).unwrap_or(Period::Month);
         let (start_ms, end_ms) = period_bounds(&Local, period, cap.resets_on, wall_ms);
+        // What the database holds, plus the ticks it does not hold yet (this one included).
+        let unwritten: u64 = self
+            .unwritten
+            .iter()
+            .filter(|(at, _)| *at >= start_ms)
+            .map(|(_, n)| counted(n, cap.network_key.as_deref(), cap.scope == "*"))
+            .sum();
         Ok(Tracked {
-            used: net_store::carried_since(conn, network_id, start_ms / 1000)?,
+            used: net_store::carried_since(conn, network_id, start_ms / 1000)? + unwritten,
             announced: net_store::alerted(conn, &cap.scope, start_ms / 1000)?,
             cap,
             network_id,
@@ -386,6 +404,8 @@ mod tests {
         let state = StateChanges::default();
         let tick = |w: &mut Writer, alerts: &mut Alerts, at: i64, bytes: u64| {
             let n = net(bytes);
+            // As the recorder does: the tick is announced as it is taken, then written.
+            alerts.after_commit(w.conn(), Some(&n), &[], Duration::from_secs(5), at);
             w.commit_tick(&Tick {
                 run_id: run,
                 at_ms: at,
@@ -397,7 +417,7 @@ mod tests {
                 net: Some(&n),
             })
             .expect("commit");
-            alerts.after_commit(w.conn(), Some(&n), &[], Duration::from_secs(5), at);
+            alerts.written();
         };
         for (i, bytes) in [500, 350, 100, 100, 100, 500].into_iter().enumerate() {
             tick(&mut w, &mut alerts, noon(1) + i as i64 * 5000, bytes);

@@ -617,6 +617,7 @@ impl<'a> Recorder<'a> {
                 self.batch.clear();
                 self.failed_writes = 0;
                 self.writes += 1;
+                self.alerts.written();
                 if let Some(live) = &self.live {
                     live.written(self.durable_ms);
                 }

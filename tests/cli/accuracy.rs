@@ -86,6 +86,7 @@ fn issue_15_explained_share_per_workload_and_exact_interface_totals() {
                     .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
                     .env("TZ", "UTC")
                     .args(["record", "--db", &path_str(&db), "--interval", "1s"])
+                    .args(["--write-every", "0"])
                     .args(["--source", source])
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
