@@ -204,6 +204,14 @@ fn loop_scenario(dir: &Path, name: &str, every: usize) {
         .enumerate()
     {
         let s = s + 1;
+        // The machine's Ethernet carried what the applications moved, and a little more
+        // (headers): the interface reader reads it as the fake nettop leaves it each step.
+        let (app_in, app_out) = step_totals(out);
+        write_net_step(
+            &steps.join(format!("step-{s:04}.net")),
+            app_in + app_in / 32,
+            app_out + app_out / 32,
+        );
         std::fs::write(steps.join(format!("step-{s:04}.csv")), out).expect("step");
     }
     let short = run_record(dir, &steps, name, SHORT);
@@ -242,6 +250,53 @@ fn loop_scenario(dir: &Path, name: &str, every: usize) {
     );
 }
 
+/// Bytes in and out of a step's process rows (the lines without `<->`).
+fn step_totals(step: &str) -> (u64, u64) {
+    step.lines()
+        .skip(1)
+        .filter(|l| !l.contains("<->"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((
+                f.get(3)?.parse::<u64>().ok()?,
+                f.get(4)?.parse::<u64>().ok()?,
+            ))
+        })
+        .fold((0, 0), |(a, b), (i, o)| (a + i, b + o))
+}
+
+/// A step's interface files (`NETMON_NET_ROOT` layout): one Ethernet interface, eth0, whose
+/// counters stand at `bytes_in`/`bytes_out`, behind a default gateway.
+fn write_net_step(root: &Path, bytes_in: u64, bytes_out: u64) {
+    let write = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    write(
+        "proc/net/dev",
+        &format!(
+            "Inter-|   Receive                                                |  Transmit\n \
+             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n\
+             {:>6}: {bytes_in} 0 0 0 0 0 0 0 {bytes_out} 0 0 0 0 0 0 0\n",
+            "eth0"
+        ),
+    );
+    write(
+        "proc/net/route",
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+         eth0\t00000000\t0100000A\t0003\t0\t0\t100\t00000000\t0\t0\t0\n",
+    );
+    write(
+        "proc/net/arp",
+        "IP address       HW type     Flags       HW address            Mask     Device\n\
+         10.0.0.1         0x1         0x2         aa:bb:cc:dd:ee:01     *        eth0\n",
+    );
+    write("sys/class/net/eth0/ifindex", "2\n");
+    write("sys/class/net/eth0/type", "1\n");
+    write("sys/class/net/eth0/device/vendor", "0x8086\n");
+}
+
 /// Record `ticks` ticks of the scripted steps into a new database.
 fn run_record(dir: &Path, steps: &Path, name: &str, ticks: usize) -> Run {
     let _ = std::fs::remove_file(steps.join(".n"));
@@ -250,11 +305,14 @@ fn run_record(dir: &Path, steps: &Path, name: &str, ticks: usize) -> Run {
     let started = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_netmon"));
     cmd.env_clear();
-    // NETMON_BENCH_NET_ROOT=/nonexistent measures the loop without interface counters (the
-    // reader fails at once), for the cost of reading them (issue 15).
-    if let Some(root) = std::env::var_os("NETMON_BENCH_NET_ROOT") {
-        cmd.env("NETMON_NET_ROOT", root);
-    }
+    // The interfaces are the scripted ones (the fake nettop leaves each step's in
+    // FAKE_NETTOP_DIR/net), not this machine's, whose traffic would make "idle" whatever the
+    // machine did meanwhile. NETMON_BENCH_NET_ROOT=/nonexistent measures the loop without
+    // interface counters (the reader fails at once), for the cost of reading them (issue 15).
+    cmd.env(
+        "NETMON_NET_ROOT",
+        std::env::var_os("NETMON_BENCH_NET_ROOT").unwrap_or_else(|| steps.join("net").into()),
+    );
     let out = cmd
         .args([
             "record",
