@@ -221,38 +221,8 @@ pub fn snapshot<Tz: TimeZone>(
         );
         return Ok(top);
     }
-    let mut by_app: HashMap<i64, (i64, i64)> = HashMap::new();
-    {
-        let mut st = db.conn.prepare_cached(
-            "SELECT p.app_id, sum(s.bytes_in), sum(s.bytes_out) FROM samples s \
-             JOIN processes p ON p.id = s.process_id \
-             WHERE s.tick_id BETWEEN ?1 AND ?2 GROUP BY p.app_id",
-        )?;
-        let rows = st.query_map(params![first_id, last.id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for r in rows {
-            let (app, bin, bout) = r?;
-            let e = by_app.entry(app).or_default();
-            e.0 += bin;
-            e.1 += bout;
-        }
-    }
-    let infos = db.apps()?;
     let mut by_name: HashMap<String, (Kind, i64, i64)> = HashMap::new();
-    for (app, (bin, bout)) in by_app {
-        let (name, kind) = infos
-            .get(&app)
-            .map(|a| (a.name.clone(), a.kind))
-            .unwrap_or_else(|| (format!("(unknown app #{app})"), Kind::Application));
-        let e = by_name.entry(name).or_insert((kind, 0, 0));
-        e.1 += bin;
-        e.2 += bout;
-    }
+    add_written(db, first_id, last.id, &mut by_name)?;
     let status = format!(
         "recording: netmon record (pid {}), last tick {} ago",
         h.pid,
@@ -330,29 +300,7 @@ fn live_rates(
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             start = start.min(first_at - first_elapsed);
-            let infos = db.apps()?;
-            let mut st = db.conn.prepare_cached(
-                "SELECT p.app_id, sum(s.bytes_in), sum(s.bytes_out) FROM samples s \
-                 JOIN processes p ON p.id = s.process_id \
-                 WHERE s.tick_id BETWEEN ?1 AND ?2 GROUP BY p.app_id",
-            )?;
-            let rows = st.query_map(params![first_id, last_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?;
-            for r in rows {
-                let (app, bin, bout) = r?;
-                let (name, kind) = infos
-                    .get(&app)
-                    .map(|a| (a.name.clone(), a.kind))
-                    .unwrap_or_else(|| (format!("(unknown app #{app})"), Kind::Application));
-                let e = by_name.entry(name).or_insert((kind, 0, 0));
-                e.1 += bin;
-                e.2 += bout;
-            }
+            add_written(db, first_id, last_id, &mut by_name)?;
         }
     }
     if elapsed <= 0 {
@@ -368,6 +316,39 @@ fn live_rates(
         ago(newest)
     );
     Ok(fill(top, status, by_name, today, elapsed, start, newest))
+}
+
+/// Add the written ticks `first_id..=last_id`' bytes per application name.
+fn add_written(
+    db: &Db,
+    first_id: i64,
+    last_id: i64,
+    by_name: &mut HashMap<String, (Kind, i64, i64)>,
+) -> Result<(), Error> {
+    let infos = db.apps()?;
+    let mut st = db.conn.prepare_cached(
+        "SELECT p.app_id, sum(s.bytes_in), sum(s.bytes_out) FROM samples s \
+         JOIN processes p ON p.id = s.process_id \
+         WHERE s.tick_id BETWEEN ?1 AND ?2 GROUP BY p.app_id",
+    )?;
+    let rows = st.query_map(params![first_id, last_id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for r in rows {
+        let (app, bin, bout) = r?;
+        let (name, kind) = infos
+            .get(&app)
+            .map(|a| (a.name.clone(), a.kind))
+            .unwrap_or_else(|| (format!("(unknown app #{app})"), Kind::Application));
+        let e = by_name.entry(name).or_insert((kind, 0, 0));
+        e.1 += bin;
+        e.2 += bout;
+    }
+    Ok(())
 }
 
 /// Today's totals plus what the recorder has not written yet of today.
