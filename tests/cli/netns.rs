@@ -101,6 +101,16 @@ impl Pair {
                 dev,
                 "nodad",
             ]);
+            // No router solicitations (70 bytes each, up to 8 s after the link comes up):
+            // tests compare the link's counters with what was recorded, to the byte.
+            let sent = Pair::exec(ns, "sysctl")
+                .args([
+                    "-qw",
+                    &format!("net.ipv6.conf.{dev}.router_solicitations=0"),
+                ])
+                .status()
+                .expect("run sysctl");
+            assert!(sent.success(), "sysctl in {ns} failed");
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
         }
