@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::util::{Env, json_array, proc_net_dev, record_nettop, u};
+use crate::util::{Env, json_array, place_script, proc_net_dev, record_nettop, u};
 
 const H: &str = ",interface,state,bytes_in,bytes_out,\n";
 const CURL: &str = "curl.5000002";
@@ -362,13 +362,10 @@ fn fake_notifier(env: &Env) -> String {
     std::fs::create_dir_all(&bin).expect("fakebin");
     let log = env.dir.path().join("notified");
     let script = bin.join("notify-send");
-    std::fs::write(
+    place_script(
         &script,
-        format!("#!/bin/sh\necho \"$*\" >> '{}'\n", log.display()),
-    )
-    .expect("write fake");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        &format!("#!/bin/sh\necho \"$*\" >> '{}'\n", log.display()),
+    );
     let fake_nettop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-nettop");
     format!(
         "{}:{}:/usr/local/bin:/usr/bin:/bin",
@@ -533,14 +530,11 @@ fn issue_15_a_wifi_network_is_named_by_the_ssid_iw_prints() {
     let bin = env.dir.path().join("fakebin");
     std::fs::create_dir_all(&bin).expect("fakebin");
     let iw = bin.join("iw");
-    std::fs::write(
+    place_script(
         &iw,
         "#!/bin/sh\n[ \"$1 $2 $3\" = \"dev wlan0 link\" ] || exit 1\n\
          printf 'Connected to 11:22:33:44:55:66 (on wlan0)\\n\\tSSID: Café Wi-Fi\\n\\tfreq: 5180\\n'\n",
-    )
-    .expect("write iw");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&iw, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    );
     let fake_nettop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-nettop");
     let path = format!("{}:{}:/usr/bin:/bin", bin.display(), fake_nettop.display());
     for (n, bytes) in [(1, 0), (2, 4000)] {

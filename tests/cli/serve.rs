@@ -11,7 +11,13 @@ use std::time::{Duration, Instant};
 use crate::util::{Env, Serve, http, http_raw, parse_reply, serve_token, wait_until};
 
 fn now_rfc3339(offset_s: i64) -> String {
-    (chrono::Utc::now() + chrono::Duration::seconds(offset_s))
+    at_rfc3339(chrono::Utc::now(), offset_s)
+}
+
+/// Times that must be an exact distance apart come from one reading of the clock: two
+/// readings can straddle a millisecond boundary (seen in CI: 10,001 ms for 10 s).
+fn at_rfc3339(base: chrono::DateTime<chrono::Utc>, offset_s: i64) -> String {
+    (base + chrono::Duration::seconds(offset_s))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -40,8 +46,9 @@ fn the_endpoints_store_what_the_extension_reports() {
         Some("application/json")
     );
 
-    let t0 = now_rfc3339(-30);
-    let t1 = now_rfc3339(-20);
+    let base = chrono::Utc::now();
+    let t0 = at_rfc3339(base, -30);
+    let t1 = at_rfc3339(base, -20);
     let body = format!(
         r#"{{"heartbeats": [
             {{"browser": "Firefox", "host": "www.bbc.co.uk", "time": "{t0}", "duration": 5}},

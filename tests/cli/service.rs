@@ -8,7 +8,7 @@ use std::process::Command as StdCommand;
 
 use predicates::prelude::*;
 
-use crate::util::{Env, bin};
+use crate::util::{Env, bin, place_executable};
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -423,7 +423,7 @@ fn netmon_in(env: &Env, dir: &str) -> PathBuf {
     let d = env.home().join(dir);
     std::fs::create_dir_all(&d).expect("dir");
     let exe = d.join("netmon");
-    std::fs::copy(bin(), &exe).expect("copy netmon");
+    place_executable(&bin(), &exe);
     exe
 }
 

@@ -15,6 +15,36 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_netmon"))
 }
 
+/// Places an executable file at `dest` with `install -m 0755`, never by writing it from this
+/// process. A test process runs many tests on threads; a child forked by one of them between
+/// our open-for-write and our close inherits the write descriptor, and exec'ing the file then
+/// fails with ETXTBSY ("Text file busy", seen in CI). `install` writes in its own process, which
+/// has exited before we go on, so no descriptor for writing outlives it.
+pub fn place_executable(src: &Path, dest: &Path) {
+    let out = StdCommand::new("install")
+        .arg("-m")
+        .arg("0755")
+        .arg(src)
+        .arg(dest)
+        .output()
+        .expect("run install(1)");
+    assert!(
+        out.status.success(),
+        "install {} {}: {}",
+        src.display(),
+        dest.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A shell script at `dest`, made executable by [`place_executable`]; the text is written to a
+/// sibling `.txt` file first (never executed).
+pub fn place_script(dest: &Path, text: &str) {
+    let draft = dest.with_extension("txt");
+    std::fs::write(&draft, text).expect("write script draft");
+    place_executable(&draft, dest);
+}
+
 /// `netmon record` with the fake nettop, every 100 ms, for `ticks` ticks.
 pub fn record_nettop(ticks: &str) -> [&str; 7] {
     [
