@@ -14,6 +14,7 @@ fn counter(key: &str, bytes_in: u64, bytes_out: u64) -> Counter {
         bytes_in,
         bytes_out,
         closed: false,
+        interface: None,
     }
 }
 

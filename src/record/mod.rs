@@ -946,6 +946,7 @@ mod tests {
                 bytes_in: n * 1000,
                 bytes_out: n * 10,
                 closed: false,
+                interface: None,
             }],
         };
         let t0 = Instant::now();
@@ -1050,6 +1051,7 @@ mod tests {
                 bytes_in: n * 1000,
                 bytes_out: 0,
                 closed: false,
+                interface: None,
             }],
         };
         let t0 = Instant::now();

@@ -48,6 +48,10 @@ pub struct Counter {
     pub bytes_out: u64,
     /// This is the counter's final value (its socket closed): count it, then forget it.
     pub closed: bool,
+    /// The interface the socket used last, when the source says (nettop's `interface`
+    /// column: `en0`, `utun3`). Not part of the key: a socket can move (FORMAT.md §5).
+    /// Shared text, so a tick's hundreds of counters on `en0` hold one string.
+    pub interface: Option<std::sync::Arc<str>>,
 }
 
 /// Stable identity of a counter, namespaced by source (`nettop/…`, `sockdiag/…`).

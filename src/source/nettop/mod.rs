@@ -139,6 +139,7 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
     // The process part of the keys is written once per process, and each connection key is
     // that prefix plus its own part: no `format!` per row (this runs for every nettop row).
     let mut process_key = String::new();
+    let mut interfaces: Vec<std::sync::Arc<str>> = Vec::new();
     for p in &block.processes {
         let owner = Owner::Process(ProcessRef::new(p.pid, &*p.name));
         process_key.clear();
@@ -155,6 +156,7 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
                 bytes_in: p.bytes_in,
                 bytes_out: p.bytes_out,
                 closed: false,
+                interface: None,
             });
             continue;
         }
@@ -182,10 +184,21 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
                 bytes_in: c.bytes_in.unwrap_or(0),
                 bytes_out: c.bytes_out.unwrap_or(0),
                 closed: false,
+                interface: c.interface.map(|i| interned(&mut interfaces, i)),
             });
         }
     }
     Snapshot { counters }
+}
+
+/// One shared string per interface name in a sample (a handful of names, hundreds of rows).
+fn interned(seen: &mut Vec<std::sync::Arc<str>>, name: &str) -> std::sync::Arc<str> {
+    if let Some(a) = seen.iter().find(|a| &***a == name) {
+        return a.clone();
+    }
+    let a: std::sync::Arc<str> = name.into();
+    seen.push(a.clone());
+    a
 }
 
 /// A name or endpoint as it goes into a key: control characters (which nettop never printed,

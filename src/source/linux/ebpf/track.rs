@@ -259,6 +259,7 @@ impl Tracker {
                         bytes_in: now[DIR_IN],
                         bytes_out: now[DIR_OUT],
                         closed,
+                        interface: None,
                     });
                 }
             }
@@ -291,6 +292,7 @@ impl Tracker {
                     bytes_in: bytes[DIR_IN],
                     bytes_out: bytes[DIR_OUT],
                     closed: false,
+                    interface: None,
                 });
             }
         }

@@ -361,6 +361,7 @@ fn counter(s: &Sock, owner: Owner, bytes_in: u64, bytes_out: u64, closed: bool) 
         bytes_in,
         bytes_out,
         closed,
+        interface: None,
     }
 }
 
