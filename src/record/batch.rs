@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::delta::StateChanges;
 use crate::store::write::{Gap, Tick};
-use crate::tick::{HostTraffic, NetTraffic, ProcessRecord, ProcessTraffic};
+use crate::tick::{HostTraffic, NetTraffic, NetworkBytes, ProcessRecord, ProcessTraffic};
 
 /// The most rows (processes, connections, hosts) unwritten ticks may hold: a batch this big is
 /// written at once; if writing fails, its ticks are merged.
@@ -137,8 +137,22 @@ impl Batch {
             net: None,
             gaps: Vec::new(),
         };
-        let ticks = std::mem::take(&mut self.ticks);
+        let mut ticks = std::mem::take(&mut self.ticks);
         merged.state = crate::store::state::merge(ticks.iter().map(|t| &t.state));
+        // The merged tick's application bytes are counted on the newest app network
+        // (`networks::merge`): a tick whose bytes were on another one lists them there.
+        let app_network = ticks
+            .iter()
+            .rev()
+            .find_map(|t| t.net.as_ref().and_then(|n| n.app_network.clone()));
+        for t in &mut ticks {
+            let own = t.net.as_ref().and_then(|n| n.app_network.clone());
+            if own != app_network {
+                for p in &mut t.traffic {
+                    pin_app_network(p, own.clone());
+                }
+            }
+        }
         for t in ticks {
             merged.elapsed_ms = merged.elapsed_ms.saturating_add(t.elapsed_ms);
             merged.traffic = merge_traffic(std::mem::take(&mut merged.traffic), t.traffic);
@@ -174,6 +188,8 @@ pub fn merge_traffic(
                         None => m.flows.push(f),
                     }
                 }
+                merge_networks(&mut m.networks, t.networks);
+                m.interfaces.extend(t.interfaces);
             }
             None => {
                 at.insert(t.process.clone(), out.len());
@@ -182,6 +198,46 @@ pub fn merge_traffic(
         }
     }
     out
+}
+
+/// List what of `p`'s bytes is on its tick's app network (`app_network`) in `p.networks`,
+/// so the bytes stay there when the tick is merged with one counted on another network.
+fn pin_app_network(p: &mut ProcessTraffic, app_network: Option<crate::tick::Network>) {
+    let (moved_in, moved_out) = p
+        .networks
+        .iter()
+        .fold((0u64, 0u64), |(i, o), n| (i + n.bytes_in, o + n.bytes_out));
+    let (rest_in, rest_out) = (
+        p.bytes_in.saturating_sub(moved_in),
+        p.bytes_out.saturating_sub(moved_out),
+    );
+    if rest_in == 0 && rest_out == 0 {
+        return;
+    }
+    match p.networks.iter_mut().find(|n| n.network == app_network) {
+        Some(n) => {
+            n.bytes_in += rest_in;
+            n.bytes_out += rest_out;
+        }
+        None => p.networks.push(NetworkBytes {
+            network: app_network,
+            bytes_in: rest_in,
+            bytes_out: rest_out,
+        }),
+    }
+}
+
+/// Per-network bytes of two ticks' process as one.
+fn merge_networks(into: &mut Vec<NetworkBytes>, from: Vec<NetworkBytes>) {
+    for n in from {
+        match into.iter_mut().find(|m| m.network == n.network) {
+            Some(m) => {
+                m.bytes_in = m.bytes_in.saturating_add(n.bytes_in);
+                m.bytes_out = m.bytes_out.saturating_add(n.bytes_out);
+            }
+            None => into.push(n),
+        }
+    }
 }
 
 /// Browser bytes of two ticks as one, summed per application, host and method.
@@ -228,6 +284,8 @@ mod tests {
                 bytes_in: bytes,
                 bytes_out: 1,
                 flows: vec![],
+                interfaces: vec![],
+                networks: vec![],
             }],
             web: vec![],
             state: StateChanges::default(),

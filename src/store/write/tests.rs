@@ -39,6 +39,8 @@ fn proc(pid: u32, name: &str, app: &str) -> ProcessRecord {
 
 fn traffic(p: ProcessRecord, bin: u64, bout: u64) -> ProcessTraffic {
     ProcessTraffic {
+        interfaces: Vec::new(),
+        networks: Vec::new(),
         process: p,
         bytes_in: bin,
         bytes_out: bout,
@@ -147,6 +149,8 @@ fn flows_are_stored_per_remote() {
         port: 443,
     };
     let t = ProcessTraffic {
+        interfaces: Vec::new(),
+        networks: Vec::new(),
         process: proc(1, "Safari", "Safari"),
         bytes_in: 30,
         bytes_out: 3,
