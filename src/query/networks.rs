@@ -493,9 +493,11 @@ struct OnNetwork {
 }
 
 /// Every (row, application) of a layer over `[a, b)` with the bytes counted on `network`.
-/// Raw: the ticks whose application bytes are on it. Hourly and daily: the bucket's total
-/// less what other networks got where it is the bucket's primary network, else what
-/// `app_net_hourly`/`app_net_daily` list for it (sql/0007_networks.sql).
+/// Raw: a process's sample in ticks whose app network it is, less what the tick's split lists
+/// on other networks, plus what the split lists on it (sql/0008_app_network_split.sql).
+/// Hourly and daily: the bucket's total less what other networks got where it is the bucket's
+/// primary network, else what `app_net_hourly`/`app_net_daily` list for it
+/// (sql/0007_networks.sql).
 fn rows_on(
     conn: &Connection,
     layer: Layer,
@@ -511,8 +513,11 @@ fn rows_on(
                 st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?
             };
-            // The ticks whose application bytes are on the network, then their samples.
-            let mut ticks: Vec<(i64, i64)> = Vec::new();
+            // The ticks with application bytes on the network (their app network, or some
+            // listed in their split), then their samples: a process's bytes on its tick's app
+            // network are its sample less what the split lists for it on other networks.
+            type Listed = Vec<(i64, i64, u64, u64)>;
+            let mut ticks: Vec<(i64, i64, bool, Listed)> = Vec::new();
             {
                 let mut st = conn.prepare_cached(
                     "SELECT id, at, net FROM ticks WHERE at >= ?1 AND at < ?2 AND net IS NOT NULL",
@@ -520,23 +525,45 @@ fn rows_on(
                 let mut rows = st.query(params![a, b])?;
                 while let Some(r) = rows.next()? {
                     let blob: Vec<u8> = r.get(2)?;
-                    if decode(&blob).is_some_and(|d| d.app_network == network) {
-                        ticks.push((r.get(0)?, r.get(1)?));
+                    let Some(d) = decode(&blob) else { continue };
+                    let on_app = d.app_network == network;
+                    if on_app || d.split.iter().any(|x| x.1 == network) {
+                        ticks.push((r.get(0)?, r.get(1)?, on_app, d.split));
                     }
                 }
             }
             let mut st = conn.prepare_cached(
                 "SELECT process_id, bytes_in, bytes_out FROM samples WHERE tick_id = ?1",
             )?;
-            for (tick, at) in ticks {
+            for (tick, at, on_app, split) in ticks {
                 let mut rows = st.query([tick])?;
                 while let Some(r) = rows.next()? {
-                    if let Some(&app) = process_app.get(&r.get::<_, i64>(0)?) {
+                    let process: i64 = r.get(0)?;
+                    let Some(&app) = process_app.get(&process) else {
+                        continue;
+                    };
+                    let (mut bin, mut bout): (i64, i64) = (0, 0);
+                    if on_app {
+                        bin = r.get(1)?;
+                        bout = r.get(2)?;
+                    }
+                    for &(_, nid, i, o) in split.iter().filter(|x| x.0 == process) {
+                        let sign = if nid == network {
+                            1
+                        } else if on_app {
+                            -1
+                        } else {
+                            0
+                        };
+                        bin += sign * i as i64;
+                        bout += sign * o as i64;
+                    }
+                    if bin != 0 || bout != 0 {
                         out.push(OnNetwork {
                             key_ms: at,
                             app_id: app,
-                            bytes_in: r.get(1)?,
-                            bytes_out: r.get(2)?,
+                            bytes_in: bin,
+                            bytes_out: bout,
                             first_ms: at,
                             last_ms: at,
                         });
@@ -621,6 +648,34 @@ fn rows_on(
         }
     }
     Ok(out)
+}
+
+/// Which rule put the applications' bytes on networks in a range, by the sources of the runs
+/// that recorded it: per connection where the source says which interface each connection used
+/// (nettop), else the network that carried the most bytes off the machine in each tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SplitRules {
+    /// Some of the range was recorded by a source that names each connection's interface.
+    pub per_connection: bool,
+    /// Some of it was recorded by a source that does not (sockdiag, ebpf).
+    pub busiest_per_tick: bool,
+}
+
+/// The [`SplitRules`] of the runs that overlap `[a, b)`.
+pub fn split_rules(conn: &Connection, a: i64, b: i64) -> rusqlite::Result<SplitRules> {
+    let mut st = conn.prepare_cached(
+        "SELECT DISTINCT source FROM runs WHERE started_at < ?2 \
+         AND coalesce(last_tick_at, stopped_at, started_at) >= ?1",
+    )?;
+    let mut rules = SplitRules::default();
+    for source in st.query_map(params![a, b], |r| r.get::<_, String>(0))? {
+        if source? == crate::source::SourceKind::Nettop.as_str() {
+            rules.per_connection = true;
+        } else {
+            rules.busiest_per_tick = true;
+        }
+    }
+    Ok(rules)
 }
 
 /// The network's name for an id, for messages.

@@ -515,13 +515,13 @@ fn get(b: &[u8], at: &mut usize) -> Option<u64> {
 }
 
 const UPSERT_NET_HOURLY: &str = "INSERT INTO net_hourly(hour, network_id, interface_id, \
-     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
      ON CONFLICT(hour, network_id, interface_id) DO UPDATE SET \
      bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
      first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
 
 const UPSERT_NET_DAILY: &str = "INSERT INTO net_daily(day, network_id, interface_id, \
-     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
      ON CONFLICT(day, network_id, interface_id) DO UPDATE SET \
      bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
      first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
