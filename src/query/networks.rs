@@ -687,3 +687,158 @@ pub fn name_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
     )
     .optional()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::StateChanges;
+    use crate::store::write::{Gap, RunInfo, Tick, Writer};
+    use crate::tick::{
+        App, AppKind, InterfaceTraffic, NetTraffic, Network, NetworkBytes, ProcessRecord,
+        ProcessTraffic,
+    };
+
+    const T0: i64 = 1_763_942_400_000; // 2025-11-24T00:00:00Z
+
+    fn network(key: &str) -> Network {
+        Network {
+            key: key.into(),
+            label: key.into(),
+        }
+    }
+
+    fn app(pid: u32, name: &str, bytes: (u64, u64), on: &[(&str, u64, u64)]) -> ProcessTraffic {
+        ProcessTraffic {
+            process: ProcessRecord {
+                pid: Some(pid),
+                name: name.into(),
+                start_time: None,
+                exe: None,
+                uid: None,
+                app: App {
+                    name: name.into(),
+                    path: None,
+                },
+                kind: AppKind::Application,
+                container: None,
+            },
+            bytes_in: bytes.0,
+            bytes_out: bytes.1,
+            flows: vec![],
+            interfaces: vec![],
+            networks: on
+                .iter()
+                .map(|&(k, i, o)| NetworkBytes {
+                    network: Some(network(k)),
+                    bytes_in: i,
+                    bytes_out: o,
+                })
+                .collect(),
+        }
+    }
+
+    fn net(app_network: &str) -> NetTraffic {
+        NetTraffic {
+            interfaces: vec![InterfaceTraffic {
+                interface: "en0".into(),
+                kind: "wifi",
+                network: Some(network(app_network)),
+                bytes_in: 1,
+                bytes_out: 1,
+            }],
+            app_network: Some(network(app_network)),
+        }
+    }
+
+    /// Per app id: (bytes in, bytes out) on `network` in `layer` over the whole day.
+    fn on(conn: &Connection, layer: Layer, network: i64) -> HashMap<i64, (i64, i64)> {
+        let day = T0 - 86_400_000;
+        sum_by_app_on(conn, layer, day, T0 + 2 * 86_400_000, network)
+            .expect("sums")
+            .into_iter()
+            .map(|s| (s.app_id, (s.bytes_in, s.bytes_out)))
+            .collect()
+    }
+
+    #[test]
+    fn apps_on_each_network_add_up_to_their_totals_in_raw_hourly_and_daily_rows() {
+        let mut w = Writer::new(crate::store::open_in_memory().expect("db"));
+        let run_id = w
+            .begin_run(&RunInfo {
+                started_at_ms: T0,
+                source: "nettop".into(),
+                interval_ms: 5000,
+                pid: 1,
+                hostname: None,
+                boot_id: None,
+                notes: vec![],
+            })
+            .expect("run");
+        let state = StateChanges::default();
+        // curl: connections on A and B; ssh: only on the tick's busiest network; the busiest
+        // network changes from A to B in the second hour.
+        let ticks = [
+            (
+                T0 + 1000,
+                vec![
+                    app(1, "curl", (1000, 100), &[("gw:b", 300, 30)]),
+                    app(2, "ssh", (50, 5), &[]),
+                ],
+                net("gw:a"),
+            ),
+            (
+                T0 + 6000,
+                vec![app(1, "curl", (400, 40), &[("gw:b", 400, 40)])],
+                net("gw:a"),
+            ),
+            (
+                T0 + 3_601_000,
+                vec![
+                    app(1, "curl", (500, 50), &[("gw:a", 200, 20)]),
+                    app(2, "ssh", (70, 7), &[]),
+                ],
+                net("gw:b"),
+            ),
+        ];
+        let batch: Vec<(Tick<'_>, &[Gap])> = ticks
+            .iter()
+            .map(|(at, t, n)| {
+                (
+                    Tick {
+                        run_id,
+                        at_ms: *at,
+                        elapsed_ms: 5000,
+                        day: T0 / 1000,
+                        traffic: t,
+                        web: &[],
+                        state: &state,
+                        net: Some(n),
+                    },
+                    &[][..],
+                )
+            })
+            .collect();
+        w.commit_batch(&batch).expect("batch");
+        let conn = w.conn();
+        let id = |key: &str| -> i64 {
+            conn.query_row("SELECT id FROM networks WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .expect("network")
+        };
+        let app_id = |name: &str| -> i64 {
+            conn.query_row("SELECT id FROM apps WHERE name = ?1", [name], |r| r.get(0))
+                .expect("app")
+        };
+        let (a, b) = (id("gw:a"), id("gw:b"));
+        let (curl, ssh) = (app_id("curl"), app_id("ssh"));
+        for layer in [Layer::Raw, Layer::Hourly, Layer::Daily] {
+            let (on_a, on_b) = (on(conn, layer, a), on(conn, layer, b));
+            // curl on A: 700 + 0 + 200; on B: 300 + 400 + 300.
+            assert_eq!(on_a.get(&curl), Some(&(900, 90)), "{layer:?}");
+            assert_eq!(on_b.get(&curl), Some(&(1000, 100)), "{layer:?}");
+            assert_eq!(on_a.get(&ssh), Some(&(50, 5)), "{layer:?}");
+            assert_eq!(on_b.get(&ssh), Some(&(70, 7)), "{layer:?}");
+        }
+    }
+}

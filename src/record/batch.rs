@@ -327,4 +327,62 @@ mod tests {
         assert_eq!(t.traffic[0].bytes_out, 50);
         assert!(b.rows() < 10);
     }
+
+    #[test]
+    fn squeezing_ticks_counted_on_two_networks_keeps_each_byte_on_its_network() {
+        let network = |k: &str| crate::tick::Network {
+            key: k.into(),
+            label: k.into(),
+        };
+        let on = |k: &str| NetTraffic {
+            interfaces: vec![],
+            app_network: Some(network(k)),
+        };
+        let t0 = Instant::now();
+        let mut b = Batch::default();
+        // Tick 1 on A: 1 byte listed on B. Tick 2 on B: 2 bytes listed on A. Tick 3 on B.
+        let mut t1 = tick(1000, 10);
+        t1.net = Some(on("a"));
+        t1.traffic[0].networks.push(NetworkBytes {
+            network: Some(network("b")),
+            bytes_in: 1,
+            bytes_out: 0,
+        });
+        let mut t2 = tick(2000, 20);
+        t2.net = Some(on("b"));
+        t2.traffic[0].networks.push(NetworkBytes {
+            network: Some(network("a")),
+            bytes_in: 2,
+            bytes_out: 0,
+        });
+        let mut t3 = tick(3000, 30);
+        t3.net = Some(on("b"));
+        for t in [t1, t2, t3] {
+            b.push(t, t0);
+        }
+        b.squeeze();
+        let t = &b.ticks()[0];
+        assert_eq!(
+            t.net.as_ref().and_then(|n| n.app_network.clone()),
+            Some(network("b"))
+        );
+        let p = &t.traffic[0];
+        assert_eq!(p.bytes_in, 60);
+        // On A: tick 1's 9 and tick 2's 2, listed; the rest (49 = 1 + 18 + 30) is on B.
+        let listed: Vec<(Option<String>, u64, u64)> = p
+            .networks
+            .iter()
+            .map(|n| {
+                (
+                    n.network.as_ref().map(|n| n.key.clone()),
+                    n.bytes_in,
+                    n.bytes_out,
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            vec![(Some("b".into()), 1, 0), (Some("a".into()), 11, 1)]
+        );
+    }
 }

@@ -232,3 +232,125 @@ pub fn merge(earlier: Option<NetTraffic>, later: Option<NetTraffic>) -> Option<N
 pub fn open(max_rate: u64, include_loopback: bool) -> Interfaces {
     Interfaces::new(interfaces::open(), max_rate, include_loopback)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tick::{AppKind, InterfaceBytes, ProcessRecord};
+
+    fn net(key: &str) -> Network {
+        Network {
+            key: key.into(),
+            label: key.into(),
+        }
+    }
+
+    fn process(bytes: (u64, u64), interfaces: &[(&str, u64, u64)]) -> ProcessTraffic {
+        ProcessTraffic {
+            process: ProcessRecord {
+                pid: Some(1),
+                name: "curl".into(),
+                start_time: None,
+                exe: None,
+                uid: None,
+                app: crate::procinfo::App {
+                    name: "curl".into(),
+                    path: None,
+                },
+                kind: AppKind::Application,
+                container: None,
+            },
+            bytes_in: bytes.0,
+            bytes_out: bytes.1,
+            flows: vec![],
+            interfaces: interfaces
+                .iter()
+                .map(|&(i, bin, bout)| InterfaceBytes {
+                    interface: i.into(),
+                    bytes_in: bin,
+                    bytes_out: bout,
+                })
+                .collect(),
+            networks: vec![],
+        }
+    }
+
+    /// en0 on home Wi-Fi, utun0 a VPN, en5 idle on a hotspot (moved nothing this tick).
+    fn seen() -> Vec<(String, Option<Network>)> {
+        vec![
+            ("en0".into(), Some(net("wifi:home"))),
+            ("utun0".into(), Some(net("vpn:utun0"))),
+            ("en5".into(), Some(net("gw:hotspot"))),
+            ("lo0".into(), None),
+        ]
+    }
+
+    fn on(t: &ProcessTraffic) -> Vec<(Option<&str>, u64, u64)> {
+        t.networks
+            .iter()
+            .map(|n| {
+                (
+                    n.network.as_ref().map(|n| n.key.as_str()),
+                    n.bytes_in,
+                    n.bytes_out,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn two_connections_of_one_app_on_two_interfaces_are_on_two_networks() {
+        let mut t = vec![process(
+            (1500, 150),
+            &[("en0", 1000, 100), ("utun0", 500, 50)],
+        )];
+        split(&mut t, &seen(), Some(&net("wifi:home")));
+        // The app network keeps en0's bytes implicitly; only the VPN's are listed.
+        assert_eq!(on(&t[0]), vec![(Some("vpn:utun0"), 500, 50)]);
+        assert!(t[0].interfaces.is_empty(), "consumed");
+    }
+
+    #[test]
+    fn an_interface_that_moved_nothing_this_tick_still_names_its_network() {
+        let mut t = vec![process((300, 30), &[("en5", 300, 30)])];
+        split(&mut t, &seen(), Some(&net("wifi:home")));
+        assert_eq!(on(&t[0]), vec![(Some("gw:hotspot"), 300, 30)]);
+    }
+
+    #[test]
+    fn an_interface_the_reader_does_not_know_or_none_stays_on_the_app_network() {
+        let mut t = vec![
+            process((700, 70), &[("en9", 400, 40)]),
+            // 300/30 of its bytes named no interface.
+            process((300, 30), &[]),
+        ];
+        split(&mut t, &seen(), Some(&net("wifi:home")));
+        assert!(t[0].networks.is_empty() && t[1].networks.is_empty());
+    }
+
+    #[test]
+    fn loopback_bytes_are_on_no_network_and_the_sum_is_the_total() {
+        let mut t = vec![process(
+            (1110, 111),
+            &[("lo0", 10, 1), ("utun0", 100, 10), ("en5", 1000, 100)],
+        )];
+        split(&mut t, &seen(), Some(&net("wifi:home")));
+        assert_eq!(
+            on(&t[0]),
+            vec![
+                (None, 10, 1),
+                (Some("vpn:utun0"), 100, 10),
+                (Some("gw:hotspot"), 1000, 100)
+            ]
+        );
+        let listed: u64 = t[0].networks.iter().map(|n| n.bytes_in).sum();
+        assert_eq!(listed, t[0].bytes_in, "nothing left on the app network");
+    }
+
+    #[test]
+    fn with_no_app_network_known_every_named_network_is_listed() {
+        let mut t = vec![process((1000, 100), &[("en0", 1000, 100)])];
+        split(&mut t, &seen(), None);
+        assert_eq!(on(&t[0]), vec![(Some("wifi:home"), 1000, 100)]);
+    }
+}
