@@ -26,10 +26,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
 use super::coverage::Intervals;
+use super::stall;
 use crate::store::metrics::{Family, Join, Member, Tracked};
 use crate::store::{self, lock};
 use crate::web::domain;
@@ -179,10 +181,6 @@ impl RecorderState {
         }
     }
 }
-
-/// A recorder holding the lock that has committed nothing for this long beyond its interval
-/// is stalled (`netmon status`'s default).
-pub const STALLED_AFTER_MS: i64 = 60_000;
 
 /// The recorder as the lock and the last run tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -506,10 +504,10 @@ pub struct Run {
     pub write_every_ms: i64,
 }
 
-/// `netmon status`'s rule: a lock holder is running, or stalled when neither its run's last
-/// tick nor its start (nor, before its run row exists, the lock's own time) is within its
-/// interval plus [`STALLED_AFTER_MS`]; without a holder the last run stopped, or crashed when
-/// it never stopped.
+/// `netmon status`'s rule: a lock holder is running, or stalled (`query::stall`, with the
+/// default slack) when neither its run's last tick nor its start (nor, before its run row
+/// exists, the lock's own time) is within its interval and write window; without a holder the
+/// last run stopped, or crashed when it never stopped.
 pub fn classify(
     locked: bool,
     holder_pid: Option<i64>,
@@ -519,13 +517,22 @@ pub fn classify(
 ) -> RecorderState {
     if locked {
         let current = last.filter(|r| holder_pid == Some(r.pid));
-        let interval = current.map_or(0, |r| r.interval_ms.max(0) + r.write_every_ms.max(0));
         let activity = current
             .map(|r| r.last_tick_ms.unwrap_or(r.started_ms))
             .or(holder_since_ms);
-        return match activity {
-            Some(t) if now_ms - t > interval + STALLED_AFTER_MS => RecorderState::Stalled,
-            _ => RecorderState::Running,
+        let stalled = activity.and_then(|t| {
+            stall::stalled_for(
+                t,
+                now_ms,
+                current.map_or(Duration::ZERO, |r| stall::millis(r.interval_ms)),
+                current.map_or(Duration::ZERO, |r| stall::millis(r.write_every_ms)),
+                stall::STALLED_AFTER,
+            )
+        });
+        return if stalled.is_some() {
+            RecorderState::Stalled
+        } else {
+            RecorderState::Running
         };
     }
     match last {
