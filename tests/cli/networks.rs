@@ -19,10 +19,10 @@ fn curl(b: (u64, u64)) -> String {
 }
 
 /// An interface in a step: name, index, bytes in, bytes out.
-type If<'a> = (&'a str, u32, u64, u64);
+pub type If<'a> = (&'a str, u32, u64, u64);
 
-const GW_A: &str = "aa:bb:cc:dd:ee:01";
-const GW_B: &str = "aa:bb:cc:dd:ee:02";
+pub const GW_A: &str = "aa:bb:cc:dd:ee:01";
+pub const GW_B: &str = "aa:bb:cc:dd:ee:02";
 
 fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);
@@ -33,8 +33,14 @@ fn write(root: &Path, rel: &str, text: &str) {
 /// Step `n`: nettop prints curl at `app`; the interfaces are `ifaces`, eth0's default gateway
 /// has hardware address `gw`. eth0 is Ethernet (it has a device), usb0 a cellular modem
 /// (DEVTYPE=wwan), lo loopback.
-fn step(env: &Env, n: usize, app: (u64, u64), ifaces: &[If<'_>], gw: &str) {
+pub fn step(env: &Env, n: usize, app: (u64, u64), ifaces: &[If<'_>], gw: &str) {
     env.step(n, "csv", &curl(app));
+    interfaces(env, n, ifaces, gw);
+}
+
+/// Step `n`'s interfaces only (`step-N.net/`), for tests whose nettop steps are written
+/// otherwise.
+pub fn interfaces(env: &Env, n: usize, ifaces: &[If<'_>], gw: &str) {
     let root = env.steps.join(format!("step-{n:04}.net"));
     let rows: Vec<(&str, u64, u64)> = ifaces.iter().map(|i| (i.0, i.2, i.3)).collect();
     write(&root, "proc/net/dev", &proc_net_dev(&rows));
@@ -66,7 +72,7 @@ fn step(env: &Env, n: usize, app: (u64, u64), ifaces: &[If<'_>], gw: &str) {
 }
 
 /// (network key, interface) → (bytes in, bytes out), from `networks --json ARGS`.
-fn by_network(env: &Env, args: &[&str]) -> BTreeMap<(String, String), (u64, u64)> {
+pub fn by_network(env: &Env, args: &[&str]) -> BTreeMap<(String, String), (u64, u64)> {
     let mut full = vec!["networks", "--json"];
     full.extend_from_slice(args);
     json_array(&mut env.netmon(), &full)
@@ -101,7 +107,7 @@ fn apps_sum(env: &Env, args: &[&str]) -> (u64, u64) {
 }
 
 /// The five steps of the main scenario.
-fn scenario(env: &Env) {
+pub fn scenario(env: &Env) {
     // 1: baselines.
     step(
         env,
@@ -161,7 +167,7 @@ fn scenario(env: &Env) {
     );
 }
 
-fn expected_interfaces() -> BTreeMap<(String, String), (u64, u64)> {
+pub fn expected_interfaces() -> BTreeMap<(String, String), (u64, u64)> {
     expect(&[
         ("gw:aa:bb:cc:dd:ee:01", "eth0", 3500, 350),
         ("gw:aa:bb:cc:dd:ee:02", "eth0", 1000, 100),
@@ -357,7 +363,7 @@ fn issue_15_a_recorder_restart_between_two_ticks_loses_and_double_counts_nothing
 }
 
 /// A fake `notify-send` first on PATH that appends its arguments to `notified` in `dir`.
-fn fake_notifier(env: &Env) -> String {
+pub fn fake_notifier(env: &Env) -> String {
     let bin = env.dir.path().join("fakebin");
     std::fs::create_dir_all(&bin).expect("fakebin");
     let log = env.dir.path().join("notified");
@@ -374,7 +380,7 @@ fn fake_notifier(env: &Env) -> String {
     )
 }
 
-fn notified(env: &Env) -> Vec<String> {
+pub fn notified(env: &Env) -> Vec<String> {
     std::fs::read_to_string(env.dir.path().join("notified"))
         .unwrap_or_default()
         .lines()
