@@ -284,9 +284,15 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
         }
     };
     // The running recorder's unwritten samples, from itself (nothing on disk changes).
-    let live = holder
-        .as_ref()
-        .and_then(|_| crate::live::read(db, &crate::live::Request::default()));
+    let live = holder.as_ref().and_then(|_| {
+        crate::live::read(
+            db,
+            &crate::live::Request {
+                nets: true,
+                ..crate::live::Request::default()
+            },
+        )
+    });
     if let Some(h) = &holder {
         status.recorder.pid = h.pid.parse().ok();
         status.recorder.since = DateTime::parse_from_rfc3339(&h.since)
@@ -315,9 +321,17 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
                 if let Ok(e) = explained(&conn, now, &mut problems) {
                     status.explained = e;
                 }
-                if let Ok(c) =
-                    crate::query::networks::caps(&conn, &chrono::Local, now.timestamp_millis())
-                {
+                // Caps count the recorder's unwritten ticks too, as its alerts do.
+                let unwritten = live
+                    .as_ref()
+                    .filter(|v| status.recorder.pid == Some(v.pid))
+                    .map_or(&[][..], |v| &v.nets[..]);
+                if let Ok(c) = crate::query::networks::caps_with(
+                    &conn,
+                    &chrono::Local,
+                    now.timestamp_millis(),
+                    unwritten,
+                ) {
                     status.caps = c;
                 }
             }
