@@ -348,6 +348,32 @@ fn readme_queries(prom: &Prom, instance: &str) {
     );
     assert_eq!(hotspot.len(), 1, "{hotspot:?}");
     assert_eq!(hotspot[0]["metric"]["instance"], instance);
+    // Per network, named through the info series (issue 15): the world's eth0 behind router A.
+    let named = prom.query(
+        "sum by (instance, network, name) (increase(netmon_network_bytes_total[30d])\n  \
+         * on (instance, network) group_left (name) netmon_network_info)",
+        now_s(),
+    );
+    assert!(
+        named.iter().any(|r| r["metric"]["instance"] == instance
+            && r["metric"]["network"] == "gw:aa:bb:cc:dd:ee:01"
+            && r["metric"]["name"] == "ethernet via gateway aa:bb:cc:dd:ee:01"),
+        "{named:?}"
+    );
+    // The explained share and the caps past 80% are valid PromQL (no cap is set here).
+    let share = prom.query(
+        "sum by (instance) (increase(netmon_bytes_total[1d]))\n  \
+         / sum by (instance) (increase(netmon_network_bytes_total{kind!~\"loopback|vpn|bridge\"}[1d]))",
+        now_s(),
+    );
+    assert_eq!(share.len(), 1, "{share:?}");
+    assert!(
+        prom.query(
+            "netmon_network_cap_used_bytes / netmon_network_cap_bytes > 0.8",
+            now_s()
+        )
+        .is_empty()
+    );
     // The recorder has stopped: the next scrapes say so.
     let mut stopped = Vec::new();
     let said = wait_until(Duration::from_secs(30), || {
