@@ -1,4 +1,5 @@
-//! Recorder costs, printed as figures (never asserted): `cargo bench --bench record`.
+//! Recorder costs, printed as figures (never asserted): `cargo bench --bench record`
+//! (`-- chatter` runs only the loop scenarios whose name holds `chatter`).
 //!
 //! 1. Bytes on disk per sample row: ticks of ~40 active processes written through the
 //!    recorder's own write path (`Writer::commit_tick`), measured with SQLite's dbstat.
@@ -41,9 +42,25 @@ impl Rng {
     }
 }
 
+/// `cargo bench --bench record -- WORD…` runs only the loop scenarios whose name holds one of
+/// the words (and skips the store figures); with no word, everything runs.
+fn filters() -> Vec<String> {
+    std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect()
+}
+
+fn chosen(name: &str) -> bool {
+    let f = filters();
+    f.is_empty() || f.iter().any(|w| name.contains(w.as_str()))
+}
+
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
-    store_bytes_per_row(dir.path());
+    if filters().is_empty() {
+        store_bytes_per_row(dir.path());
+    }
     loop_cpu_per_tick(dir.path());
 }
 
@@ -170,8 +187,19 @@ fn loop_cpu_per_tick(dir: &Path) {
     // 300 processes with two connections each; either every counter grows every tick
     // ("busy"), or one connection in twelve does (about 50 a tick, "typical"), or none does
     // ("idle": the processes are there, nothing moves).
-    for (name, every) in [("idle", 0usize), ("typical", 12), ("busy", 1)] {
-        loop_scenario(dir, name, every);
+    for (name, every, chatter) in [
+        ("idle", 0usize, 0u64),
+        ("typical", 12, 0),
+        ("busy", 1, 0),
+        // Idle applications on a real network: the interface still carries a little every
+        // tick (ARP, mDNS, router advertisements; about 100 B/s each way), so each tick has
+        // interface bytes to store while no application moves any.
+        ("idle, interface chatter", 0, 500),
+    ] {
+        if !chosen(name) {
+            continue;
+        }
+        loop_scenario(dir, name, every, chatter);
     }
 }
 
@@ -196,9 +224,9 @@ struct Run {
     wall: std::time::Duration,
 }
 
-fn loop_scenario(dir: &Path, name: &str, every: usize) {
+fn loop_scenario(dir: &Path, name: &str, every: usize, chatter: u64) {
     const PROCS: usize = 300;
-    let steps = dir.join(format!("steps-{name}"));
+    let steps = dir.join(format!("steps-{}", name.replace([' ', ','], "-")));
     std::fs::create_dir_all(&steps).expect("steps");
     // One step per tick (and one to spare), so every tick sees the scripted change.
     for (s, out) in nettop_steps::steps(PROCS, every, LONG + 1)
@@ -209,10 +237,11 @@ fn loop_scenario(dir: &Path, name: &str, every: usize) {
         // The machine's Ethernet carried what the applications moved, and a little more
         // (headers): the interface reader reads it as the fake nettop leaves it each step.
         let (app_in, app_out) = step_totals(out);
+        let background = chatter * s as u64;
         write_net_step(
             &steps.join(format!("step-{s:04}.net")),
-            app_in + app_in / 32,
-            app_out + app_out / 32,
+            app_in + app_in / 32 + background,
+            app_out + app_out / 32 + background,
         );
         std::fs::write(steps.join(format!("step-{s:04}.csv")), out).expect("step");
     }
@@ -303,7 +332,7 @@ fn write_net_step(root: &Path, bytes_in: u64, bytes_out: u64) {
 fn run_record(dir: &Path, steps: &Path, name: &str, ticks: usize) -> Run {
     let _ = std::fs::remove_file(steps.join(".n"));
     let fake = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fake-nettop");
-    let db = dir.join(format!("loop-{name}-{ticks}.db"));
+    let db = dir.join(format!("loop-{}-{ticks}.db", name.replace([' ', ','], "-")));
     let started = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_netmon"));
     cmd.env_clear();

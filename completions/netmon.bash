@@ -907,7 +907,7 @@ _netmon() {
             return 0
             ;;
         netmon__subcmd__serve)
-            opts="-h --listen --allow-remote --print-token --print-metrics-token --metrics-apps --metrics-websites --metrics-min-bytes --client-timeout --db --log-level --help"
+            opts="-h --listen --allow-remote --print-token --print-metrics-token --metrics-apps --metrics-websites --metrics-networks --metrics-min-bytes --client-timeout --db --log-level --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -922,6 +922,10 @@ _netmon() {
                     return 0
                     ;;
                 --metrics-websites)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-networks)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -216,7 +216,8 @@ complete -c netmon -n "__fish_netmon_using_subcommand domains" -s h -l help -d '
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l listen -d 'Address and port to listen on' -r
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l metrics-apps -d 'How many applications get a series of their own in /metrics; the rest are app="(other)"' -r
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l metrics-websites -d 'How many websites (registrable domains) get a series of their own in /metrics; the rest are domain="(other)"' -r
-complete -c netmon -n "__fish_netmon_using_subcommand serve" -l metrics-min-bytes -d 'Bytes (received and sent, all time) an application or website needs before it can get a series of its own in /metrics' -r
+complete -c netmon -n "__fish_netmon_using_subcommand serve" -l metrics-networks -d 'How many network and interface pairs get a series of their own in /metrics; the rest are network="(other)", one series per interface kind' -r
+complete -c netmon -n "__fish_netmon_using_subcommand serve" -l metrics-min-bytes -d 'Bytes (received and sent, all time) an application, website or network interface needs before it can get a series of its own in /metrics' -r
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l client-timeout -d 'How long a client may take to send a whole request (head and body) before it gets 408' -r
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l db -d 'The database file' -r -F
 complete -c netmon -n "__fish_netmon_using_subcommand serve" -l log-level -d 'How much to log on stderr: error, warn, info, debug or trace' -r

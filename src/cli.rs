@@ -570,8 +570,17 @@ pub struct ServeArgs {
           value_parser = |s: &str| METRICS_NAMES.parse(s))]
     pub metrics_websites: u64,
 
-    /// Bytes (received and sent, all time) an application or website needs before it can get
-    /// a series of its own in /metrics.
+    /// How many network and interface pairs get a series of their own in /metrics; the rest
+    /// are network="(other)", one series per interface kind.
+    ///
+    /// Chosen as for --metrics-apps (a Docker host's veth pairs and a laptop's hotel Wi-Fi
+    /// networks come and go). 0 to 10000.
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = |s: &str| METRICS_NAMES.parse(s))]
+    pub metrics_networks: u64,
+
+    /// Bytes (received and sent, all time) an application, website or network interface needs
+    /// before it can get a series of its own in /metrics.
     ///
     /// Keeps one-off programs from taking the places. 0 to 10^15.
     #[arg(long, value_name = "BYTES", default_value_t = 1_000_000,

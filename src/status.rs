@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::query::stall;
 use crate::store::{self, inspect, lock};
 use crate::text::units;
 
@@ -208,7 +209,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            stalled_after: Duration::from_secs(60),
+            stalled_after: stall::STALLED_AFTER,
             service_files: Vec::new(),
             need_nettop: cfg!(target_os = "macos"),
             service_problems: Vec::new(),
@@ -283,9 +284,15 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
         }
     };
     // The running recorder's unwritten samples, from itself (nothing on disk changes).
-    let live = holder
-        .as_ref()
-        .and_then(|_| crate::live::read(db, &crate::live::Request::default()));
+    let live = holder.as_ref().and_then(|_| {
+        crate::live::read(
+            db,
+            &crate::live::Request {
+                nets: true,
+                ..crate::live::Request::default()
+            },
+        )
+    });
     if let Some(h) = &holder {
         status.recorder.pid = h.pid.parse().ok();
         status.recorder.since = DateTime::parse_from_rfc3339(&h.since)
@@ -314,9 +321,17 @@ pub fn gather(db: &Path, opts: &Options, now: DateTime<Utc>) -> Status {
                 if let Ok(e) = explained(&conn, now, &mut problems) {
                     status.explained = e;
                 }
-                if let Ok(c) =
-                    crate::query::networks::caps(&conn, &chrono::Local, now.timestamp_millis())
-                {
+                // Caps count the recorder's unwritten ticks too, as its alerts do.
+                let unwritten = live
+                    .as_ref()
+                    .filter(|v| status.recorder.pid == Some(v.pid))
+                    .map_or(&[][..], |v| &v.nets[..]);
+                if let Ok(c) = crate::query::networks::caps_with(
+                    &conn,
+                    &chrono::Local,
+                    now.timestamp_millis(),
+                    unwritten,
+                ) {
                     status.caps = c;
                 }
             }
@@ -428,14 +443,14 @@ fn classify(
             .get_or_insert(r.write_every_ms);
     }
     if locked {
-        let interval = Duration::from_millis(current.map_or(0, |r| r.interval_ms.max(0) as u64));
+        let interval = current.map_or(Duration::ZERO, |r| stall::millis(r.interval_ms));
         // A recorder that answered on its live socket told its newest sample; otherwise the
         // file is up to one write window behind a healthy recorder.
         let answered = status.recorder.unwritten_samples.is_some();
         let window = if answered {
             Duration::ZERO
         } else {
-            Duration::from_millis(current.map_or(0, |r| r.write_every_ms.max(0) as u64))
+            current.map_or(Duration::ZERO, |r| stall::millis(r.write_every_ms))
         };
         let last_activity = if answered {
             status.recorder.last_sample_at.or(status.recorder.since)
@@ -444,22 +459,28 @@ fn classify(
                 .and_then(|r| r.last_sample_at.or(r.started_at))
                 .or(status.recorder.since)
         };
-        if let Some(t) = last_activity {
-            let quiet = (now - t).to_std().unwrap_or_default();
-            if quiet > interval + window + opts.stalled_after {
-                status.recorder.state = RecorderState::Stalled;
-                problems.push(Problem {
-                    code: "stalled",
-                    message: format!(
-                        "the recorder (pid {}) holds the database but has committed no sample \
-                         for {} (its interval is {}): its source is failing or hung; see its \
-                         log (`netmon service status` says where)",
-                        status.recorder.pid.map_or("?".into(), |p| p.to_string()),
-                        units::duration(quiet),
-                        units::duration(interval)
-                    ),
-                });
-            }
+        let stalled = last_activity.and_then(|t| {
+            stall::stalled_for(
+                t.timestamp_millis(),
+                now.timestamp_millis(),
+                interval,
+                window,
+                opts.stalled_after,
+            )
+        });
+        if let Some(quiet) = stalled {
+            status.recorder.state = RecorderState::Stalled;
+            problems.push(Problem {
+                code: "stalled",
+                message: format!(
+                    "the recorder (pid {}) holds the database but has committed no sample \
+                     for {} (its interval is {}): its source is failing or hung; see its \
+                     log (`netmon service status` says where)",
+                    status.recorder.pid.map_or("?".into(), |p| p.to_string()),
+                    units::duration(quiet),
+                    units::duration(interval)
+                ),
+            });
         }
         return;
     }

@@ -9,7 +9,7 @@ use crate::procinfo::App;
 use crate::store::retention::{self, Cutoffs};
 use crate::store::write::{RunInfo, Tick, Writer};
 use crate::store::{self, Create, Error};
-use crate::tick::{AppKind, HostTraffic, Method, ProcessRecord, ProcessTraffic};
+use crate::tick::{AppKind, HostTraffic, Method, NetTraffic, ProcessRecord, ProcessTraffic};
 
 /// One process's bytes in one synthetic tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +116,28 @@ impl Synth {
         flows: &[Flow],
         web: &[WebFlow],
     ) -> Result<(), Error> {
+        self.commit(at_ms, elapsed_ms, flows, web, None)
+    }
+
+    /// Commit one tick with what the interfaces carried, per network.
+    pub fn tick_with_net(
+        &mut self,
+        at_ms: i64,
+        elapsed_ms: i64,
+        flows: &[Flow],
+        net: &NetTraffic,
+    ) -> Result<(), Error> {
+        self.commit(at_ms, elapsed_ms, flows, &[], Some(net))
+    }
+
+    fn commit(
+        &mut self,
+        at_ms: i64,
+        elapsed_ms: i64,
+        flows: &[Flow],
+        web: &[WebFlow],
+        net: Option<&NetTraffic>,
+    ) -> Result<(), Error> {
         let run_id = self.run.ok_or_else(|| {
             Error::Sqlite(rusqlite::Error::InvalidParameterName(
                 "synth: tick before begin_run".into(),
@@ -149,7 +171,7 @@ impl Synth {
                 })
                 .collect::<Vec<_>>(),
             state: &StateChanges::default(),
-            net: None,
+            net,
         })?;
         Ok(())
     }

@@ -24,10 +24,12 @@ pub fn run(db_path: &Path, a: &NetworksArgs) -> anyhow::Result<()> {
         None => {}
     }
     let out = Output::from_args(&a.output);
+    // Asked before the database is read (`networks::caps_with`).
+    let unwritten = networks::unwritten(db_path);
     let db = Db::open(db_path)?;
     db.ensure_recorded()?;
     let (range, _) = super::resolve_range(&db, &a.range)?;
-    let result = networks::networks(&db, &Local, range)?;
+    let result = networks::networks(&db, &Local, range, &unwritten)?;
     match out.format {
         Format::Table => super::print(&output::table::networks(&result, &out.style)),
         format => {

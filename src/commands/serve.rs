@@ -15,6 +15,7 @@ pub fn run(db: PathBuf, a: ServeArgs) -> anyhow::Result<()> {
         metrics_limits: crate::query::metrics::Limits {
             apps: a.metrics_apps as usize,
             websites: a.metrics_websites as usize,
+            networks: a.metrics_networks as usize,
             min_bytes: a.metrics_min_bytes,
         },
         client_timeout: a.client_timeout,

@@ -49,6 +49,24 @@ pub struct Request {
     /// Sum the unwritten ticks within this long of the newest one (ms); 0: none.
     #[serde(default)]
     pub window_ms: i64,
+    /// Also list what the counted interfaces carried per network in each unwritten tick
+    /// ([`View::nets`]): data caps (`status`, `networks`) add it to what the file holds.
+    #[serde(default)]
+    pub nets: bool,
+}
+
+/// What the counted interfaces (not loopback, tunnels or bridges, as a data cap counts them)
+/// carried on one network in one unwritten tick.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetBytes {
+    /// The tick's wall time (epoch ms): a reader counts it only when it is newer than the
+    /// newest tick its database snapshot holds, so a batch written meanwhile is not counted
+    /// twice.
+    pub at_ms: i64,
+    /// The network's key (`store::networks`' `networks.key`).
+    pub network: String,
+    /// Bytes in + out.
+    pub bytes: u64,
 }
 
 /// One application's bytes.
@@ -94,6 +112,9 @@ pub struct View {
     pub window: Sum,
     /// The unwritten ticks per local day.
     pub days: Vec<Sum>,
+    /// Per unwritten tick and network, when the request asked for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nets: Vec<NetBytes>,
 }
 
 /// One unwritten tick as the view keeps it: bytes per application.
@@ -103,6 +124,8 @@ struct LiveTick {
     elapsed_ms: i64,
     day: i64,
     apps: Vec<AppBytes>,
+    /// Counted interface bytes per network key.
+    nets: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -132,6 +155,19 @@ impl State {
                 .map(|d| {
                     let of_day: Vec<&LiveTick> = self.ticks.iter().filter(|t| t.day == d).collect();
                     sum(&of_day, d)
+                })
+                .collect();
+        }
+        if req.nets {
+            v.nets = self
+                .ticks
+                .iter()
+                .flat_map(|t| {
+                    t.nets.iter().map(|(network, bytes)| NetBytes {
+                        at_ms: t.at_ms,
+                        network: network.clone(),
+                        bytes: *bytes,
+                    })
                 })
                 .collect();
         }
@@ -268,6 +304,24 @@ impl Publisher {
                 bytes_out,
             })
             .collect();
+        let mut nets: Vec<(String, u64)> = Vec::new();
+        for i in t.net.iter().flat_map(|n| &n.interfaces) {
+            let Some(network) = i
+                .network
+                .as_ref()
+                .filter(|_| crate::source::interfaces::Kind::parse(i.kind).carries_off_machine())
+            else {
+                continue;
+            };
+            let bytes = i.bytes_in.saturating_add(i.bytes_out);
+            if bytes == 0 {
+                continue;
+            }
+            match nets.iter_mut().find(|(k, _)| *k == network.key) {
+                Some(e) => e.1 = e.1.saturating_add(bytes),
+                None => nets.push((network.key.clone(), bytes)),
+            }
+        }
         self.with(|s| {
             s.view.last_tick_ms = Some(t.at_ms);
             s.ticks.push(LiveTick {
@@ -275,6 +329,7 @@ impl Publisher {
                 elapsed_ms: t.elapsed_ms,
                 day: t.day,
                 apps,
+                nets,
             });
         });
     }
@@ -360,6 +415,7 @@ mod tests {
                     bytes_out: 1,
                 })
                 .collect(),
+            nets: vec![("gw:01".to_string(), at_ms as u64 / 1000)],
         }
     }
 
@@ -373,7 +429,10 @@ mod tests {
                 tick(3_000, 86_400, &[("b", 7)]),
             ],
         };
-        let v = s.answer(&Request { window_ms: 1_500 });
+        let v = s.answer(&Request {
+            window_ms: 1_500,
+            ..Request::default()
+        });
         assert_eq!(v.unwritten, 3);
         assert_eq!(v.window.ticks, 2);
         assert_eq!(v.window.elapsed_ms, 2000);
@@ -388,8 +447,23 @@ mod tests {
         assert_eq!(v.days.len(), 2);
         assert_eq!(v.days[0].apps[0].bytes_in, 10);
         assert_eq!(v.days[1].apps.len(), 2);
-        let none = s.answer(&Request { window_ms: 0 });
+        let none = s.answer(&Request {
+            window_ms: 0,
+            ..Request::default()
+        });
         assert_eq!(none.window.ticks, 0);
+        assert!(none.nets.is_empty(), "only when asked");
+        let nets = s.answer(&Request {
+            nets: true,
+            ..Request::default()
+        });
+        assert_eq!(
+            nets.nets
+                .iter()
+                .map(|n| (n.at_ms, n.bytes))
+                .collect::<Vec<_>>(),
+            [(1_000, 1), (2_000, 2), (3_000, 3)]
+        );
     }
 
     #[test]
@@ -414,7 +488,14 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         p.written(Some(77));
-        let v = read(&db, &Request { window_ms: 10_000 }).expect("an answer");
+        let v = read(
+            &db,
+            &Request {
+                window_ms: 10_000,
+                ..Request::default()
+            },
+        )
+        .expect("an answer");
         assert_eq!((v.pid, v.durable_ms, v.unwritten), (42, Some(77), 0));
         drop(p);
         assert!(

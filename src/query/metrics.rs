@@ -21,15 +21,24 @@
 //! very first answer nothing has been exported yet, so the first members join with base zero
 //! and their series carry their whole history.
 //!
-//! **Later families.** Per-network totals (once netmon records networks) slot in as another
-//! `store::metrics::Family` with the same membership rule, read from their own daily table.
+//! **Networks** (issue 15) are a third family, read from `net_daily` (kept forever too) and,
+//! between full reads, from the ticks' `net` column: one series per network, interface and
+//! kind ([`NetSeries`]), so a Docker host's ever-new veth pairs, or a laptop's hotels and
+//! cafés, cannot add series without bound. The network label is the network's stable key
+//! (`wifi:SSID`, `gw:MAC`…), never its display name: a name can change (`netmon networks
+//! name`) and two labels can read the same, and either would move or merge a counter; the name
+//! is a separate info series. What no member counts goes to `(other)` series, one per
+//! interface kind, so the kind filters that give the explained share still add up. Data caps
+//! are gauges: the cap, and what the counted interfaces carried in its current period.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
 use super::coverage::Intervals;
+use super::stall;
 use crate::store::metrics::{Family, Join, Member, Tracked};
 use crate::store::{self, lock};
 use crate::web::domain;
@@ -38,12 +47,18 @@ use crate::web::domain;
 pub const OTHER: &str = "(other)";
 /// The website series of browser bytes no site could be given (as `netmon domains` names it).
 pub const NO_SITE: &str = super::domains::NO_SITE;
+/// The network label of traffic that stayed on this machine.
+pub const LOOPBACK: &str = "(loopback)";
+/// The network label of the cap over all networks together.
+pub const ALL_NETWORKS: &str = "(all)";
 
 /// How many names of each family get series of their own, and from what size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub apps: usize,
     pub websites: usize,
+    /// Network and interface pairs ([`NetSeries`]).
+    pub networks: usize,
     /// All-time bytes (in + out) a name needs before it can join.
     pub min_bytes: u64,
 }
@@ -53,6 +68,7 @@ impl Default for Limits {
         Limits {
             apps: 100,
             websites: 100,
+            networks: 50,
             min_bytes: 1_000_000,
         }
     }
@@ -180,10 +196,6 @@ impl RecorderState {
     }
 }
 
-/// A recorder holding the lock that has committed nothing for this long beyond its interval
-/// is stalled (`netmon status`'s default).
-pub const STALLED_AFTER_MS: i64 = 60_000;
-
 /// The recorder as the lock and the last run tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorder {
@@ -215,6 +227,12 @@ pub struct History {
     pub no_site: Bytes,
     /// Whether any browser bytes were ever split across sites.
     pub any_web: bool,
+    /// All-time bytes per network and interface, by [`NetSeries::name`].
+    pub networks: BTreeMap<String, Bytes>,
+    /// Every network's display name (the user's name, else its label), by key.
+    pub network_names: BTreeMap<String, String>,
+    /// Data caps measured now; filled by [`caps`] (they need the clock and time zone).
+    pub caps: Vec<CapGauge>,
     /// Recorded time, all time (milliseconds).
     pub recorded_ms: u64,
     pub gaps: BTreeMap<GapReason, Gaps>,
@@ -232,8 +250,68 @@ pub struct Sums {
     pub upto: Option<(i64, i64)>,
     pub apps: HashMap<i64, Bytes>,
     pub hosts: HashMap<i64, Bytes>,
+    /// By (network id, interface id); network 0 is loopback.
+    pub nets: HashMap<(i64, i64), Bytes>,
     /// Whether any browser bytes were ever split across sites.
     pub any_web: bool,
+}
+
+/// One per-network series: the network's key (or [`LOOPBACK`]), the interface and its kind.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NetSeries {
+    pub network: String,
+    pub interface: String,
+    pub kind: String,
+}
+
+impl NetSeries {
+    /// The member name stored in `metrics_series`: interface, kind and network, tab-separated.
+    /// Interface names and kinds hold no whitespace (Linux refuses it in a name; macOS names
+    /// are `en0`-like), so the network key, last, may hold anything an SSID can.
+    pub fn name(&self) -> String {
+        format!("{}\t{}\t{}", self.interface, self.kind, self.network)
+    }
+
+    pub fn parse(name: &str) -> Option<NetSeries> {
+        let mut parts = name.splitn(3, '\t');
+        Some(NetSeries {
+            interface: parts.next()?.to_string(),
+            kind: parts.next()?.to_string(),
+            network: parts.next()?.to_string(),
+        })
+    }
+}
+
+/// A data cap as `/metrics` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapGauge {
+    /// The network's key, or [`ALL_NETWORKS`].
+    pub network: String,
+    /// `day`, `week` or `month`.
+    pub period: String,
+    pub cap_bytes: u64,
+    /// What the counted interfaces carried in the current period, as committed.
+    pub used_bytes: u64,
+}
+
+/// Every data cap, measured at `now_ms` in the local time zone (as the recorder's alerts and
+/// `netmon status` measure it).
+pub fn caps(conn: &Connection, now_ms: i64) -> Result<Vec<CapGauge>, super::Error> {
+    let infos = super::networks::infos(conn)?;
+    Ok(super::networks::caps(conn, &chrono::Local, now_ms)?
+        .into_iter()
+        .map(|c| CapGauge {
+            network: match c.network_id {
+                None => ALL_NETWORKS.to_string(),
+                Some(id) => infos
+                    .get(&id)
+                    .map_or_else(|| format!("(network #{id})"), |n| n.key.clone()),
+            },
+            period: c.period,
+            cap_bytes: c.cap_bytes,
+            used_bytes: c.used_bytes,
+        })
+        .collect())
 }
 
 fn newest_tick(conn: &Connection) -> rusqlite::Result<Option<(i64, i64)>> {
@@ -274,14 +352,25 @@ pub fn sums(conn: &Connection) -> rusqlite::Result<Sums> {
             s.apps.insert(i as i64, b);
         }
     }
-    let mut st = conn.prepare_cached("SELECT host_id, bytes_in, bytes_out FROM web_daily")?;
+    {
+        let mut st = conn.prepare_cached("SELECT host_id, bytes_in, bytes_out FROM web_daily")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            s.any_web = true;
+            s.hosts
+                .entry(r.get(0)?)
+                .or_default()
+                .add(r.get(1)?, r.get(2)?);
+        }
+    }
+    let mut st =
+        conn.prepare_cached("SELECT network_id, interface_id, bytes_in, bytes_out FROM net_daily")?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
-        s.any_web = true;
-        s.hosts
-            .entry(r.get(0)?)
+        s.nets
+            .entry((r.get(0)?, r.get(1)?))
             .or_default()
-            .add(r.get(1)?, r.get(2)?);
+            .add(r.get(2)?, r.get(3)?);
     }
     Ok(s)
 }
@@ -322,16 +411,36 @@ pub fn sums_since(conn: &Connection, prev: &Sums) -> rusqlite::Result<Option<Sum
             s.apps.entry(app).or_default().add(r.get(1)?, r.get(2)?);
         }
     }
-    let mut st = conn.prepare_cached(
-        "SELECT host_id, bytes_in, bytes_out FROM web_samples WHERE tick_id > ?1",
-    )?;
+    {
+        let mut st = conn.prepare_cached(
+            "SELECT host_id, bytes_in, bytes_out FROM web_samples WHERE tick_id > ?1",
+        )?;
+        let mut rows = st.query([after])?;
+        while let Some(r) = rows.next()? {
+            s.any_web = true;
+            s.hosts
+                .entry(r.get(0)?)
+                .or_default()
+                .add(r.get(1)?, r.get(2)?);
+        }
+    }
+    // The tick's interface rows: the same (network, interface, bytes) `store::networks` adds
+    // to `net_daily` in the tick's transaction. A blob that does not decode cannot be
+    // continued from: read the daily table again.
+    let mut st = conn.prepare_cached("SELECT net FROM ticks WHERE id > ?1 AND net IS NOT NULL")?;
     let mut rows = st.query([after])?;
     while let Some(r) = rows.next()? {
-        s.any_web = true;
-        s.hosts
-            .entry(r.get(0)?)
-            .or_default()
-            .add(r.get(1)?, r.get(2)?);
+        let blob: Vec<u8> = r.get(0)?;
+        let Some(d) = crate::store::networks::decode(&blob) else {
+            return Ok(None);
+        };
+        for (n, i, bin, bout) in d.rows {
+            let e = s.nets.entry((n, i)).or_default();
+            *e = e.plus(Bytes {
+                bytes_in: bin,
+                bytes_out: bout,
+            });
+        }
     }
     Ok(Some(s))
 }
@@ -388,6 +497,37 @@ pub fn history_from(conn: &Connection, sums: &Sums) -> rusqlite::Result<History>
                 None => h.no_site = h.no_site.plus(*b),
             }
         }
+    }
+
+    if !sums.nets.is_empty() {
+        let infos = super::networks::infos(conn)?;
+        let mut st = conn.prepare_cached("SELECT id, name, kind FROM interfaces")?;
+        let ifaces: HashMap<i64, (String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+            .collect::<Result<_, _>>()?;
+        for ((nid, iid), b) in &sums.nets {
+            let network = match (*nid, infos.get(nid)) {
+                (0, _) => LOOPBACK.to_string(),
+                (_, Some(n)) => n.key.clone(),
+                (id, None) => format!("(network #{id})"),
+            };
+            let (interface, kind) = ifaces
+                .get(iid)
+                .cloned()
+                .unwrap_or_else(|| (format!("(interface #{iid})"), "other".to_string()));
+            let name = NetSeries {
+                network,
+                interface,
+                kind,
+            }
+            .name();
+            let e = h.networks.entry(name).or_default();
+            *e = e.plus(*b);
+        }
+        h.network_names = infos
+            .into_values()
+            .map(|n| (n.key.clone(), n.display()))
+            .collect();
     }
 
     h.recorded_ms = recorded_ms(conn)?;
@@ -506,10 +646,10 @@ pub struct Run {
     pub write_every_ms: i64,
 }
 
-/// `netmon status`'s rule: a lock holder is running, or stalled when neither its run's last
-/// tick nor its start (nor, before its run row exists, the lock's own time) is within its
-/// interval plus [`STALLED_AFTER_MS`]; without a holder the last run stopped, or crashed when
-/// it never stopped.
+/// `netmon status`'s rule: a lock holder is running, or stalled (`query::stall`, with the
+/// default slack) when neither its run's last tick nor its start (nor, before its run row
+/// exists, the lock's own time) is within its interval and write window; without a holder the
+/// last run stopped, or crashed when it never stopped.
 pub fn classify(
     locked: bool,
     holder_pid: Option<i64>,
@@ -519,13 +659,22 @@ pub fn classify(
 ) -> RecorderState {
     if locked {
         let current = last.filter(|r| holder_pid == Some(r.pid));
-        let interval = current.map_or(0, |r| r.interval_ms.max(0) + r.write_every_ms.max(0));
         let activity = current
             .map(|r| r.last_tick_ms.unwrap_or(r.started_ms))
             .or(holder_since_ms);
-        return match activity {
-            Some(t) if now_ms - t > interval + STALLED_AFTER_MS => RecorderState::Stalled,
-            _ => RecorderState::Running,
+        let stalled = activity.and_then(|t| {
+            stall::stalled_for(
+                t,
+                now_ms,
+                current.map_or(Duration::ZERO, |r| stall::millis(r.interval_ms)),
+                current.map_or(Duration::ZERO, |r| stall::millis(r.write_every_ms)),
+                stall::STALLED_AFTER,
+            )
+        });
+        return if stalled.is_some() {
+            RecorderState::Stalled
+        } else {
+            RecorderState::Running
         };
     }
     match last {
@@ -554,6 +703,7 @@ pub fn joins(history: &History, tracked: &Tracked, limits: &Limits, now_ms: i64)
     for (family, totals, cap) in [
         (Family::App, &history.apps, limits.apps),
         (Family::Website, &history.websites, limits.websites),
+        (Family::Network, &history.networks, limits.networks),
     ] {
         let room = cap.saturating_sub(tracked.count(family));
         if room == 0 {
@@ -594,22 +744,43 @@ pub struct Split {
 /// Split a family's totals into its members' series and `(other)`. Members without bytes
 /// (none yet, or a database restored from before they joined) keep a series at zero.
 pub fn split(totals: &BTreeMap<String, Bytes>, tracked: &Tracked, family: Family) -> Split {
-    let mut s = Split::default();
+    let (members, other) = split_by(totals, tracked, family, |_| ());
+    Split {
+        members,
+        other: other.into_values().next().unwrap_or_default(),
+    }
+}
+
+/// [`split`] with `(other)` kept apart per group of names (`group` of a name), for families
+/// whose `(other)` is split by a label (networks: by interface kind). Groups with no bytes
+/// outside members are absent.
+pub fn split_by<G: Ord>(
+    totals: &BTreeMap<String, Bytes>,
+    tracked: &Tracked,
+    family: Family,
+    group: impl Fn(&str) -> G,
+) -> (BTreeMap<String, Bytes>, BTreeMap<G, Bytes>) {
+    let mut members = BTreeMap::new();
+    let mut other: BTreeMap<G, Bytes> = BTreeMap::new();
     for (name, b) in totals {
-        match tracked.get(family, name).filter(|_| !reserved(name)) {
-            Some(m) => {
-                s.members.insert(name.clone(), b.minus_base(m));
-                s.other = s.other.plus(b.base_part(m));
-            }
-            None => s.other = s.other.plus(*b),
+        let (own, rest) = match tracked.get(family, name).filter(|_| !reserved(name)) {
+            Some(m) => (Some(b.minus_base(m)), b.base_part(m)),
+            None => (None, *b),
+        };
+        if let Some(own) = own {
+            members.insert(name.clone(), own);
+        }
+        if rest != Bytes::default() {
+            let e = other.entry(group(name)).or_default();
+            *e = e.plus(rest);
         }
     }
     for (f, name) in tracked.members.keys() {
         if *f == family && !reserved(name) {
-            s.members.entry(name.clone()).or_default();
+            members.entry(name.clone()).or_default();
         }
     }
-    s
+    (members, other)
 }
 
 /// A metric family in the exposition: name (without the `_total` or `_info` suffix its type
@@ -728,6 +899,8 @@ pub fn metrics(h: &History, rec: &Recorder, tracked: &Tracked, limits: &Limits) 
         samples,
     });
 
+    networks(&mut families, h, tracked);
+
     families.push(MetricFamily {
         name: "netmon_recorded_seconds",
         kind: MetricKind::Counter,
@@ -843,7 +1016,7 @@ pub fn metrics(h: &History, rec: &Recorder, tracked: &Tracked, limits: &Limits) 
     });
 
     let tracked_samples = |f: fn(Family, &Tracked, &Limits) -> u64| {
-        [Family::App, Family::Website]
+        [Family::App, Family::Website, Family::Network]
             .iter()
             .map(|fam| Sample {
                 labels: vec![("family", fam.as_str().to_string())],
@@ -855,7 +1028,8 @@ pub fn metrics(h: &History, rec: &Recorder, tracked: &Tracked, limits: &Limits) 
         name: "netmon_tracked_names",
         kind: MetricKind::Gauge,
         unit: None,
-        help: "Applications (family=app) and websites (family=website) with a series of their own",
+        help: "Applications (family=app), websites (family=website) and network interfaces \
+               (family=network) with a series of their own",
         samples: tracked_samples(|f, t, _| t.count(f) as u64),
     });
     families.push(MetricFamily {
@@ -866,6 +1040,7 @@ pub fn metrics(h: &History, rec: &Recorder, tracked: &Tracked, limits: &Limits) 
         samples: tracked_samples(|f, _, l| match f {
             Family::App => l.apps as u64,
             Family::Website => l.websites as u64,
+            Family::Network => l.networks as u64,
         }),
     });
     families.push(MetricFamily {
@@ -879,6 +1054,93 @@ pub fn metrics(h: &History, rec: &Recorder, tracked: &Tracked, limits: &Limits) 
         }],
     });
     Metrics { families }
+}
+
+/// The per-network families: bytes per member network and interface and `(other)` per kind,
+/// the member networks' names, and the data caps.
+fn networks(families: &mut Vec<MetricFamily>, h: &History, tracked: &Tracked) {
+    let kind_of = |name: &str| NetSeries::parse(name).map(|s| s.kind).unwrap_or_default();
+    let (members, other) = split_by(&h.networks, tracked, Family::Network, kind_of);
+    let mut rows: Vec<(NetSeries, Bytes)> = members
+        .iter()
+        .filter_map(|(name, b)| NetSeries::parse(name).map(|s| (s, *b)))
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut samples = Vec::new();
+    let labels = |s: &NetSeries| {
+        vec![
+            ("network", s.network.clone()),
+            ("interface", s.interface.clone()),
+            ("kind", s.kind.clone()),
+        ]
+    };
+    for (s, b) in &rows {
+        samples.extend(directions(labels(s), *b));
+    }
+    for (kind, b) in other {
+        let s = NetSeries {
+            network: OTHER.to_string(),
+            interface: OTHER.to_string(),
+            kind,
+        };
+        samples.extend(directions(labels(&s), b));
+    }
+    families.push(MetricFamily {
+        name: "netmon_network_bytes",
+        kind: MetricKind::Counter,
+        unit: Some("bytes"),
+        help: "Bytes each interface received (direction=in) and sent (out) per network (its \
+               stable key; network=\"(loopback)\" stayed on this machine) since interfaces were \
+               recorded; pairs without a series of their own are counted in network=\"(other)\", \
+               per kind",
+        samples,
+    });
+
+    let mut named: Vec<&str> = rows.iter().map(|(s, _)| s.network.as_str()).collect();
+    named.extend(h.caps.iter().map(|c| c.network.as_str()));
+    named.sort_unstable();
+    named.dedup();
+    families.push(MetricFamily {
+        name: "netmon_network",
+        kind: MetricKind::Info,
+        unit: None,
+        help: "The name netmon networks shows for each network with a series (the user's name, \
+               else its label)",
+        samples: named
+            .into_iter()
+            .filter_map(|k| h.network_names.get(k).map(|name| (k, name)))
+            .map(|(k, name)| Sample {
+                labels: vec![("network", k.to_string()), ("name", name.clone())],
+                value: Value::Int(1),
+            })
+            .collect(),
+    });
+
+    let cap = |f: fn(&CapGauge) -> u64| -> Vec<Sample> {
+        h.caps
+            .iter()
+            .map(|c| Sample {
+                labels: vec![("network", c.network.clone()), ("period", c.period.clone())],
+                value: Value::Int(f(c)),
+            })
+            .collect()
+    };
+    families.push(MetricFamily {
+        name: "netmon_network_cap_bytes",
+        kind: MetricKind::Gauge,
+        unit: Some("bytes"),
+        help: "The data cap set on a network (netmon networks cap) per period; network=\"(all)\" \
+               is the cap over all networks together",
+        samples: cap(|c| c.cap_bytes),
+    });
+    families.push(MetricFamily {
+        name: "netmon_network_cap_used_bytes",
+        kind: MetricKind::Gauge,
+        unit: Some("bytes"),
+        help: "What the counted interfaces carried on a capped network in its current period, \
+               as committed to the database",
+        samples: cap(|c| c.used_bytes),
+    });
 }
 
 #[cfg(test)]

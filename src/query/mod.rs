@@ -5,7 +5,8 @@
 //! - `plan`: which table (raw ticks, hourly, daily) answers which part of a range, using the
 //!   retention boundaries in `meta`, so totals agree across tables.
 //! - `scan`: the SQL over those tables. `coverage`: recorded time from `runs` and `gaps`.
-//! - `metrics`: all-time counters and the recorder's state for `/metrics` on `netmon serve`.
+//! - `metrics`: all-time counters and the recorder's state for `/metrics` on `netmon serve`;
+//!   `stall`: when a running recorder counts as stalled (the same rule for `netmon status`).
 //! - `apps`, `timeline`, `top`, `domains`: the answers, as plain `Serialize` structs with integer bytes
 //!   and `DateTime<Utc>`.
 
@@ -17,6 +18,7 @@ pub mod networks;
 pub mod plan;
 pub mod range;
 pub mod scan;
+pub mod stall;
 pub mod time;
 pub mod timeline;
 pub mod top;

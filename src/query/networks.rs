@@ -4,6 +4,7 @@
 //! from `net_hourly`, the edges from the ticks' `net` column.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -15,6 +16,7 @@ use super::range::Range;
 use super::scan::{self, AppSum};
 use super::time::utc;
 use super::{Db, Error};
+use crate::live;
 use crate::source::interfaces::Kind;
 use crate::store::networks::decode;
 
@@ -111,8 +113,52 @@ pub struct CapUsage {
     pub forecast_bytes: u64,
 }
 
-/// Every cap, measured at `now_ms` (periods in the local time zone `tz`).
+/// Every cap, measured at `now_ms` (periods in the local time zone `tz`) from what the
+/// database holds.
 pub fn caps<Tz: TimeZone>(conn: &Connection, tz: &Tz, now_ms: i64) -> Result<Vec<CapUsage>, Error> {
+    caps_with(conn, tz, now_ms, &[])
+}
+
+/// What the running recorder of `db` holds unwritten, per tick and network, for
+/// [`caps_with`]; empty when none answers. Ask it before reading the database.
+pub fn unwritten(db: &Path) -> Vec<live::NetBytes> {
+    let Ok(Some(holder)) = crate::store::lock::holder(db) else {
+        return Vec::new();
+    };
+    let pid = holder.pid.parse::<u32>().ok();
+    live::read(
+        db,
+        &live::Request {
+            nets: true,
+            ..live::Request::default()
+        },
+    )
+    .filter(|v| Some(v.pid) == pid)
+    .map(|v| v.nets)
+    .unwrap_or_default()
+}
+
+/// [`caps`] plus the recorder's unwritten ticks ([`unwritten`], asked first): each counts when
+/// it is in the cap's period and newer than every tick the database snapshot holds (older
+/// ones were written since the recorder answered, and are in the database already), as the
+/// recorder's own alerts count them.
+pub fn caps_with<Tz: TimeZone>(
+    conn: &Connection,
+    tz: &Tz,
+    now_ms: i64,
+    unwritten: &[live::NetBytes],
+) -> Result<Vec<CapUsage>, Error> {
+    // One snapshot for the newest tick and every cap's usage.
+    let _snapshot = if conn.is_autocommit() {
+        Some(conn.unchecked_transaction()?)
+    } else {
+        None
+    };
+    let newest: Option<i64> = conn.query_row("SELECT max(at) FROM ticks", [], |r| r.get(0))?;
+    let unwritten: Vec<&live::NetBytes> = unwritten
+        .iter()
+        .filter(|u| newest.is_none_or(|n| u.at_ms > n))
+        .collect();
     let names = infos(conn)?;
     let mut out = Vec::new();
     for c in crate::store::networks::caps(conn)? {
@@ -120,7 +166,16 @@ pub fn caps<Tz: TimeZone>(conn: &Connection, tz: &Tz, now_ms: i64) -> Result<Vec
         let period =
             crate::calendar::Period::parse(&c.period).unwrap_or(crate::calendar::Period::Month);
         let (start, end) = crate::calendar::period_bounds(tz, period, c.resets_on, now_ms);
-        let used = crate::store::networks::carried_since(conn, network_id, start / 1000)?;
+        let key = network_id
+            .and_then(|id| names.get(&id))
+            .map(|n| n.key.as_str());
+        let pending: u64 = unwritten
+            .iter()
+            .filter(|u| u.at_ms >= start && (network_id.is_none() || key == Some(&u.network)))
+            .map(|u| u.bytes)
+            .sum();
+        let used = crate::store::networks::carried_since(conn, network_id, start / 1000)?
+            .saturating_add(pending);
         let elapsed = (now_ms - start).max(1);
         let forecast = (used as f64 * ((end - start) as f64 / elapsed as f64)) as u64;
         out.push(CapUsage {
@@ -207,8 +262,13 @@ pub fn resolve(db: &Db, what: &str) -> Result<NetworkInfo, Error> {
     }
 }
 
-/// Per network and interface over `range`.
-pub fn networks<Tz: TimeZone>(db: &Db, tz: &Tz, range: Range) -> Result<Networks, Error> {
+/// Per network and interface over `range`; the caps add `unwritten` ([`caps_with`]).
+pub fn networks<Tz: TimeZone>(
+    db: &Db,
+    tz: &Tz,
+    range: Range,
+    unwritten: &[live::NetBytes],
+) -> Result<Networks, Error> {
     let (a, b) = plan::widen(tz, &db.bounds, range.start_ms(), range.end_ms());
     let sums = interface_sums(db, tz, a, b)?;
     let infos = infos(&db.conn)?;
@@ -265,7 +325,7 @@ pub fn networks<Tz: TimeZone>(db: &Db, tz: &Tz, range: Range) -> Result<Networks
             app_bytes,
             interface_bytes,
         },
-        caps: caps(&db.conn, tz, Utc::now().timestamp_millis())?,
+        caps: caps_with(&db.conn, tz, Utc::now().timestamp_millis(), unwritten)?,
     })
 }
 
@@ -840,5 +900,64 @@ mod tests {
             assert_eq!(on_a.get(&ssh), Some(&(50, 5)), "{layer:?}");
             assert_eq!(on_b.get(&ssh), Some(&(70, 7)), "{layer:?}");
         }
+    }
+
+    use crate::synth::{Flow, Synth};
+
+    /// 2026-01-01T12:00:00Z
+    const T: i64 = 1_767_268_800_000;
+
+    fn nb(at_ms: i64, network: &str, bytes: u64) -> live::NetBytes {
+        live::NetBytes {
+            at_ms,
+            network: network.into(),
+            bytes,
+        }
+    }
+
+    #[test]
+    fn unwritten_ticks_count_once_in_their_caps_period_and_network() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("n.db");
+        let mut s = Synth::create(&path, Synth::utc_days).expect("synth");
+        s.begin_run(T - 1000, 5000).expect("run");
+        let home = Network {
+            key: "gw:01".into(),
+            label: "home".into(),
+        };
+        let net = NetTraffic {
+            interfaces: vec![InterfaceTraffic {
+                interface: "eth0".into(),
+                kind: "ethernet",
+                network: Some(home),
+                bytes_in: 700,
+                bytes_out: 300,
+            }],
+            app_network: None,
+        };
+        s.tick_with_net(T, 5000, &[Flow::new("curl", 10, 1, 1)], &net)
+            .expect("tick");
+        let conn = crate::store::open(&path, crate::store::Create::Never).expect("open");
+        crate::store::networks::set_cap(&conn, "*", 10_000, "day", 1).expect("cap");
+        let id: i64 = conn
+            .query_row("SELECT id FROM networks WHERE key = 'gw:01'", [], |r| {
+                r.get(0)
+            })
+            .expect("id");
+        crate::store::networks::set_cap(&conn, &id.to_string(), 10_000, "day", 1).expect("cap");
+        let unwritten = [
+            // Written since the recorder answered: the snapshot holds it already.
+            nb(T, "gw:01", 1000),
+            nb(T + 5000, "gw:01", 40),
+            nb(T + 10_000, "wifi:Cafe", 2),
+            // Yesterday (UTC): another period.
+            nb(T - 13 * 3_600_000, "gw:01", 900),
+        ];
+        let with = caps_with(&conn, &Utc, T + 20_000, &unwritten).expect("caps");
+        let used: Vec<(Option<i64>, u64)> =
+            with.iter().map(|c| (c.network_id, c.used_bytes)).collect();
+        assert_eq!(used, [(None, 1000 + 40 + 2), (Some(id), 1000 + 40)]);
+        let written_only = caps(&conn, &Utc, T + 20_000).expect("caps");
+        assert_eq!(written_only[0].used_bytes, 1000);
     }
 }

@@ -97,6 +97,7 @@ pub fn snapshot<Tz: TimeZone>(
                 db_path,
                 &live::Request {
                     window_ms: window.as_millis() as i64,
+                    ..live::Request::default()
                 },
             )
         })

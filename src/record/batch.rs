@@ -9,7 +9,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
+
 use crate::delta::StateChanges;
+use crate::source::CounterKey;
 use crate::store::write::{Gap, Tick};
 use crate::tick::{HostTraffic, NetTraffic, NetworkBytes, ProcessRecord, ProcessTraffic};
 
@@ -28,6 +31,7 @@ pub struct PendingTick {
     pub day: i64,
     pub traffic: Vec<ProcessTraffic>,
     pub web: Vec<HostTraffic>,
+    /// The counter values to save; folded into the batch's own when the tick is pushed.
     pub state: StateChanges,
     /// Interface deltas and networks (`None`: no interface reading this tick).
     pub net: Option<NetTraffic>,
@@ -53,13 +57,81 @@ pub struct Batch {
     rows: usize,
     /// When the oldest unwritten tick was sampled.
     since: Option<Instant>,
+    /// The last counter values over the ticks (`fold_state`), and where each key is in it.
+    state: StateChanges,
+    state_at: FxHashMap<CounterKey, Slot>,
+}
+
+/// Where a counter's last word is in the batch's `StateChanges`.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Upsert(usize),
+    Remove(usize),
 }
 
 impl Batch {
-    pub fn push(&mut self, tick: PendingTick, sampled_at: Instant) {
+    pub fn push(&mut self, mut tick: PendingTick, sampled_at: Instant) {
         self.rows += tick.rows();
         self.since.get_or_insert(sampled_at);
+        self.fold_state(std::mem::take(&mut tick.state));
         self.ticks.push(tick);
+    }
+
+    /// Fold a tick's counter values into the batch's: the write saves the last value per
+    /// counter, so keeping every tick's (a busy machine changes every counter every tick) would
+    /// hold a window's worth of copies of every key for nothing.
+    fn fold_state(&mut self, changes: StateChanges) {
+        for (key, bytes_in, bytes_out) in changes.upsert {
+            match self.state_at.get(&key).copied() {
+                Some(Slot::Upsert(i)) => {
+                    let e = &mut self.state.upsert[i];
+                    (e.1, e.2) = (bytes_in, bytes_out);
+                }
+                Some(Slot::Remove(i)) => {
+                    self.take_removed(i);
+                    self.state_at
+                        .insert(key.clone(), Slot::Upsert(self.state.upsert.len()));
+                    self.state.upsert.push((key, bytes_in, bytes_out));
+                }
+                None => {
+                    self.state_at
+                        .insert(key.clone(), Slot::Upsert(self.state.upsert.len()));
+                    self.state.upsert.push((key, bytes_in, bytes_out));
+                }
+            }
+        }
+        for key in changes.remove {
+            match self.state_at.get(&key).copied() {
+                Some(Slot::Remove(_)) => {}
+                Some(Slot::Upsert(i)) => {
+                    self.state.upsert.swap_remove(i);
+                    if let Some(moved) = self.state.upsert.get(i) {
+                        self.state_at.insert(moved.0.clone(), Slot::Upsert(i));
+                    }
+                    self.state_at
+                        .insert(key.clone(), Slot::Remove(self.state.remove.len()));
+                    self.state.remove.push(key);
+                }
+                None => {
+                    self.state_at
+                        .insert(key.clone(), Slot::Remove(self.state.remove.len()));
+                    self.state.remove.push(key);
+                }
+            }
+        }
+    }
+
+    /// Take the forget at `i` out of the batch's list (the counter is set again).
+    fn take_removed(&mut self, i: usize) {
+        self.state.remove.swap_remove(i);
+        if let Some(moved) = self.state.remove.get(i) {
+            self.state_at.insert(moved.clone(), Slot::Remove(i));
+        }
+    }
+
+    /// The counter values the batch saves: the last word per counter over its ticks.
+    pub fn state(&self) -> &StateChanges {
+        &self.state
     }
 
     pub fn is_empty(&self) -> bool {
@@ -90,11 +162,18 @@ impl Batch {
                 || self.rows >= MAX_ROWS)
     }
 
-    /// The ticks as the store writes them, each with the gaps it ends.
+    /// The ticks as the store writes them, each with the gaps it ends; the newest carries the
+    /// batch's counter values (the store saves the last word per counter over a batch).
     pub fn as_ticks(&self, run_id: i64) -> Vec<(Tick<'_>, &[Gap])> {
+        static NONE: StateChanges = StateChanges {
+            upsert: Vec::new(),
+            remove: Vec::new(),
+        };
+        let newest = self.ticks.len().saturating_sub(1);
         self.ticks
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(n, t)| {
                 (
                     Tick {
                         run_id,
@@ -103,7 +182,7 @@ impl Batch {
                         day: t.day,
                         traffic: &t.traffic,
                         web: &t.web,
-                        state: &t.state,
+                        state: if n == newest { &self.state } else { &NONE },
                         net: t.net.as_ref(),
                     },
                     &t.gaps[..],
@@ -117,6 +196,8 @@ impl Batch {
         self.ticks.clear();
         self.rows = 0;
         self.since = None;
+        self.state = StateChanges::default();
+        self.state_at.clear();
     }
 
     /// Writing keeps failing and the batch is over its bound: merge its ticks into one that
@@ -137,8 +218,8 @@ impl Batch {
             net: None,
             gaps: Vec::new(),
         };
+        // The batch's counter values stay as they are: they were folded in at each push.
         let mut ticks = std::mem::take(&mut self.ticks);
-        merged.state = crate::store::state::merge(ticks.iter().map(|t| &t.state));
         // The merged tick's application bytes are counted on the newest app network
         // (`networks::merge`): a tick whose bytes were on another one lists them there.
         let app_network = ticks
@@ -384,5 +465,67 @@ mod tests {
             listed,
             vec![(Some("b".into()), 1, 0), (Some("a".into()), 11, 1)]
         );
+    }
+
+    /// Normal form of counter values: the last word per key (set or forgotten), by key.
+    fn last_words(c: &StateChanges) -> Vec<(String, Option<(u64, u64)>)> {
+        let mut v: Vec<(String, Option<(u64, u64)>)> = c
+            .upsert
+            .iter()
+            .map(|(k, i, o)| (k.0.clone(), Some((*i, *o))))
+            .chain(c.remove.iter().map(|k| (k.0.clone(), None)))
+            .collect();
+        v.sort();
+        v
+    }
+
+    proptest::proptest! {
+        /// Folding each tick's counter values in as it is pushed saves what merging every
+        /// tick's at write time saved: the last word per counter, each key once.
+        #[test]
+        fn the_batch_keeps_the_last_word_per_counter_as_merging_every_tick_did(
+            steps in proptest::collection::vec(
+                proptest::collection::vec((0u8..6, proptest::prelude::any::<bool>(), 0u64..100), 0..8),
+                1..12,
+            )
+        ) {
+            let mut batch = Batch::default();
+            let mut each = Vec::new();
+            for (n, changes) in steps.iter().enumerate() {
+                let mut state = StateChanges::default();
+                for (key, set, value) in changes {
+                    let key = CounterKey(format!("k{key}"));
+                    // A tick names a key at most once (the delta engine's rule).
+                    if state.upsert.iter().any(|u| u.0 == key) || state.remove.contains(&key) {
+                        continue;
+                    }
+                    if *set {
+                        state.upsert.push((key, *value, value + 1));
+                    } else {
+                        state.remove.push(key);
+                    }
+                }
+                each.push(state.clone());
+                let mut t = tick(n as i64, 1);
+                t.state = state;
+                batch.push(t, Instant::now());
+            }
+            let expected = crate::store::state::merge(each.iter());
+            proptest::prop_assert_eq!(last_words(batch.state()), last_words(&expected));
+            let keys = batch.state().upsert.len() + batch.state().remove.len();
+            proptest::prop_assert_eq!(keys, last_words(&expected).len());
+            // The store is given the batch's values once, with the newest tick.
+            let ticks = batch.as_ticks(1);
+            let given: usize = ticks
+                .iter()
+                .map(|(t, _)| t.state.upsert.len() + t.state.remove.len())
+                .sum();
+            proptest::prop_assert_eq!(given, keys);
+            drop(ticks);
+            batch.squeeze();
+            proptest::prop_assert_eq!(last_words(batch.state()), last_words(&expected));
+            batch.clear();
+            proptest::prop_assert!(batch.state().upsert.is_empty() && batch.state().remove.is_empty());
+        }
     }
 }

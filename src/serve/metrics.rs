@@ -85,6 +85,12 @@ impl Exporter {
             } else {
                 (history, tracked)
             };
+            let mut history = history;
+            // Caps are a few rows, measured now: read after any join's transaction too.
+            history.caps = q::caps(conn, now_ms).map_err(|e| match e {
+                crate::query::Error::Sql(e) => sql(&e),
+                e => internal(&e),
+            })?;
             q::metrics(&history, &recorder, &tracked, &self.limits)
         };
         drop(guard);
@@ -121,6 +127,7 @@ impl Exporter {
                 joined = joins.len(),
                 apps = after.count(store::metrics::Family::App),
                 websites = after.count(store::metrics::Family::Website),
+                networks = after.count(store::metrics::Family::Network),
                 "names got series of their own in /metrics"
             );
         }

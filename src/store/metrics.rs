@@ -19,6 +19,8 @@ pub enum Family {
     App,
     /// Websites, by registrable domain as `netmon domains` shows them.
     Website,
+    /// What one interface carried on one network (`query::metrics::NetSeries` names it).
+    Network,
 }
 
 impl Family {
@@ -26,6 +28,7 @@ impl Family {
         match self {
             Family::App => "app",
             Family::Website => "website",
+            Family::Network => "network",
         }
     }
 
@@ -33,6 +36,7 @@ impl Family {
         match s {
             "app" => Some(Family::App),
             "website" => Some(Family::Website),
+            "network" => Some(Family::Network),
             _ => None,
         }
     }
@@ -155,7 +159,7 @@ mod tests {
     fn rows_of_an_unknown_family_are_ignored() {
         let conn = crate::store::open_in_memory().expect("db");
         conn.execute(
-            "INSERT INTO metrics_series VALUES ('network', 'home', 1, 0, 0)",
+            "INSERT INTO metrics_series VALUES ('planet', 'mars', 1, 0, 0)",
             [],
         )
         .expect("row");

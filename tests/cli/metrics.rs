@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Env, Serve, finish, http, http_raw, serve_token};
+use crate::networks;
+use crate::util::{Env, Serve, finish, http, http_raw, record_nettop, serve_token};
 
 const H: &str = ",interface,state,bytes_in,bytes_out,\n";
 
@@ -381,25 +382,7 @@ fn metrics_equal_apps_and_domains_and_pass_promtool() {
     );
     assert!(value(&samples, "netmon_recorded_seconds_total", &[]).is_some_and(|v| v > 0.0));
 
-    // Prometheus' own linter, from the same Debian package as the server the other tests run.
-    let mut lint = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect(
-            "promtool is missing: run `bash tests/install-deps.sh` (Debian's prometheus package)",
-        );
-    std::io::Write::write_all(lint.stdin.as_mut().expect("stdin"), r.body.as_bytes())
-        .expect("feed promtool");
-    let out = lint.wait_with_output().expect("promtool");
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool(&r.body);
     serve.stop();
 }
 
@@ -473,12 +456,177 @@ fn the_set_of_apps_with_series_is_capped_kept_across_restarts_and_other_never_dr
     serve.stop();
 }
 
+/// Prometheus' own linter, from the same Debian package as the server the other tests run,
+/// finds nothing to say about `body`.
+fn promtool(body: &str) {
+    let mut lint = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(
+            "promtool is missing: run `bash tests/install-deps.sh` (Debian's prometheus package)",
+        );
+    std::io::Write::write_all(lint.stdin.as_mut().expect("stdin"), body.as_bytes())
+        .expect("feed promtool");
+    let out = lint.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Per-network bytes as `/metrics` says: (network, interface, kind) → (in, out).
+pub fn network_series(samples: &[Sample]) -> BTreeMap<(String, String, String), (u64, u64)> {
+    let mut m: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
+    for s in samples
+        .iter()
+        .filter(|s| s.name == "netmon_network_bytes_total")
+    {
+        let key = (
+            s.labels["network"].clone(),
+            s.labels["interface"].clone(),
+            s.labels["kind"].clone(),
+        );
+        let e = m.entry(key).or_default();
+        match s.labels["direction"].as_str() {
+            "in" => e.0 = s.value as u64,
+            "out" => e.1 = s.value as u64,
+            d => panic!("direction {d}"),
+        }
+    }
+    m
+}
+
+fn series(rows: &[(&str, &str, &str, u64, u64)]) -> BTreeMap<(String, String, String), (u64, u64)> {
+    rows.iter()
+        .map(|(n, i, k, a, b)| ((n.to_string(), i.to_string(), k.to_string()), (*a, *b)))
+        .collect()
+}
+
+/// Issue 15 on `/metrics`: the scripted interfaces of tests/cli/networks.rs (an interface
+/// unplugged and back under a new index, a counter reset, a change of router), recorded in two
+/// runs with a scrape between them (so the second answer continues the first's sums from the
+/// ticks' `net` column), give per-network counters equal to `netmon networks --json`, exact to
+/// the byte; the pairs beyond `--metrics-networks` are counted in `(other)` per kind; nothing
+/// goes down; the name and the data cap are there.
+#[test]
+fn issue_15_network_series_equal_netmon_networks_and_pairs_beyond_the_cap_are_other_per_kind() {
+    let env = Env::new();
+    networks::scenario(&env);
+    env.netmon()
+        .args(record_nettop("2"))
+        .arg("--include-loopback")
+        .assert()
+        .success();
+    let token = metrics_token(&env);
+    let serve = Serve::start(
+        &env,
+        &["--metrics-min-bytes", "0", "--metrics-networks", "2"],
+    );
+    let first = network_series(&parse(&get(&serve, Some(&token), None).body));
+    // The two largest pairs join on the first answer, with their whole history.
+    assert_eq!(
+        first,
+        series(&[
+            ("(other)", "(other)", "loopback", 10, 10),
+            ("gw:aa:bb:cc:dd:ee:01", "eth0", "ethernet", 2000, 200),
+            ("if:usb0", "usb0", "cellular", 1000, 100),
+        ])
+    );
+
+    env.netmon()
+        .args(record_nettop("3"))
+        .arg("--include-loopback")
+        .assert()
+        .success();
+    env.netmon()
+        .args(["networks", "name", "gw:aa:bb:cc:dd:ee:01", "Home router"])
+        .assert()
+        .success();
+    env.netmon()
+        .args(["networks", "cap", "Home router", "10kB", "--period", "day"])
+        .assert()
+        .success();
+    let r = get(&serve, Some(&token), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let samples = parse(&r.body);
+    let second = network_series(&samples);
+    // Network B's eth0 came after the set was full: (other), under its kind.
+    assert_eq!(
+        second,
+        series(&[
+            ("(other)", "(other)", "ethernet", 1000, 100),
+            ("(other)", "(other)", "loopback", 10, 10),
+            ("gw:aa:bb:cc:dd:ee:01", "eth0", "ethernet", 3500, 350),
+            ("if:usb0", "usb0", "cellular", 1200, 120),
+        ])
+    );
+    for (k, v) in &first {
+        assert!(
+            second[k].0 >= v.0 && second[k].1 >= v.1,
+            "{k:?} went down: {v:?} -> {:?}",
+            second[k]
+        );
+    }
+    // Member series equal `netmon networks --json` for their pair, and all series add up to
+    // every byte it lists.
+    let listed = networks::by_network(&env, &["--since", "1h"]);
+    for ((network, interface, _), v) in second.iter().filter(|(k, _)| k.0 != "(other)") {
+        assert_eq!(Some(v), listed.get(&(network.clone(), interface.clone())));
+    }
+    let sum =
+        |it: &mut dyn Iterator<Item = &(u64, u64)>| it.fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1));
+    assert_eq!(sum(&mut second.values()), sum(&mut listed.values()));
+
+    assert_eq!(
+        value(
+            &samples,
+            "netmon_network_info",
+            &[("network", "gw:aa:bb:cc:dd:ee:01"), ("name", "Home router")]
+        ),
+        Some(1.0)
+    );
+    let cap = [("network", "gw:aa:bb:cc:dd:ee:01"), ("period", "day")];
+    assert_eq!(
+        value(&samples, "netmon_network_cap_bytes", &cap),
+        Some(10_000.0)
+    );
+    assert_eq!(
+        value(&samples, "netmon_network_cap_used_bytes", &cap),
+        Some(3850.0),
+        "what network A's counted interfaces carried today"
+    );
+    assert_eq!(
+        value(&samples, "netmon_tracked_names", &[("family", "network")]),
+        Some(2.0)
+    );
+    promtool(&r.body);
+    let om = get(
+        &serve,
+        Some(&token),
+        Some("application/openmetrics-text;version=1.0.0"),
+    );
+    assert!(
+        om.body
+            .contains("# TYPE netmon_network_bytes counter\n# UNIT netmon_network_bytes bytes"),
+        "{}",
+        om.body
+    );
+    assert_eq!(network_series(&parse(&om.body)), second);
+    serve.stop();
+}
+
 #[test]
 fn bad_metrics_options_are_user_errors_naming_the_range() {
     let env = Env::new();
     for (flag, value) in [
         ("--metrics-apps", "10001"),
         ("--metrics-websites", "-1"),
+        ("--metrics-networks", "10001"),
         ("--metrics-min-bytes", "lots"),
         ("--metrics-min-bytes", "1000000000000001"),
     ] {

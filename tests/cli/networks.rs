@@ -6,7 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::util::{Env, json_array, place_script, proc_net_dev, record_nettop, u};
+use std::time::Duration;
+
+use crate::util::{
+    Env, finish, json_array, place_script, proc_net_dev, record_nettop, signal, u, wait_until,
+};
 
 const H: &str = ",interface,state,bytes_in,bytes_out,\n";
 const CURL: &str = "curl.5000002";
@@ -19,10 +23,10 @@ fn curl(b: (u64, u64)) -> String {
 }
 
 /// An interface in a step: name, index, bytes in, bytes out.
-type If<'a> = (&'a str, u32, u64, u64);
+pub type If<'a> = (&'a str, u32, u64, u64);
 
-const GW_A: &str = "aa:bb:cc:dd:ee:01";
-const GW_B: &str = "aa:bb:cc:dd:ee:02";
+pub const GW_A: &str = "aa:bb:cc:dd:ee:01";
+pub const GW_B: &str = "aa:bb:cc:dd:ee:02";
 
 fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);
@@ -33,13 +37,14 @@ fn write(root: &Path, rel: &str, text: &str) {
 /// Step `n`: nettop prints curl at `app`; the interfaces are `ifaces`, eth0's default gateway
 /// has hardware address `gw`. eth0 is Ethernet (it has a device), usb0 a cellular modem
 /// (DEVTYPE=wwan), lo loopback.
-fn step(env: &Env, n: usize, app: (u64, u64), ifaces: &[If<'_>], gw: &str) {
+pub fn step(env: &Env, n: usize, app: (u64, u64), ifaces: &[If<'_>], gw: &str) {
     env.step(n, "csv", &curl(app));
     interfaces(env, n, ifaces, gw);
 }
 
-/// Step `n`'s interface files (see [`step`]).
-fn interfaces(env: &Env, n: usize, ifaces: &[If<'_>], gw: &str) {
+/// Step `n`'s interfaces only (`step-N.net/`), for tests whose nettop steps are written
+/// otherwise.
+pub fn interfaces(env: &Env, n: usize, ifaces: &[If<'_>], gw: &str) {
     let root = env.steps.join(format!("step-{n:04}.net"));
     let rows: Vec<(&str, u64, u64)> = ifaces.iter().map(|i| (i.0, i.2, i.3)).collect();
     write(&root, "proc/net/dev", &proc_net_dev(&rows));
@@ -71,7 +76,7 @@ fn interfaces(env: &Env, n: usize, ifaces: &[If<'_>], gw: &str) {
 }
 
 /// (network key, interface) → (bytes in, bytes out), from `networks --json ARGS`.
-fn by_network(env: &Env, args: &[&str]) -> BTreeMap<(String, String), (u64, u64)> {
+pub fn by_network(env: &Env, args: &[&str]) -> BTreeMap<(String, String), (u64, u64)> {
     let mut full = vec!["networks", "--json"];
     full.extend_from_slice(args);
     json_array(&mut env.netmon(), &full)
@@ -106,7 +111,7 @@ fn apps_sum(env: &Env, args: &[&str]) -> (u64, u64) {
 }
 
 /// The five steps of the main scenario.
-fn scenario(env: &Env) {
+pub fn scenario(env: &Env) {
     // 1: baselines.
     step(
         env,
@@ -166,7 +171,7 @@ fn scenario(env: &Env) {
     );
 }
 
-fn expected_interfaces() -> BTreeMap<(String, String), (u64, u64)> {
+pub fn expected_interfaces() -> BTreeMap<(String, String), (u64, u64)> {
     expect(&[
         ("gw:aa:bb:cc:dd:ee:01", "eth0", 3500, 350),
         ("gw:aa:bb:cc:dd:ee:02", "eth0", 1000, 100),
@@ -362,7 +367,7 @@ fn issue_15_a_recorder_restart_between_two_ticks_loses_and_double_counts_nothing
 }
 
 /// A fake `notify-send` first on PATH that appends its arguments to `notified` in `dir`.
-fn fake_notifier(env: &Env) -> String {
+pub fn fake_notifier(env: &Env) -> String {
     let bin = env.dir.path().join("fakebin");
     std::fs::create_dir_all(&bin).expect("fakebin");
     let log = env.dir.path().join("notified");
@@ -379,7 +384,7 @@ fn fake_notifier(env: &Env) -> String {
     )
 }
 
-fn notified(env: &Env) -> Vec<String> {
+pub fn notified(env: &Env) -> Vec<String> {
     std::fs::read_to_string(env.dir.path().join("notified"))
         .unwrap_or_default()
         .lines()
@@ -748,4 +753,107 @@ fn issue_15_an_apps_connections_on_two_networks_are_split_per_connection_and_add
         text.contains("application bytes are split per connection"),
         "{text}"
     );
+}
+
+/// Issues 15 and 16: a cap crossed by ticks the recorder still holds in memory (`--write-every
+/// 1h`). The recorder's alerts count the unwritten ticks, so each threshold is announced once,
+/// while nothing is written; `status` and `networks` add the unwritten ticks the recorder
+/// reports on its live socket to what the file holds, so they show the same usage the alert
+/// was about, and the same once the ticks are written at the recorder's stop.
+#[test]
+fn issue_16_a_cap_crossed_by_unwritten_ticks_notifies_once_per_threshold_and_status_counts_them() {
+    let env = Env::new();
+    let path = fake_notifier(&env);
+    let ifs = |eth: u64| [("lo", 1, 0, 0), ("eth0", 2, eth, 0)];
+    // As in the cap test above: 50%, 85% (80% crossed), 95%, 105% (100% crossed), 115%.
+    for (n, eth) in [
+        (1, 0),
+        (2, 5000),
+        (3, 8500),
+        (4, 9500),
+        (5, 10_500),
+        (6, 11_500),
+    ] {
+        step(&env, n, (100 * n as u64, 0), &ifs(eth), GW_A);
+    }
+    env.netmon().args(record_nettop("1")).assert().success();
+    env.netmon()
+        .args(["networks", "cap", "all", "10kB", "--period", "day"])
+        .assert()
+        .success();
+    let written_before = env.one("SELECT count(*) FROM ticks");
+    let recorder = env
+        .std_netmon()
+        .env("PATH", &path)
+        .args([
+            "record",
+            "--source",
+            "nettop",
+            "--interval",
+            "100ms",
+            "--write-every",
+            "1h",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("record");
+    // Past the last step (the fake repeats it: no more bytes) and both thresholds.
+    let reached = wait_until(Duration::from_secs(30), || {
+        env.calls() >= 9 && notified(&env).len() >= 2
+    });
+    let sent = notified(&env);
+    let status = env
+        .netmon()
+        .args(["status", "--json"])
+        .output()
+        .expect("status");
+    let table = env
+        .netmon()
+        .args(["networks", "--since", "1h"])
+        .output()
+        .expect("networks");
+    let still_written = env.one("SELECT count(*) FROM ticks");
+    signal(&recorder, libc::SIGTERM);
+    let (code, stderr) = finish(recorder, Duration::from_secs(30));
+    assert!(
+        reached,
+        "calls {}, notified {sent:?}: {stderr}",
+        env.calls()
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        still_written, written_before,
+        "the crossing ticks were in memory only"
+    );
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent[0].contains("80% of the data cap"), "{sent:?}");
+    assert!(sent[1].contains("100% of the data cap"), "{sent:?}");
+
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert!(
+        v["recorder"]["unwritten_samples"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{v}"
+    );
+    assert_eq!(v["caps"][0]["used_bytes"], 11_500, "{v}");
+    assert_eq!(v["caps"][0]["left_bytes"], 0, "{v}");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("cap on all networks: 11.5 kB of 10.0 kB used"),
+        "{text}"
+    );
+
+    // Written at the stop: the file alone says the same, and nothing was counted twice.
+    assert_eq!(notified(&env).len(), 2);
+    let v: serde_json::Value = serde_json::from_slice(
+        &env.netmon()
+            .args(["status", "--json"])
+            .output()
+            .expect("status")
+            .stdout,
+    )
+    .expect("json");
+    assert_eq!(v["caps"][0]["used_bytes"], 11_500, "{v}");
 }

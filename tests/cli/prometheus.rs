@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::metrics::{APPS, apps_all_time, apps_json, metrics_token, record_ticks, traffic_steps};
+use crate::networks;
 use crate::util::{Env, Serve, parse_reply, wait_until};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -189,6 +190,16 @@ fn world() -> World {
     let env = Env::new();
     // Enough steps for the recorder of the moving phase to keep counting for a minute.
     traffic_steps(&env, 400);
+    // eth0 behind router A carries 1000/100 a tick over the first six (the first reading is
+    // its baseline), then nothing more: its series is exact whenever it is asked.
+    for n in 1..=6u64 {
+        networks::interfaces(
+            &env,
+            n as usize,
+            &[("lo", 1, 0, 0), ("eth0", 2, 1000 * n, 100 * n)],
+            networks::GW_A,
+        );
+    }
     let serve = Serve::start(&env, &["--metrics-min-bytes", "0"]);
     record_ticks(&env, 6);
     let token_file = env.dir.path().join("netmon.token");
@@ -226,6 +237,33 @@ fn check(w: &World, prom: &Prom, selector: &str) {
         Some(&(0.0, 0.0)),
         "nothing is in (other)"
     );
+    // One network series (issue 15), as `netmon networks --json` lists the pair.
+    let listed = networks::by_network(&w.env, &["--since", "1h"]);
+    let want = listed
+        .get(&("gw:aa:bb:cc:dd:ee:01".to_string(), "eth0".to_string()))
+        .copied();
+    assert_eq!(want, Some((5000, 500)), "{listed:?}");
+    let inner = selector.trim_start_matches('{').trim_end_matches('}');
+    let eth0 = format!(
+        "sum by (direction) (netmon_network_bytes_total{{{inner},network=\"gw:aa:bb:cc:dd:ee:01\",\
+         interface=\"eth0\",kind=\"ethernet\"}})"
+    );
+    let mut net = (0.0, 0.0);
+    let arrived = wait_until(Duration::from_secs(60), || {
+        for r in prom.query(&eth0, now_s()) {
+            let v: f64 = r["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(-1.0);
+            match r["metric"]["direction"].as_str() {
+                Some("in") => net.0 = v,
+                Some("out") => net.1 = v,
+                _ => {}
+            }
+        }
+        net == (5000.0, 500.0)
+    });
+    assert!(arrived, "PromQL {eth0} gave {net:?}: {}", prom.log());
 
     // Moving: a recorder ticking every 200 ms; Prometheus scrapes every second.
     let recorder = w
@@ -310,6 +348,32 @@ fn readme_queries(prom: &Prom, instance: &str) {
     );
     assert_eq!(hotspot.len(), 1, "{hotspot:?}");
     assert_eq!(hotspot[0]["metric"]["instance"], instance);
+    // Per network, named through the info series (issue 15): the world's eth0 behind router A.
+    let named = prom.query(
+        "sum by (instance, network, name) (increase(netmon_network_bytes_total[30d])\n  \
+         * on (instance, network) group_left (name) netmon_network_info)",
+        now_s(),
+    );
+    assert!(
+        named.iter().any(|r| r["metric"]["instance"] == instance
+            && r["metric"]["network"] == "gw:aa:bb:cc:dd:ee:01"
+            && r["metric"]["name"] == "ethernet via gateway aa:bb:cc:dd:ee:01"),
+        "{named:?}"
+    );
+    // The explained share and the caps past 80% are valid PromQL (no cap is set here).
+    let share = prom.query(
+        "sum by (instance) (increase(netmon_bytes_total[1d]))\n  \
+         / sum by (instance) (increase(netmon_network_bytes_total{kind!~\"loopback|vpn|bridge\"}[1d]))",
+        now_s(),
+    );
+    assert_eq!(share.len(), 1, "{share:?}");
+    assert!(
+        prom.query(
+            "netmon_network_cap_used_bytes / netmon_network_cap_bytes > 0.8",
+            now_s()
+        )
+        .is_empty()
+    );
     // The recorder has stopped: the next scrapes say so.
     let mut stopped = Vec::new();
     let said = wait_until(Duration::from_secs(30), || {

@@ -7,7 +7,7 @@ use crate::query::{Db, RangeSpec, apps, range};
 use crate::store::metrics as members;
 use crate::store::retention::Cutoffs;
 use crate::synth::{Flow, Synth, WebFlow};
-use crate::tick::Method;
+use crate::tick::{InterfaceTraffic, Method, NetTraffic, Network};
 
 const H: i64 = 3_600_000;
 const D: i64 = 24 * H;
@@ -57,6 +57,7 @@ fn the_first_answer_gives_the_largest_apps_their_whole_history() {
     let limits = Limits {
         apps: 2,
         websites: 2,
+        networks: 2,
         min_bytes: 1_000_000,
     };
     let mut t = Tracked::default();
@@ -79,6 +80,7 @@ fn a_late_member_starts_from_zero_and_other_keeps_what_it_counted() {
     let limits = Limits {
         apps: 5,
         websites: 5,
+        networks: 5,
         min_bytes: 1_000_000,
     };
     let mut t = Tracked::default();
@@ -179,7 +181,7 @@ proptest! {
         cap in 0usize..5,
         min_bytes in 0u64..3_000_000,
     ) {
-        let limits = Limits { apps: cap, websites: cap, min_bytes };
+        let limits = Limits { apps: cap, websites: cap, networks: cap, min_bytes };
         let mut t = Tracked::default();
         let mut h = History::default();
         let mut last: Option<Split> = None;
@@ -429,6 +431,7 @@ fn members_are_stored_and_the_exposition_uses_them() {
     let limits = Limits {
         apps: 1,
         websites: 1,
+        networks: 1,
         min_bytes: 0,
     };
     let tx = conn.transaction().expect("tx");
@@ -652,4 +655,189 @@ fn running_sums_equal_a_full_read_of_the_daily_totals() {
         full.apps.values().map(|b| b.bytes_in).sum::<u64>(),
         100 * 465 + 7 * 10
     );
+}
+
+fn net(
+    key: Option<&str>,
+    interface: &str,
+    kind: &'static str,
+    bin: u64,
+    bout: u64,
+) -> InterfaceTraffic {
+    InterfaceTraffic {
+        interface: interface.into(),
+        kind,
+        network: key.map(|k| Network {
+            key: k.into(),
+            label: format!("label of {k}"),
+        }),
+        bytes_in: bin,
+        bytes_out: bout,
+    }
+}
+
+fn ns(network: &str, interface: &str, kind: &str) -> String {
+    NetSeries {
+        network: network.into(),
+        interface: interface.into(),
+        kind: kind.into(),
+    }
+    .name()
+}
+
+#[test]
+fn a_network_series_name_round_trips_whatever_the_ssid_holds() {
+    for key in [
+        "wifi:Home",
+        "wifi:tab\there\nand \"quotes\"",
+        "gw:aa:bb",
+        "",
+    ] {
+        let s = NetSeries {
+            network: key.into(),
+            interface: "wlan0".into(),
+            kind: "wifi".into(),
+        };
+        assert_eq!(NetSeries::parse(&s.name()), Some(s));
+    }
+    assert_eq!(NetSeries::parse("no tabs"), None);
+}
+
+#[test]
+fn network_pairs_beyond_the_cap_go_to_other_per_kind_and_add_up() {
+    let mut networks = BTreeMap::new();
+    networks.insert(ns("gw:01", "eth0", "ethernet"), b(9_000, 900));
+    networks.insert(ns("wifi:Home", "wlan0", "wifi"), b(5_000, 500));
+    networks.insert(ns("wifi:Cafe", "wlan0", "wifi"), b(2_000, 200));
+    networks.insert(ns("if:veth1", "veth1", "bridge"), b(700, 70));
+    networks.insert(ns(LOOPBACK, "lo", "loopback"), b(50, 50));
+    let h = History {
+        networks,
+        network_names: [("gw:01".to_string(), "Office".to_string())].into(),
+        caps: vec![CapGauge {
+            network: "gw:01".into(),
+            period: "month".into(),
+            cap_bytes: 20_000,
+            used_bytes: 9_900,
+        }],
+        ..History::default()
+    };
+    let limits = Limits {
+        networks: 2,
+        min_bytes: 0,
+        ..Limits::default()
+    };
+    let mut t = Tracked::default();
+    let j = joins(&h, &t, &limits, 1);
+    apply(&mut t, &j, 1);
+    assert_eq!(t.count(Family::Network), 2, "the two largest pairs");
+    let m = metrics(&h, &recorder_never(), &t, &limits);
+    let fam = |name: &str| {
+        m.families
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let series: Vec<(String, String, String, String, u64)> = fam("netmon_network_bytes")
+        .samples
+        .iter()
+        .map(|s| {
+            let l = |k: &str| {
+                s.labels
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let Value::Int(v) = s.value else {
+                panic!("bytes are integers")
+            };
+            (l("network"), l("interface"), l("kind"), l("direction"), v)
+        })
+        .collect();
+    let ins: Vec<(&str, &str, &str, u64)> = series
+        .iter()
+        .filter(|s| s.3 == "in")
+        .map(|s| (s.0.as_str(), s.1.as_str(), s.2.as_str(), s.4))
+        .collect();
+    assert_eq!(
+        ins,
+        [
+            ("gw:01", "eth0", "ethernet", 9_000),
+            ("wifi:Home", "wlan0", "wifi", 5_000),
+            ("(other)", "(other)", "bridge", 700),
+            ("(other)", "(other)", "loopback", 50),
+            ("(other)", "(other)", "wifi", 2_000),
+        ]
+    );
+    let info = &fam("netmon_network").samples;
+    assert_eq!(info.len(), 1, "only networks with a name known: {info:?}");
+    assert_eq!(
+        info[0].labels,
+        [
+            ("network", "gw:01".to_string()),
+            ("name", "Office".to_string())
+        ]
+    );
+    assert_eq!(
+        fam("netmon_network_cap_bytes").samples[0].value,
+        Value::Int(20_000)
+    );
+    assert_eq!(
+        fam("netmon_network_cap_used_bytes").samples[0].labels,
+        [
+            ("network", "gw:01".to_string()),
+            ("period", "month".to_string())
+        ]
+    );
+}
+
+#[test]
+fn running_network_sums_equal_a_full_read_of_net_daily() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("n.db");
+    let mut s = Synth::create(&path, Synth::utc_days).expect("synth");
+    let conn = crate::store::open(&path, crate::store::Create::Never).expect("open");
+    s.begin_run(T0, 5000).expect("run");
+    s.tick(T0, 0, &[]).expect("baseline");
+    let mut running = sums(&conn).expect("start");
+    for i in 1..=20i64 {
+        let at = T0 + i * 3 * H;
+        let key = if i % 2 == 0 { "gw:01" } else { "wifi:Home" };
+        let traffic = NetTraffic {
+            interfaces: vec![
+                net(Some(key), "eth0", "ethernet", 1000 * i as u64, 10),
+                net(None, "lo", "loopback", 5, 5),
+                net(
+                    Some(&format!("if:veth{i}")),
+                    &format!("veth{i}"),
+                    "bridge",
+                    3,
+                    0,
+                ),
+            ],
+            app_network: None,
+        };
+        s.tick_with_net(at, 5000, &[Flow::new("curl", 10, 1, 1)], &traffic)
+            .expect("tick");
+        if i % 5 == 0 {
+            let next = sums_since(&conn, &running)
+                .expect("since")
+                .expect("continues");
+            assert_eq!(next, sums(&conn).expect("full"), "after tick {i}");
+            running = next;
+        }
+    }
+    let h = history(&conn).expect("history");
+    assert_eq!(
+        h.networks[&ns("gw:01", "eth0", "ethernet")],
+        b(1000 * 110, 100)
+    );
+    assert_eq!(
+        h.networks[&ns("wifi:Home", "eth0", "ethernet")],
+        b(1000 * 100, 100)
+    );
+    assert_eq!(h.networks[&ns(LOOPBACK, "lo", "loopback")], b(100, 100));
+    assert_eq!(h.networks.len(), 3 + 20, "one pair per veth");
+    assert_eq!(h.network_names["gw:01"], "label of gw:01");
 }

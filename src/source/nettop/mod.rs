@@ -20,6 +20,7 @@
 //! (closed or /dev/null stdin makes nettop spin at 100%+ CPU, §8).
 
 pub mod parse;
+pub mod rows;
 pub mod sim;
 
 use std::io::Read;
@@ -52,6 +53,8 @@ const CANCEL_POLL: Duration = Duration::from_millis(50);
 pub struct NettopSource {
     program: PathBuf,
     timeout: Duration,
+    /// The last sample's rows: unchanged lines are not parsed again (`rows`).
+    rows: rows::RowCache,
 }
 
 impl NettopSource {
@@ -69,6 +72,7 @@ impl NettopSource {
         Ok(NettopSource {
             program,
             timeout: opts.sample_timeout,
+            rows: rows::RowCache::default(),
         })
     }
 }
@@ -84,6 +88,12 @@ impl Source for NettopSource {
 
     fn sample(&mut self, cancel: &Cancel) -> Result<Snapshot, Error> {
         let output = run_with_timeout(&self.program, NETTOP_ARGS, self.timeout, cancel)?;
+        if output.success
+            && let Some(snapshot) = self.rows.snapshot(&output.stdout)
+        {
+            return Ok(snapshot);
+        }
+        self.rows.clear();
         let mut parsed = match parse::parse(&output.stdout) {
             Ok(p) => p,
             Err(e) => {
@@ -143,10 +153,7 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
     for p in &block.processes {
         let owner = Owner::Process(ProcessRef::new(p.pid, &*p.name));
         process_key.clear();
-        process_key.push_str("nettop/");
-        push_decimal(&mut process_key, p.pid);
-        process_key.push('/');
-        push_key_text(&mut process_key, &p.name);
+        push_process_key(&mut process_key, p.pid, &p.name);
         if p.connections.is_empty() {
             counters.push(Counter {
                 key: CounterKey(process_key.clone()),
@@ -166,14 +173,7 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
             }
             let mut key = String::with_capacity(process_key.len() + c.ident.len() + 8);
             key.push_str(&process_key);
-            key.push('/');
-            key.push_str(&c.proto);
-            key.push(' ');
-            push_key_text(&mut key, c.local.host.as_deref().unwrap_or("*"));
-            key.push(':');
-            push_port(&mut key, c.local.port);
-            key.push_str("<->");
-            push_port(&mut key, c.remote.port);
+            push_connection_key(&mut key, c);
             let remote_addr = c.remote.host.as_deref().and_then(parse_ip);
             let loopback = is_loopback(c, remote_addr);
             counters.push(Counter {
@@ -189,6 +189,26 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
         }
     }
     Snapshot { counters }
+}
+
+/// A process's counter key, which starts every key of its connections: `nettop/PID/NAME`.
+fn push_process_key(key: &mut String, pid: u32, name: &str) {
+    key.push_str("nettop/");
+    push_decimal(key, pid);
+    key.push('/');
+    push_key_text(key, name);
+}
+
+/// What a connection adds to its process's key: `/PROTO LOCALHOST:PORT<->REMOTEPORT`.
+fn push_connection_key(key: &mut String, c: &parse::ConnectionRow) {
+    key.push('/');
+    key.push_str(&c.proto);
+    key.push(' ');
+    push_key_text(key, c.local.host.as_deref().unwrap_or("*"));
+    key.push(':');
+    push_port(key, c.local.port);
+    key.push_str("<->");
+    push_port(key, c.remote.port);
 }
 
 /// One shared string per interface name in a sample (a handful of names, hundreds of rows).

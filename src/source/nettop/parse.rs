@@ -101,7 +101,7 @@ pub enum ParseError {
 
 /// Column positions of one header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Header {
+pub(super) struct Header {
     fields: usize,
     ident: usize,
     interface: Option<usize>,
@@ -199,7 +199,7 @@ pub fn parse(text: &str) -> Result<Parsed<'_>, ParseError> {
     Ok(parsed)
 }
 
-enum Row<'a> {
+pub(super) enum Row<'a> {
     Process(ProcessRow<'a>),
     Connection(ConnectionRow<'a>),
 }
@@ -207,7 +207,7 @@ enum Row<'a> {
 /// Strip what a PTY or `script` adds around a line (CR at the end, control characters at the
 /// start) and the padding of space-aligned output (blanks at either end: indented connection
 /// rows).
-fn clean(raw: &str) -> &str {
+pub(super) fn clean(raw: &str) -> &str {
     raw.trim_end_matches(['\r', '\n', ' ', '\t'])
         .trim_start_matches(|c: char| c.is_control() || c == ' ')
 }
@@ -264,6 +264,40 @@ fn is_header(line: &str) -> bool {
 }
 
 impl Header {
+    /// The byte columns are the last two (either order), as in the header netmon's command
+    /// makes nettop print: a row is then its identity (identifier, interface, state) followed
+    /// by its counts, and the counts can be read from the end of the line.
+    pub(super) fn counts_last(&self) -> Option<BytesOrder> {
+        let last = self.fields.checked_sub(3)?;
+        if self.ident >= last {
+            return None;
+        }
+        match (self.bytes_in, self.bytes_out) {
+            (i, o) if i == last && o == last + 1 => Some(BytesOrder::InOut),
+            (i, o) if o == last && i == last + 1 => Some(BytesOrder::OutIn),
+            _ => None,
+        }
+    }
+}
+
+/// Which byte column comes first at the end of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BytesOrder {
+    InOut,
+    OutIn,
+}
+
+/// A byte field as [`parse_row`] reads it (padding trimmed; empty is no value).
+pub(super) fn count_field(field: &str) -> Result<Option<u64>, &'static str> {
+    number_field(unpad(field))
+}
+
+/// A line that is a header: its columns, or `None` for a header without byte columns.
+pub(super) fn header(line: &str) -> Option<Option<Header>> {
+    header_fields(line).map(|f| Header::from_fields(&f))
+}
+
+impl Header {
     fn from_fields(fields: &[&str]) -> Option<Header> {
         let find = |name: &str| fields.iter().position(|f| *f == name);
         Some(Header {
@@ -278,7 +312,7 @@ impl Header {
 }
 
 /// `raw` is a buffer the caller reuses for the fields of every row.
-fn parse_row<'a>(
+pub(super) fn parse_row<'a>(
     h: &Header,
     line: &'a str,
     number: usize,
