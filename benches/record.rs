@@ -111,6 +111,8 @@ fn store_bytes_per_row(dir: &Path) {
                 // Heavy-tailed sizes: most deltas are small, a few are megabytes.
                 let scale = [100u64, 2_000, 50_000, 2_000_000][rng.below(4) as usize];
                 ProcessTraffic {
+                    interfaces: Vec::new(),
+                    networks: Vec::new(),
                     process: procs[(base + k) % procs.len()].clone(),
                     bytes_in: 1 + rng.below(scale),
                     bytes_out: 1 + rng.below(scale / 4 + 1),

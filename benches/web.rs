@@ -112,6 +112,8 @@ fn attribution_per_tick(conn: rusqlite::Connection) {
         })
         .collect();
     let traffic = vec![ProcessTraffic {
+        interfaces: Vec::new(),
+        networks: Vec::new(),
         process,
         bytes_in: flows.iter().map(|f| f.bytes_in).sum(),
         bytes_out: flows.iter().map(|f| f.bytes_out).sum(),

@@ -179,8 +179,9 @@ pub struct AppsArgs {
 
     /// Only the bytes counted on this network: its name, label or id (`netmon networks`).
     ///
-    /// A tick's application bytes are counted on the network that carried the most traffic
-    /// in that tick (the sources do not say which interface each connection used).
+    /// Where the source says which interface each connection used (nettop), its bytes are on
+    /// that interface's network; otherwise (sockdiag, ebpf, or an interface not read) on the
+    /// network that carried the most traffic in that tick. The table's footer says which.
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
 
@@ -292,8 +293,9 @@ pub struct TimelineArgs {
 
     /// Only the bytes counted on this network: its name, label or id (`netmon networks`).
     ///
-    /// A tick's application bytes are counted on the network that carried the most traffic
-    /// in that tick.
+    /// Where the source says which interface each connection used (nettop), its bytes are on
+    /// that interface's network; otherwise on the network that carried the most traffic in
+    /// that tick.
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
 

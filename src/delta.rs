@@ -105,6 +105,10 @@ pub struct Delta {
     pub key: CounterKey,
     pub owner: Owner,
     pub remote: Option<Remote>,
+    /// The interface the counter reports now (`Counter::interface`), when the source says:
+    /// a socket that moved since the last tick has this whole delta counted on its new
+    /// interface (the source keeps no per-interface history per socket).
+    pub interface: Option<std::sync::Arc<str>>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub cause: Cause,
@@ -429,6 +433,7 @@ impl Engine {
                     key: c.key.clone(),
                     owner: c.owner.clone(),
                     remote: c.remote.clone(),
+                    interface: c.interface.clone(),
                     bytes_in: d_in,
                     bytes_out: d_out,
                     cause,

@@ -146,6 +146,8 @@ impl Synth {
         let traffic: Vec<ProcessTraffic> = flows
             .iter()
             .map(|f| ProcessTraffic {
+                interfaces: Vec::new(),
+                networks: Vec::new(),
                 process: process(&f.app, f.pid),
                 bytes_in: f.bytes_in,
                 bytes_out: f.bytes_out,

@@ -51,6 +51,32 @@ pub struct ProcessTraffic {
     pub bytes_out: u64,
     /// Its bytes per remote endpoint, where the source knows them (sorted by host, port, proto).
     pub flows: Vec<Flow>,
+    /// Its bytes per interface its connections reported (`Counter::interface`; bytes of
+    /// connections that named none are not here). Grouped by `record::attribute`, consumed by
+    /// `record::networks::split`, which turns them into `networks`.
+    pub interfaces: Vec<InterfaceBytes>,
+    /// Its bytes on networks other than the tick's `NetTraffic::app_network`, where the source
+    /// said which interface each connection used (`record::networks::split`); the rest of its
+    /// bytes are on the tick's app network. Empty on a machine on one network. Never more, in
+    /// sum, than its `bytes_in`/`bytes_out`.
+    pub networks: Vec<NetworkBytes>,
+}
+
+/// A process's bytes over one interface in one tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceBytes {
+    pub interface: std::sync::Arc<str>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// A process's bytes on one network in one tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkBytes {
+    /// `None`: no network (a loopback interface).
+    pub network: Option<Network>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 /// How bytes were given to a host; stored with every attributed byte (`web_*.method`).
@@ -119,6 +145,7 @@ pub struct InterfaceTraffic {
 pub struct NetTraffic {
     pub interfaces: Vec<InterfaceTraffic>,
     /// The network that carried the most bytes off this machine this tick (else the last
-    /// one that did): the source does not say which interface each connection used.
+    /// one that did). Application bytes are counted on it unless their connection's interface
+    /// is known to be on another network (`ProcessTraffic::networks`).
     pub app_network: Option<Network>,
 }

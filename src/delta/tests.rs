@@ -457,3 +457,48 @@ proptest! {
         prop_assert!(engine.tracked() <= start.len());
     }
 }
+
+// --- The interface a counter reports (issue 15): per-connection network split.
+
+fn on(key: &str, iface: &str, bytes_in: u64, bytes_out: u64) -> Counter {
+    Counter {
+        interface: Some(std::sync::Arc::from(iface)),
+        ..counter(key, bytes_in, bytes_out)
+    }
+}
+
+#[test]
+fn a_socket_that_changes_interface_counts_its_delta_once_on_the_interface_it_reports_now() {
+    let mut e = engine();
+    e.apply(&snap(vec![on("s", "en0", 1000, 100)]), TICK);
+    let o = e.apply(&snap(vec![on("s", "en0", 1500, 150)]), TICK);
+    assert_eq!(totals(&o), (500, 50));
+    assert_eq!(o.deltas[0].interface.as_deref(), Some("en0"));
+    // The socket moved to utun0: it keeps its baseline (no reset, nothing counted twice) and
+    // this tick's delta is on the interface it reports now.
+    let o = e.apply(&snap(vec![on("s", "utun0", 1700, 170)]), TICK);
+    assert_eq!(totals(&o), (200, 20));
+    assert_eq!(o.deltas.len(), 1);
+    assert_eq!(o.deltas[0].interface.as_deref(), Some("utun0"));
+    assert_eq!(o.deltas[0].cause, Cause::Growth);
+}
+
+#[test]
+fn twins_on_two_interfaces_keep_their_own_interface() {
+    let mut e = engine();
+    e.apply(
+        &snap(vec![on("k", "en0", 100, 10), on("k", "utun0", 5000, 500)]),
+        TICK,
+    );
+    let o = e.apply(
+        &snap(vec![on("k", "utun0", 5100, 510), on("k", "en0", 130, 13)]),
+        TICK,
+    );
+    let mut got: Vec<(String, u64)> = o
+        .deltas
+        .iter()
+        .map(|d| (d.interface.as_deref().unwrap_or("").to_string(), d.bytes_in))
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![("en0".into(), 30), ("utun0".into(), 100)]);
+}

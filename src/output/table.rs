@@ -240,13 +240,33 @@ pub fn apps(a: &Apps, network: Option<&str>, style: &Style) -> String {
     if let Some(n) = network {
         let _ = writeln!(
             out,
-            "on network {}: each tick's application bytes are counted on the network that \
-             carried the most traffic in it",
-            sanitize(n)
+            "on network {}: {}",
+            sanitize(n),
+            split_rule_text(a.split_rules)
         );
     }
     let _ = writeln!(out, "{}", range_footer(&a.range, &a.requested, &a.coverage));
     out
+}
+
+/// How applications' bytes were put on networks, for the line under `apps --network`.
+pub fn split_rule_text(r: crate::query::networks::SplitRules) -> &'static str {
+    const BUSIEST: &str = "each tick's application bytes are counted on the network that \
+         carried the most traffic in it (the source does not say which interface each \
+         connection used)";
+    match (r.per_connection, r.busiest_per_tick) {
+        (true, false) => {
+            "application bytes are split per connection, by the interface each used (nettop \
+             says which); a connection on no known interface counts on the network that \
+             carried the most traffic in its tick"
+        }
+        (true, true) => {
+            "application bytes are split per connection where the source says which \
+             interface each used (nettop), else counted on the network that carried the most \
+             traffic in each tick"
+        }
+        _ => BUSIEST,
+    }
 }
 
 /// "applications account for 94.2% of the 6.4 GB your interfaces carried", or `None` when no

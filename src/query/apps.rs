@@ -97,6 +97,8 @@ pub struct Apps {
     /// How much of what the interfaces carried (on `network`, when limited to one) the
     /// applications account for.
     pub explained: super::networks::Explained,
+    /// How the applications' bytes were put on networks in the range (`--network`).
+    pub split_rules: super::networks::SplitRules,
 }
 
 /// How many applications, and their traffic.
@@ -167,6 +169,7 @@ pub fn apps<Tz: TimeZone>(db: &Db, tz: &Tz, range: Range, opts: &Options) -> Res
         super::networks::explained(db, tz, a, b, opts.network, all.bytes_in + all.bytes_out)?;
     Ok(Apps {
         explained,
+        split_rules: super::networks::split_rules(&db.conn, a, b)?,
         requested: range,
         range: Range::from_ms(a, b),
         coverage: recorded.coverage(a, b),

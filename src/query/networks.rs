@@ -553,9 +553,11 @@ struct OnNetwork {
 }
 
 /// Every (row, application) of a layer over `[a, b)` with the bytes counted on `network`.
-/// Raw: the ticks whose application bytes are on it. Hourly and daily: the bucket's total
-/// less what other networks got where it is the bucket's primary network, else what
-/// `app_net_hourly`/`app_net_daily` list for it (sql/0007_networks.sql).
+/// Raw: a process's sample in ticks whose app network it is, less what the tick's split lists
+/// on other networks, plus what the split lists on it (sql/0008_app_network_split.sql).
+/// Hourly and daily: the bucket's total less what other networks got where it is the bucket's
+/// primary network, else what `app_net_hourly`/`app_net_daily` list for it
+/// (sql/0007_networks.sql).
 fn rows_on(
     conn: &Connection,
     layer: Layer,
@@ -571,8 +573,11 @@ fn rows_on(
                 st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?
             };
-            // The ticks whose application bytes are on the network, then their samples.
-            let mut ticks: Vec<(i64, i64)> = Vec::new();
+            // The ticks with application bytes on the network (their app network, or some
+            // listed in their split), then their samples: a process's bytes on its tick's app
+            // network are its sample less what the split lists for it on other networks.
+            type Listed = Vec<(i64, i64, u64, u64)>;
+            let mut ticks: Vec<(i64, i64, bool, Listed)> = Vec::new();
             {
                 let mut st = conn.prepare_cached(
                     "SELECT id, at, net FROM ticks WHERE at >= ?1 AND at < ?2 AND net IS NOT NULL",
@@ -580,23 +585,45 @@ fn rows_on(
                 let mut rows = st.query(params![a, b])?;
                 while let Some(r) = rows.next()? {
                     let blob: Vec<u8> = r.get(2)?;
-                    if decode(&blob).is_some_and(|d| d.app_network == network) {
-                        ticks.push((r.get(0)?, r.get(1)?));
+                    let Some(d) = decode(&blob) else { continue };
+                    let on_app = d.app_network == network;
+                    if on_app || d.split.iter().any(|x| x.1 == network) {
+                        ticks.push((r.get(0)?, r.get(1)?, on_app, d.split));
                     }
                 }
             }
             let mut st = conn.prepare_cached(
                 "SELECT process_id, bytes_in, bytes_out FROM samples WHERE tick_id = ?1",
             )?;
-            for (tick, at) in ticks {
+            for (tick, at, on_app, split) in ticks {
                 let mut rows = st.query([tick])?;
                 while let Some(r) = rows.next()? {
-                    if let Some(&app) = process_app.get(&r.get::<_, i64>(0)?) {
+                    let process: i64 = r.get(0)?;
+                    let Some(&app) = process_app.get(&process) else {
+                        continue;
+                    };
+                    let (mut bin, mut bout): (i64, i64) = (0, 0);
+                    if on_app {
+                        bin = r.get(1)?;
+                        bout = r.get(2)?;
+                    }
+                    for &(_, nid, i, o) in split.iter().filter(|x| x.0 == process) {
+                        let sign = if nid == network {
+                            1
+                        } else if on_app {
+                            -1
+                        } else {
+                            0
+                        };
+                        bin += sign * i as i64;
+                        bout += sign * o as i64;
+                    }
+                    if bin != 0 || bout != 0 {
                         out.push(OnNetwork {
                             key_ms: at,
                             app_id: app,
-                            bytes_in: r.get(1)?,
-                            bytes_out: r.get(2)?,
+                            bytes_in: bin,
+                            bytes_out: bout,
                             first_ms: at,
                             last_ms: at,
                         });
@@ -683,6 +710,34 @@ fn rows_on(
     Ok(out)
 }
 
+/// Which rule put the applications' bytes on networks in a range, by the sources of the runs
+/// that recorded it: per connection where the source says which interface each connection used
+/// (nettop), else the network that carried the most bytes off the machine in each tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SplitRules {
+    /// Some of the range was recorded by a source that names each connection's interface.
+    pub per_connection: bool,
+    /// Some of it was recorded by a source that does not (sockdiag, ebpf).
+    pub busiest_per_tick: bool,
+}
+
+/// The [`SplitRules`] of the runs that overlap `[a, b)`.
+pub fn split_rules(conn: &Connection, a: i64, b: i64) -> rusqlite::Result<SplitRules> {
+    let mut st = conn.prepare_cached(
+        "SELECT DISTINCT source FROM runs WHERE started_at < ?2 \
+         AND coalesce(last_tick_at, stopped_at, started_at) >= ?1",
+    )?;
+    let mut rules = SplitRules::default();
+    for source in st.query_map(params![a, b], |r| r.get::<_, String>(0))? {
+        if source? == crate::source::SourceKind::Nettop.as_str() {
+            rules.per_connection = true;
+        } else {
+            rules.busiest_per_tick = true;
+        }
+    }
+    Ok(rules)
+}
+
 /// The network's name for an id, for messages.
 pub fn name_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
     conn.query_row(
@@ -696,8 +751,158 @@ pub fn name_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delta::StateChanges;
+    use crate::store::write::{Gap, RunInfo, Tick, Writer};
+    use crate::tick::{
+        App, AppKind, InterfaceTraffic, NetTraffic, Network, NetworkBytes, ProcessRecord,
+        ProcessTraffic,
+    };
+
+    const T0: i64 = 1_763_942_400_000; // 2025-11-24T00:00:00Z
+
+    fn network(key: &str) -> Network {
+        Network {
+            key: key.into(),
+            label: key.into(),
+        }
+    }
+
+    fn app(pid: u32, name: &str, bytes: (u64, u64), on: &[(&str, u64, u64)]) -> ProcessTraffic {
+        ProcessTraffic {
+            process: ProcessRecord {
+                pid: Some(pid),
+                name: name.into(),
+                start_time: None,
+                exe: None,
+                uid: None,
+                app: App {
+                    name: name.into(),
+                    path: None,
+                },
+                kind: AppKind::Application,
+                container: None,
+            },
+            bytes_in: bytes.0,
+            bytes_out: bytes.1,
+            flows: vec![],
+            interfaces: vec![],
+            networks: on
+                .iter()
+                .map(|&(k, i, o)| NetworkBytes {
+                    network: Some(network(k)),
+                    bytes_in: i,
+                    bytes_out: o,
+                })
+                .collect(),
+        }
+    }
+
+    fn net(app_network: &str) -> NetTraffic {
+        NetTraffic {
+            interfaces: vec![InterfaceTraffic {
+                interface: "en0".into(),
+                kind: "wifi",
+                network: Some(network(app_network)),
+                bytes_in: 1,
+                bytes_out: 1,
+            }],
+            app_network: Some(network(app_network)),
+        }
+    }
+
+    /// Per app id: (bytes in, bytes out) on `network` in `layer` over the whole day.
+    fn on(conn: &Connection, layer: Layer, network: i64) -> HashMap<i64, (i64, i64)> {
+        let day = T0 - 86_400_000;
+        sum_by_app_on(conn, layer, day, T0 + 2 * 86_400_000, network)
+            .expect("sums")
+            .into_iter()
+            .map(|s| (s.app_id, (s.bytes_in, s.bytes_out)))
+            .collect()
+    }
+
+    #[test]
+    fn apps_on_each_network_add_up_to_their_totals_in_raw_hourly_and_daily_rows() {
+        let mut w = Writer::new(crate::store::open_in_memory().expect("db"));
+        let run_id = w
+            .begin_run(&RunInfo {
+                started_at_ms: T0,
+                source: "nettop".into(),
+                interval_ms: 5000,
+                pid: 1,
+                hostname: None,
+                boot_id: None,
+                notes: vec![],
+            })
+            .expect("run");
+        let state = StateChanges::default();
+        // curl: connections on A and B; ssh: only on the tick's busiest network; the busiest
+        // network changes from A to B in the second hour.
+        let ticks = [
+            (
+                T0 + 1000,
+                vec![
+                    app(1, "curl", (1000, 100), &[("gw:b", 300, 30)]),
+                    app(2, "ssh", (50, 5), &[]),
+                ],
+                net("gw:a"),
+            ),
+            (
+                T0 + 6000,
+                vec![app(1, "curl", (400, 40), &[("gw:b", 400, 40)])],
+                net("gw:a"),
+            ),
+            (
+                T0 + 3_601_000,
+                vec![
+                    app(1, "curl", (500, 50), &[("gw:a", 200, 20)]),
+                    app(2, "ssh", (70, 7), &[]),
+                ],
+                net("gw:b"),
+            ),
+        ];
+        let batch: Vec<(Tick<'_>, &[Gap])> = ticks
+            .iter()
+            .map(|(at, t, n)| {
+                (
+                    Tick {
+                        run_id,
+                        at_ms: *at,
+                        elapsed_ms: 5000,
+                        day: T0 / 1000,
+                        traffic: t,
+                        web: &[],
+                        state: &state,
+                        net: Some(n),
+                    },
+                    &[][..],
+                )
+            })
+            .collect();
+        w.commit_batch(&batch).expect("batch");
+        let conn = w.conn();
+        let id = |key: &str| -> i64 {
+            conn.query_row("SELECT id FROM networks WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .expect("network")
+        };
+        let app_id = |name: &str| -> i64 {
+            conn.query_row("SELECT id FROM apps WHERE name = ?1", [name], |r| r.get(0))
+                .expect("app")
+        };
+        let (a, b) = (id("gw:a"), id("gw:b"));
+        let (curl, ssh) = (app_id("curl"), app_id("ssh"));
+        for layer in [Layer::Raw, Layer::Hourly, Layer::Daily] {
+            let (on_a, on_b) = (on(conn, layer, a), on(conn, layer, b));
+            // curl on A: 700 + 0 + 200; on B: 300 + 400 + 300.
+            assert_eq!(on_a.get(&curl), Some(&(900, 90)), "{layer:?}");
+            assert_eq!(on_b.get(&curl), Some(&(1000, 100)), "{layer:?}");
+            assert_eq!(on_a.get(&ssh), Some(&(50, 5)), "{layer:?}");
+            assert_eq!(on_b.get(&ssh), Some(&(70, 7)), "{layer:?}");
+        }
+    }
+
     use crate::synth::{Flow, Synth};
-    use crate::tick::{InterfaceTraffic, NetTraffic, Network};
 
     /// 2026-01-01T12:00:00Z
     const T: i64 = 1_767_268_800_000;

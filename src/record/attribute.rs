@@ -9,13 +9,18 @@ use rustc_hash::FxHashMap;
 use crate::delta::Delta;
 use crate::procinfo::{self, App, ProcInfo};
 use crate::source::{Owner, ProcessRef};
-use crate::tick::{AppKind, Flow, ProcessRecord, ProcessTraffic, RemoteRecord};
+use crate::tick::{AppKind, Flow, InterfaceBytes, ProcessRecord, ProcessTraffic, RemoteRecord};
 
 /// How long a resolved process is remembered after it was last seen with traffic.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
-/// Bytes in, bytes out, and per-remote bytes of one process in one tick.
-type Accumulated = (u64, u64, FxHashMap<RemoteRecord, (u64, u64)>);
+/// Bytes in, bytes out, per-remote bytes and per-interface bytes of one process in one tick.
+type Accumulated = (
+    u64,
+    u64,
+    FxHashMap<RemoteRecord, (u64, u64)>,
+    Vec<InterfaceBytes>,
+);
 
 /// A resolved process: the name the source gave, its record, when it last had traffic.
 type Cached = (String, ProcessRecord, Instant);
@@ -63,13 +68,32 @@ impl ProcessResolver {
                 Some(&at) => at,
                 None => {
                     index.insert(record.clone(), order.len());
-                    order.push((record.clone(), (0, 0, FxHashMap::default())));
+                    order.push((record.clone(), (0, 0, FxHashMap::default(), Vec::new())));
                     order.len() - 1
                 }
             };
             let entry = &mut order[at].1;
             entry.0 += d.bytes_in;
             entry.1 += d.bytes_out;
+            if let Some(name) = &d.interface {
+                // A process uses one or two interfaces: a short list, compared by pointer
+                // first (the source shares one string per interface).
+                match entry
+                    .3
+                    .iter_mut()
+                    .find(|b| std::sync::Arc::ptr_eq(&b.interface, name) || b.interface == *name)
+                {
+                    Some(b) => {
+                        b.bytes_in += d.bytes_in;
+                        b.bytes_out += d.bytes_out;
+                    }
+                    None => entry.3.push(InterfaceBytes {
+                        interface: name.clone(),
+                        bytes_in: d.bytes_in,
+                        bytes_out: d.bytes_out,
+                    }),
+                }
+            }
             if let Some(r) = &d.remote {
                 let flow = entry
                     .2
@@ -85,7 +109,7 @@ impl ProcessResolver {
         }
         order
             .into_iter()
-            .map(|(record, (bytes_in, bytes_out, flows))| {
+            .map(|(record, (bytes_in, bytes_out, flows, interfaces))| {
                 let mut flows: Vec<Flow> = flows
                     .into_iter()
                     .map(|(remote, (bytes_in, bytes_out))| Flow {
@@ -106,6 +130,8 @@ impl ProcessResolver {
                     bytes_in,
                     bytes_out,
                     flows,
+                    interfaces,
+                    networks: Vec::new(),
                 }
             })
             .collect()
@@ -222,10 +248,41 @@ mod tests {
                 port: Some(p),
                 loopback: false,
             }),
+            interface: None,
             bytes_in: bin,
             bytes_out: bout,
             cause: Cause::Growth,
         }
+    }
+
+    #[test]
+    fn a_process_bytes_are_grouped_per_interface_its_connections_report() {
+        let mut a = ProcessResolver::new(Box::new(|_| None));
+        let en0: std::sync::Arc<str> = "en0".into();
+        let t = a.group(&[
+            Delta {
+                interface: Some(en0.clone()),
+                ..delta(1, "curl", Some(("192.0.2.1", 443)), 10, 1)
+            },
+            Delta {
+                interface: Some("utun0".into()),
+                ..delta(1, "curl", Some(("192.0.2.2", 443)), 20, 2)
+            },
+            Delta {
+                interface: Some(en0),
+                ..delta(1, "curl", Some(("192.0.2.3", 443)), 5, 5)
+            },
+            // No interface named: on the tick's app network, not listed.
+            delta(1, "curl", None, 7, 7),
+        ]);
+        assert_eq!((t[0].bytes_in, t[0].bytes_out), (42, 15));
+        let got: Vec<(&str, u64, u64)> = t[0]
+            .interfaces
+            .iter()
+            .map(|b| (&*b.interface, b.bytes_in, b.bytes_out))
+            .collect();
+        assert_eq!(got, vec![("en0", 15, 6), ("utun0", 20, 2)]);
+        assert!(t[0].networks.is_empty());
     }
 
     #[test]

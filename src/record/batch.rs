@@ -14,7 +14,7 @@ use rustc_hash::FxHashMap;
 use crate::delta::StateChanges;
 use crate::source::CounterKey;
 use crate::store::write::{Gap, Tick};
-use crate::tick::{HostTraffic, NetTraffic, ProcessRecord, ProcessTraffic};
+use crate::tick::{HostTraffic, NetTraffic, NetworkBytes, ProcessRecord, ProcessTraffic};
 
 /// The most rows (processes, connections, hosts) unwritten ticks may hold: a batch this big is
 /// written at once; if writing fails, its ticks are merged.
@@ -219,7 +219,21 @@ impl Batch {
             gaps: Vec::new(),
         };
         // The batch's counter values stay as they are: they were folded in at each push.
-        let ticks = std::mem::take(&mut self.ticks);
+        let mut ticks = std::mem::take(&mut self.ticks);
+        // The merged tick's application bytes are counted on the newest app network
+        // (`networks::merge`): a tick whose bytes were on another one lists them there.
+        let app_network = ticks
+            .iter()
+            .rev()
+            .find_map(|t| t.net.as_ref().and_then(|n| n.app_network.clone()));
+        for t in &mut ticks {
+            let own = t.net.as_ref().and_then(|n| n.app_network.clone());
+            if own != app_network {
+                for p in &mut t.traffic {
+                    pin_app_network(p, own.clone());
+                }
+            }
+        }
         for t in ticks {
             merged.elapsed_ms = merged.elapsed_ms.saturating_add(t.elapsed_ms);
             merged.traffic = merge_traffic(std::mem::take(&mut merged.traffic), t.traffic);
@@ -255,6 +269,8 @@ pub fn merge_traffic(
                         None => m.flows.push(f),
                     }
                 }
+                merge_networks(&mut m.networks, t.networks);
+                m.interfaces.extend(t.interfaces);
             }
             None => {
                 at.insert(t.process.clone(), out.len());
@@ -263,6 +279,46 @@ pub fn merge_traffic(
         }
     }
     out
+}
+
+/// List what of `p`'s bytes is on its tick's app network (`app_network`) in `p.networks`,
+/// so the bytes stay there when the tick is merged with one counted on another network.
+fn pin_app_network(p: &mut ProcessTraffic, app_network: Option<crate::tick::Network>) {
+    let (moved_in, moved_out) = p
+        .networks
+        .iter()
+        .fold((0u64, 0u64), |(i, o), n| (i + n.bytes_in, o + n.bytes_out));
+    let (rest_in, rest_out) = (
+        p.bytes_in.saturating_sub(moved_in),
+        p.bytes_out.saturating_sub(moved_out),
+    );
+    if rest_in == 0 && rest_out == 0 {
+        return;
+    }
+    match p.networks.iter_mut().find(|n| n.network == app_network) {
+        Some(n) => {
+            n.bytes_in += rest_in;
+            n.bytes_out += rest_out;
+        }
+        None => p.networks.push(NetworkBytes {
+            network: app_network,
+            bytes_in: rest_in,
+            bytes_out: rest_out,
+        }),
+    }
+}
+
+/// Per-network bytes of two ticks' process as one.
+fn merge_networks(into: &mut Vec<NetworkBytes>, from: Vec<NetworkBytes>) {
+    for n in from {
+        match into.iter_mut().find(|m| m.network == n.network) {
+            Some(m) => {
+                m.bytes_in = m.bytes_in.saturating_add(n.bytes_in);
+                m.bytes_out = m.bytes_out.saturating_add(n.bytes_out);
+            }
+            None => into.push(n),
+        }
+    }
 }
 
 /// Browser bytes of two ticks as one, summed per application, host and method.
@@ -309,6 +365,8 @@ mod tests {
                 bytes_in: bytes,
                 bytes_out: 1,
                 flows: vec![],
+                interfaces: vec![],
+                networks: vec![],
             }],
             web: vec![],
             state: StateChanges::default(),
@@ -349,6 +407,64 @@ mod tests {
         assert_eq!(t.traffic[0].bytes_in, (1..=50).sum::<u64>());
         assert_eq!(t.traffic[0].bytes_out, 50);
         assert!(b.rows() < 10);
+    }
+
+    #[test]
+    fn squeezing_ticks_counted_on_two_networks_keeps_each_byte_on_its_network() {
+        let network = |k: &str| crate::tick::Network {
+            key: k.into(),
+            label: k.into(),
+        };
+        let on = |k: &str| NetTraffic {
+            interfaces: vec![],
+            app_network: Some(network(k)),
+        };
+        let t0 = Instant::now();
+        let mut b = Batch::default();
+        // Tick 1 on A: 1 byte listed on B. Tick 2 on B: 2 bytes listed on A. Tick 3 on B.
+        let mut t1 = tick(1000, 10);
+        t1.net = Some(on("a"));
+        t1.traffic[0].networks.push(NetworkBytes {
+            network: Some(network("b")),
+            bytes_in: 1,
+            bytes_out: 0,
+        });
+        let mut t2 = tick(2000, 20);
+        t2.net = Some(on("b"));
+        t2.traffic[0].networks.push(NetworkBytes {
+            network: Some(network("a")),
+            bytes_in: 2,
+            bytes_out: 0,
+        });
+        let mut t3 = tick(3000, 30);
+        t3.net = Some(on("b"));
+        for t in [t1, t2, t3] {
+            b.push(t, t0);
+        }
+        b.squeeze();
+        let t = &b.ticks()[0];
+        assert_eq!(
+            t.net.as_ref().and_then(|n| n.app_network.clone()),
+            Some(network("b"))
+        );
+        let p = &t.traffic[0];
+        assert_eq!(p.bytes_in, 60);
+        // On A: tick 1's 9 and tick 2's 2, listed; the rest (49 = 1 + 18 + 30) is on B.
+        let listed: Vec<(Option<String>, u64, u64)> = p
+            .networks
+            .iter()
+            .map(|n| {
+                (
+                    n.network.as_ref().map(|n| n.key.clone()),
+                    n.bytes_in,
+                    n.bytes_out,
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            vec![(Some("b".into()), 1, 0), (Some("a".into()), 11, 1)]
+        );
     }
 
     /// Normal form of counter values: the last word per key (set or forgotten), by key.

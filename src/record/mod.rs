@@ -488,7 +488,7 @@ impl<'a> Recorder<'a> {
         }
         let counters = snapshot.counters.len();
         let outcome = self.engine.apply(&snapshot, elapsed);
-        let traffic = self.resolver.group(&outcome.deltas);
+        let mut traffic = self.resolver.group(&outcome.deltas);
         let window = (self.last_wall_ms.unwrap_or(wall_ms), wall_ms);
         let web = match self.web.split_tick(self.writer.conn(), &traffic, window) {
             Ok(web) => web,
@@ -538,6 +538,7 @@ impl<'a> Recorder<'a> {
         let at = chrono::DateTime::<Utc>::from_timestamp_millis(wall_ms).unwrap_or_else(Utc::now);
         let mut state = outcome.state;
         let net = self.interfaces.tick(sampled_at, &mut state);
+        self.interfaces.split(&mut traffic, net.as_ref());
         // Caps and rate alerts follow the ticks as they are taken, written or not.
         self.alerts
             .after_commit(self.writer.conn(), net.as_ref(), &traffic, elapsed, wall_ms);
@@ -834,12 +835,16 @@ mod tests {
         let tick = |n: u64| {
             vec![
                 ProcessTraffic {
+                    interfaces: Vec::new(),
+                    networks: Vec::new(),
                     process: process(1),
                     bytes_in: 10 * n,
                     bytes_out: n,
                     flows: vec![flow("a", 10 * n, n)],
                 },
                 ProcessTraffic {
+                    interfaces: Vec::new(),
+                    networks: Vec::new(),
                     process: process(2),
                     bytes_in: 5,
                     bytes_out: 0,

@@ -1,16 +1,18 @@
 //! The recorder's writes for networks (issue 15): interface deltas per tick, their hourly and
 //! daily rollups per network and interface, and the split of application bytes by network,
-//! all in the tick's transaction. Layout and why: `sql/0007_networks.sql`.
+//! all in the tick's transaction. Layout and why: `sql/0007_networks.sql` and
+//! `sql/0008_app_network_split.sql`.
 //!
 //! Called from `write::Writer` in two steps: [`prepare`] before the tick row is inserted
 //! (ids resolved, the `ticks.net` BLOB encoded), [`roll_up`] after the per-app totals are
-//! known.
+//! known, which adds the tick's rollups to the batch's [`Sums`] (written once per bucket row
+//! when the batch is written, [`Sums::write`]).
 
 use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::tick::{NetTraffic, Network, ProcessTraffic};
+use crate::tick::{NetTraffic, Network, NetworkBytes, ProcessTraffic};
 
 /// Ids and the current buckets' primary networks, cached across ticks.
 #[derive(Debug, Default)]
@@ -37,15 +39,27 @@ pub struct Prepared {
     rows: Vec<(i64, i64, u64, u64)>,
     /// The network application bytes are counted on (0: none known).
     app_network: i64,
+    /// Application bytes on other networks than `app_network`: (app id, network id, bytes
+    /// in, bytes out).
+    split: Vec<(i64, i64, u64, u64)>,
+}
+
+/// One process's bytes on networks other than its tick's app network, as `write` knows it.
+pub struct ProcessSplit<'a> {
+    pub process_id: i64,
+    pub app_id: i64,
+    pub networks: &'a [NetworkBytes],
 }
 
 /// Resolve the tick's network and interface ids (inserting new ones) and encode `ticks.net`
-/// (`traffic`: the tick's application bytes; their network is stored only when they moved).
+/// (`traffic`: the tick's application bytes; their network is stored only when they moved;
+/// `split`: the processes with bytes on other networks than the app network).
 pub fn prepare(
     conn: &Connection,
     cache: &mut Cache,
     net: Option<&NetTraffic>,
     traffic: &[ProcessTraffic],
+    split: &[ProcessSplit<'_>],
     at_ms: i64,
 ) -> rusqlite::Result<Prepared> {
     let Some(net) = net else {
@@ -73,26 +87,126 @@ pub fn prepare(
     if !apps_moved {
         p.app_network = 0;
     }
-    if !p.rows.is_empty() || p.app_network != 0 {
-        let mut b = Vec::with_capacity(2 + p.rows.len() * 10);
-        put(&mut b, p.app_network as u64);
-        for &(n, i, bin, bout) in &p.rows {
-            put(&mut b, n as u64);
-            put(&mut b, i as u64);
-            put(&mut b, bin);
-            put(&mut b, bout);
+    // (process id, network id, bytes in, bytes out) for the BLOB.
+    let mut by_process: Vec<(i64, i64, u64, u64)> = Vec::new();
+    for s in split {
+        for n in s.networks {
+            if n.bytes_in == 0 && n.bytes_out == 0 {
+                continue;
+            }
+            let nid = match &n.network {
+                Some(n) => network_id(conn, cache, n, at_ms)?,
+                None => 0,
+            };
+            // Bytes listed on the app network are its anyway (a merged tick may list them).
+            if nid == p.app_network {
+                continue;
+            }
+            by_process.push((s.process_id, nid, n.bytes_in, n.bytes_out));
+            p.split.push((s.app_id, nid, n.bytes_in, n.bytes_out));
         }
-        p.blob = Some(b);
+    }
+    if !p.rows.is_empty() || p.app_network != 0 || !by_process.is_empty() {
+        p.blob = Some(encode(p.app_network, &p.rows, &by_process));
     }
     Ok(p)
 }
 
-/// Upsert the tick's interface rows into `net_hourly`/`net_daily`, and the application bytes
-/// that are not on their hour's (day's) primary network into `app_net_hourly`/`app_net_daily`.
-/// `per_app`: the tick's bytes per application id.
+/// The `ticks.net` BLOB: the app network, the interface rows, then, only when some
+/// application bytes are on another network, a `0 0` marker (no interface has id 0) and
+/// (process id, network id, bytes in, bytes out) per process and network.
+fn encode(
+    app_network: i64,
+    rows: &[(i64, i64, u64, u64)],
+    split: &[(i64, i64, u64, u64)],
+) -> Vec<u8> {
+    let mut b = Vec::with_capacity(2 + (rows.len() + split.len()) * 10);
+    put(&mut b, app_network as u64);
+    for &(n, i, bin, bout) in rows {
+        put(&mut b, n as u64);
+        put(&mut b, i as u64);
+        put(&mut b, bin);
+        put(&mut b, bout);
+    }
+    if !split.is_empty() {
+        put(&mut b, 0);
+        put(&mut b, 0);
+        for &(pid, n, bin, bout) in split {
+            put(&mut b, pid as u64);
+            put(&mut b, n as u64);
+            put(&mut b, bin);
+            put(&mut b, bout);
+        }
+    }
+    b
+}
+
+/// (span: 0 hour, 1 day; bucket start; then two ids).
+type BucketKey = (i64, i64, i64, i64);
+
+/// A batch's network rollups, summed per bucket row and written once ([`Sums::write`]).
+#[derive(Debug, Default)]
+pub struct Sums {
+    /// (span, bucket start, network id, interface id) → (in, out, first at, last at).
+    net: HashMap<BucketKey, (u64, u64, i64, i64)>,
+    /// (span, bucket start, app id, network id) → (in, out).
+    app_net: HashMap<BucketKey, (u64, u64)>,
+}
+
+impl Sums {
+    fn add_app(&mut self, key: BucketKey, bytes_in: u64, bytes_out: u64) {
+        if bytes_in == 0 && bytes_out == 0 {
+            return;
+        }
+        let e = self.app_net.entry(key).or_default();
+        e.0 += bytes_in;
+        e.1 += bytes_out;
+    }
+
+    /// Upsert every summed row.
+    pub fn write(&self, conn: &Connection) -> rusqlite::Result<()> {
+        for (&(span, start, nid, iid), &(bin, bout, first, last)) in &self.net {
+            let sql = if span == 0 {
+                UPSERT_NET_HOURLY
+            } else {
+                UPSERT_NET_DAILY
+            };
+            conn.prepare_cached(sql)?.execute(params![
+                start,
+                nid,
+                iid,
+                bin as i64,
+                bout as i64,
+                first,
+                last
+            ])?;
+        }
+        for (&(span, start, app_id, nid), &(bin, bout)) in &self.app_net {
+            let sql = if span == 0 {
+                UPSERT_APP_NET_HOURLY
+            } else {
+                UPSERT_APP_NET_DAILY
+            };
+            conn.prepare_cached(sql)?.execute(params![
+                start,
+                app_id,
+                nid,
+                bin as i64,
+                bout as i64
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+/// Add the tick's interface rows to the batch's `net_hourly`/`net_daily` sums, and the
+/// application bytes that are not on their hour's (day's) primary network to its
+/// `app_net_hourly`/`app_net_daily` sums. `per_app`: the tick's bytes per application id.
+#[allow(clippy::too_many_arguments)]
 pub fn roll_up(
     conn: &Connection,
     cache: &mut Cache,
+    sums: &mut Sums,
     p: &Prepared,
     hour: i64,
     day: i64,
@@ -100,35 +214,44 @@ pub fn roll_up(
     per_app: &HashMap<i64, (u64, u64)>,
 ) -> rusqlite::Result<()> {
     for &(nid, iid, bin, bout) in &p.rows {
-        for (sql, bucket) in [(UPSERT_NET_HOURLY, hour), (UPSERT_NET_DAILY, day)] {
-            conn.prepare_cached(sql)?.execute(params![
-                bucket,
-                nid,
-                iid,
-                bin as i64,
-                bout as i64,
-                at_ms
-            ])?;
+        for (span, bucket) in [(0, hour), (1, day)] {
+            let e = sums
+                .net
+                .entry((span, bucket, nid, iid))
+                .or_insert((0, 0, at_ms, at_ms));
+            e.0 += bin;
+            e.1 += bout;
+            e.2 = e.2.min(at_ms);
+            e.3 = e.3.max(at_ms);
         }
     }
     if per_app.is_empty() {
         return Ok(());
     }
-    for (span, start, sql) in [
-        (0, hour, UPSERT_APP_NET_HOURLY),
-        (1, day, UPSERT_APP_NET_DAILY),
-    ] {
-        if primary(conn, cache, span, start, p.app_network)? == p.app_network {
+    // What of each application's bytes is on other networks; the rest is on the app network.
+    let mut moved: HashMap<i64, (u64, u64)> = HashMap::new();
+    for &(app_id, _, bin, bout) in &p.split {
+        let m = moved.entry(app_id).or_default();
+        m.0 += bin;
+        m.1 += bout;
+    }
+    for (span, start) in [(0, hour), (1, day)] {
+        let primary = primary(conn, cache, span, start, p.app_network)?;
+        for &(app_id, nid, bin, bout) in &p.split {
+            if nid != primary {
+                sums.add_app((span, start, app_id, nid), bin, bout);
+            }
+        }
+        if primary == p.app_network {
             continue;
         }
         for (app_id, (bin, bout)) in per_app {
-            conn.prepare_cached(sql)?.execute(params![
-                start,
-                app_id,
-                p.app_network,
-                *bin as i64,
-                *bout as i64
-            ])?;
+            let m = moved.get(app_id).copied().unwrap_or_default();
+            sums.add_app(
+                (span, start, *app_id, p.app_network),
+                bin.saturating_sub(m.0),
+                bout.saturating_sub(m.1),
+            );
         }
     }
     Ok(())
@@ -328,6 +451,9 @@ pub struct Decoded {
     pub app_network: i64,
     /// (network id, interface id, bytes in, bytes out).
     pub rows: Vec<(i64, i64, u64, u64)>,
+    /// Application bytes on other networks than `app_network`: (process id, network id, bytes
+    /// in, bytes out). Empty in BLOBs written before `sql/0008_app_network_split.sql`.
+    pub split: Vec<(i64, i64, u64, u64)>,
 }
 
 /// Decode a `ticks.net` BLOB; `None` when it is malformed (a truncated varint, a row cut
@@ -336,14 +462,30 @@ pub fn decode(blob: &[u8]) -> Option<Decoded> {
     let mut at = 0usize;
     let app_network = get(blob, &mut at)? as i64;
     let mut rows = Vec::new();
+    let mut split = Vec::new();
     while at < blob.len() {
         let n = get(blob, &mut at)? as i64;
         let i = get(blob, &mut at)? as i64;
+        if n == 0 && i == 0 {
+            // The marker: what follows is the application split.
+            while at < blob.len() {
+                let pid = get(blob, &mut at)? as i64;
+                let nid = get(blob, &mut at)? as i64;
+                let bin = get(blob, &mut at)?;
+                let bout = get(blob, &mut at)?;
+                split.push((pid, nid, bin, bout));
+            }
+            break;
+        }
         let bin = get(blob, &mut at)?;
         let bout = get(blob, &mut at)?;
         rows.push((n, i, bin, bout));
     }
-    Some(Decoded { app_network, rows })
+    Some(Decoded {
+        app_network,
+        rows,
+        split,
+    })
 }
 
 /// Unsigned LEB128.
@@ -373,13 +515,13 @@ fn get(b: &[u8], at: &mut usize) -> Option<u64> {
 }
 
 const UPSERT_NET_HOURLY: &str = "INSERT INTO net_hourly(hour, network_id, interface_id, \
-     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
      ON CONFLICT(hour, network_id, interface_id) DO UPDATE SET \
      bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
      first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
 
 const UPSERT_NET_DAILY: &str = "INSERT INTO net_daily(day, network_id, interface_id, \
-     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+     bytes_in, bytes_out, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
      ON CONFLICT(day, network_id, interface_id) DO UPDATE SET \
      bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out, \
      first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)";
@@ -405,6 +547,31 @@ mod tests {
         let d = decode(&b).expect("decodes");
         assert_eq!(d.app_network, 3);
         assert_eq!(d.rows, vec![(1, 2, u64::MAX, 0), (0, 7, 300, 1 << 40)]);
+    }
+
+    #[test]
+    fn the_application_split_round_trips_and_an_old_blob_has_none() {
+        let rows = vec![(1, 2, 500, 50), (3, 4, 300, 30)];
+        let split = vec![(7, 3, 300, 30), (9, 0, 5, 5)];
+        let d = decode(&encode(1, &rows, &split)).expect("decodes");
+        assert_eq!(
+            d,
+            Decoded {
+                app_network: 1,
+                rows: rows.clone(),
+                split
+            }
+        );
+        // A BLOB as 0007 wrote it (no marker) decodes as it did.
+        let old = encode(1, &rows, &[]);
+        assert_eq!(decode(&old).expect("decodes").split, vec![]);
+        assert_eq!(decode(&old).expect("decodes").rows, rows);
+        // Split with no interface rows (the interfaces were idle).
+        let d = decode(&encode(2, &[], &[(7, 3, 1, 0)])).expect("decodes");
+        assert_eq!((d.rows.len(), d.split), (0, vec![(7, 3, 1, 0)]));
+        // A split cut short is malformed.
+        let b = encode(1, &rows, &[(7, 3, 300, 30)]);
+        assert_eq!(decode(&b[..b.len() - 1]), None);
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0006_batched_writes.sql"),
     ),
     ("0007_networks", include_str!("../../sql/0007_networks.sql")),
+    (
+        "0008_app_network_split",
+        include_str!("../../sql/0008_app_network_split.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -402,6 +402,8 @@ fn write_tick(
     // The tick's bytes per application, for its split across networks.
     let mut per_app: HashMap<i64, (u64, u64)> = HashMap::new();
     let mut flows: Vec<super::flows::Flow> = Vec::new();
+    // Processes with bytes on other networks than the tick's app network.
+    let mut split: Vec<networks::ProcessSplit<'_>> = Vec::new();
     for t in tick.traffic {
         if t.bytes_in == 0 && t.bytes_out == 0 {
             continue;
@@ -419,6 +421,13 @@ fn write_tick(
         let a = per_app.entry(app_id).or_default();
         a.0 += t.bytes_in;
         a.1 += t.bytes_out;
+        if !t.networks.is_empty() {
+            split.push(networks::ProcessSplit {
+                process_id,
+                app_id,
+                networks: &t.networks,
+            });
+        }
         for f in &t.flows {
             if f.bytes_in == 0 && f.bytes_out == 0 {
                 continue;
@@ -428,7 +437,7 @@ fn write_tick(
             stats.flow_rows += 1;
         }
     }
-    let net = networks::prepare(tx, ids.nets, tick.net, tick.traffic, tick.at_ms)?;
+    let net = networks::prepare(tx, ids.nets, tick.net, tick.traffic, &split, tick.at_ms)?;
     tx.prepare_cached(
         "INSERT INTO ticks(run_id, at, elapsed_ms, flows, net) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -439,7 +448,16 @@ fn write_tick(
         super::flows::encode(flows),
         net.blob
     ])?;
-    networks::roll_up(tx, ids.nets, &net, hour, tick.day, tick.at_ms, &per_app)?;
+    networks::roll_up(
+        tx,
+        ids.nets,
+        &mut rollups.net,
+        &net,
+        hour,
+        tick.day,
+        tick.at_ms,
+        &per_app,
+    )?;
     let tick_id = tx.last_insert_rowid();
     stats.tick_id = tick_id;
     for (process_id, bin, bout) in samples {
@@ -516,6 +534,8 @@ impl<K: std::hash::Hash + Eq> Sums<K> {
 struct Rollups {
     apps: Sums<(Bucket, i64)>,
     web: Sums<(Bucket, i64, i64, i64)>,
+    /// `net_hourly`/`net_daily` and `app_net_hourly`/`app_net_daily`.
+    net: networks::Sums,
 }
 
 impl Rollups {
@@ -550,7 +570,7 @@ impl Rollups {
                 last
             ])?;
         }
-        Ok(())
+        self.net.write(tx)
     }
 }
 

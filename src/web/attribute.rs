@@ -411,6 +411,8 @@ mod tests {
         fn firefox(flows: &[(&str, u64)], extra: u64) -> Vec<ProcessTraffic> {
             let total: u64 = flows.iter().map(|f| f.1).sum::<u64>() + extra;
             vec![ProcessTraffic {
+                interfaces: Vec::new(),
+                networks: Vec::new(),
                 process: ProcessRecord {
                     pid: Some(7),
                     name: "firefox-esr".into(),

@@ -627,6 +627,134 @@ fn issue_15_the_share_covers_only_the_time_interfaces_were_counted() {
     );
 }
 
+/// A connection row in a step: local port, the interface nettop says it used, bytes in, out.
+type Conn<'a> = (u16, &'a str, u64, u64);
+
+/// nettop's rows for one process (`name.pid`) and its connections.
+fn process_rows(process: &str, conns: &[Conn<'_>]) -> String {
+    let (i, o) = conns.iter().fold((0, 0), |(i, o), c| (i + c.2, o + c.3));
+    let mut s = format!("{process},,,{i},{o},\n");
+    for (port, iface, bin, bout) in conns {
+        s.push_str(&format!(
+            "tcp4 192.0.2.1:{port}<->198.51.100.20:443,{iface},Established,{bin},{bout},\n"
+        ));
+    }
+    s
+}
+
+/// Per application: (bytes in, bytes out) from `apps --json ARGS`.
+fn per_app(env: &Env, args: &[&str]) -> BTreeMap<String, (u64, u64)> {
+    let mut full = vec!["apps", "--json"];
+    full.extend_from_slice(args);
+    json_array(&mut env.netmon(), &full)
+        .iter()
+        .map(|r| {
+            (
+                r["app"].as_str().expect("app").to_string(),
+                (u(r, "bytes_in"), u(r, "bytes_out")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn issue_15_an_apps_connections_on_two_networks_are_split_per_connection_and_add_up() {
+    let env = Env::new();
+    // curl has a connection on eth0 (network A, behind gateway A) and one on usb0 (a cellular
+    // modem, network if:usb0); ssh's connection names en0, which the interface reader does not
+    // list, so it goes with each tick's busiest network.
+    const SSH: &str = "ssh.5000003";
+    let steps: [([Conn<'_>; 2], Conn<'_>, [If<'_>; 2]); 5] = [
+        // 1: baselines.
+        (
+            [(50020, "eth0", 1000, 100), (50021, "usb0", 500, 50)],
+            (50030, "en0", 100, 10),
+            [("eth0", 2, 1000, 100), ("usb0", 5, 500, 50)],
+        ),
+        // 2: curl +600/60 on eth0, +300/30 on usb0; ssh +100/10; eth0 carried most (A).
+        (
+            [(50020, "eth0", 1600, 160), (50021, "usb0", 800, 80)],
+            (50030, "en0", 200, 20),
+            [("eth0", 2, 3000, 300), ("usb0", 5, 1500, 150)],
+        ),
+        // 3: curl +100/10 on eth0, +800/80 on usb0; ssh +50/5; usb0 carried most.
+        (
+            [(50020, "eth0", 1700, 170), (50021, "usb0", 1600, 160)],
+            (50030, "en0", 250, 25),
+            [("eth0", 2, 3100, 310), ("usb0", 5, 3500, 350)],
+        ),
+        // 4: curl's usb0 socket moved to eth0: its +200/20 is on eth0 (A), counted once.
+        (
+            [(50020, "eth0", 1700, 170), (50021, "eth0", 1800, 180)],
+            (50030, "en0", 250, 25),
+            [("eth0", 2, 3600, 360), ("usb0", 5, 3500, 350)],
+        ),
+        // 5: back on usb0, +40/4, while usb0's own counters did not move (still read: if:usb0).
+        (
+            [(50020, "eth0", 1700, 170), (50021, "usb0", 1840, 184)],
+            (50030, "en0", 250, 25),
+            [("eth0", 2, 4600, 460), ("usb0", 5, 3500, 350)],
+        ),
+    ];
+    for (n, (curl, ssh, ifaces)) in steps.iter().enumerate() {
+        let csv = format!(
+            "{H}{}{}",
+            process_rows(CURL, curl),
+            process_rows(SSH, std::slice::from_ref(ssh))
+        );
+        env.step(n + 1, "csv", &csv);
+        interfaces(&env, n + 1, ifaces, GW_A);
+    }
+    env.netmon().args(record_nettop("5")).assert().success();
+    let rows = json_array(&mut env.netmon(), &["networks", "--json", "--since", "1h"]);
+    let id = |key: &str| {
+        rows.iter()
+            .find(|r| r["key"] == key)
+            .map(|r| u(r, "network_id").to_string())
+            .unwrap_or_else(|| panic!("network {key} in {rows:?}"))
+    };
+    let (a, b) = (id("gw:aa:bb:cc:dd:ee:01"), id("if:usb0"));
+    let (from, until) = whole_hours(&env);
+    let app = |m: &BTreeMap<String, (u64, u64)>, name: &str| m.get(name).copied().unwrap_or((0, 0));
+    for range in [
+        vec!["--since", "1h"],
+        vec!["--from", &from, "--until", &until],
+        vec!["--from", "today", "--until", "today"],
+    ] {
+        let with = |n: &str| {
+            let mut args = vec!["--network", n];
+            args.extend_from_slice(&range);
+            per_app(&env, &args)
+        };
+        let (on_a, on_b, all) = (with(&a), with(&b), per_app(&env, &range));
+        assert_eq!(app(&on_a, "curl"), (900, 90), "curl on A over {range:?}");
+        assert_eq!(
+            app(&on_b, "curl"),
+            (1140, 114),
+            "curl on usb0 over {range:?}"
+        );
+        assert_eq!(app(&on_a, "ssh"), (100, 10), "ssh on A over {range:?}");
+        assert_eq!(app(&on_b, "ssh"), (50, 5), "ssh on usb0 over {range:?}");
+        assert_eq!(all.len(), 2, "{all:?}");
+        for (name, (i, o)) in &all {
+            let (ai, ao) = app(&on_a, name);
+            let (bi, bo) = app(&on_b, name);
+            assert_eq!((ai + bi, ao + bo), (*i, *o), "{name} over {range:?}");
+        }
+    }
+    // The table says which rule applied.
+    let out = env
+        .netmon()
+        .args(["apps", "--network", &b, "--since", "1h"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("application bytes are split per connection"),
+        "{text}"
+    );
+}
+
 /// Issues 15 and 16: a cap crossed by ticks the recorder still holds in memory (`--write-every
 /// 1h`). The recorder's alerts count the unwritten ticks, so each threshold is announced once,
 /// while nothing is written; `status` and `networks` add the unwritten ticks the recorder

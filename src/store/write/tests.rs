@@ -39,6 +39,8 @@ fn proc(pid: u32, name: &str, app: &str) -> ProcessRecord {
 
 fn traffic(p: ProcessRecord, bin: u64, bout: u64) -> ProcessTraffic {
     ProcessTraffic {
+        interfaces: Vec::new(),
+        networks: Vec::new(),
         process: p,
         bytes_in: bin,
         bytes_out: bout,
@@ -147,6 +149,8 @@ fn flows_are_stored_per_remote() {
         port: 443,
     };
     let t = ProcessTraffic {
+        interfaces: Vec::new(),
+        networks: Vec::new(),
         process: proc(1, "Safari", "Safari"),
         bytes_in: 30,
         bytes_out: 3,
@@ -509,4 +513,158 @@ fn a_clock_stepped_back_does_not_move_the_runs_end_back() {
     assert_eq!(one(&w, "SELECT first_tick_at FROM runs"), 1_005_000);
     tick(&mut w, r, 1_015_000, &[], &none);
     assert_eq!(one(&w, "SELECT last_tick_at FROM runs"), 1_015_000);
+}
+
+// --- Applications split by network per connection (issue 15), rollups summed per batch.
+
+fn network(key: &str) -> crate::tick::Network {
+    crate::tick::Network {
+        key: key.into(),
+        label: key.into(),
+    }
+}
+
+fn net_on(app_network: &str) -> NetTraffic {
+    NetTraffic {
+        interfaces: vec![crate::tick::InterfaceTraffic {
+            interface: "en0".into(),
+            kind: "wifi",
+            network: Some(network(app_network)),
+            bytes_in: 5000,
+            bytes_out: 500,
+        }],
+        app_network: Some(network(app_network)),
+    }
+}
+
+fn split_on(mut t: ProcessTraffic, key: &str, bin: u64, bout: u64) -> ProcessTraffic {
+    t.networks.push(crate::tick::NetworkBytes {
+        network: Some(network(key)),
+        bytes_in: bin,
+        bytes_out: bout,
+    });
+    t
+}
+
+/// Three ticks in one batch: A carries most, then B, then A again; curl has connections on
+/// both networks in the first two.
+fn split_batch(w: &mut Writer) -> i64 {
+    let run_id = run(w, T0);
+    let state = StateChanges::default();
+    let curl = proc(1, "curl", "curl");
+    let ticks: Vec<(Vec<ProcessTraffic>, NetTraffic)> = vec![
+        (
+            vec![split_on(traffic(curl.clone(), 1000, 100), "gw:b", 300, 30)],
+            net_on("gw:a"),
+        ),
+        (
+            vec![split_on(traffic(curl.clone(), 500, 50), "gw:a", 200, 20)],
+            net_on("gw:b"),
+        ),
+        (vec![traffic(curl, 100, 10)], net_on("gw:a")),
+    ];
+    let batch: Vec<(Tick<'_>, &[Gap])> = ticks
+        .iter()
+        .enumerate()
+        .map(|(i, (t, n))| {
+            (
+                Tick {
+                    run_id,
+                    at_ms: T0 + 1000 + i as i64 * 5000,
+                    elapsed_ms: 5000,
+                    day: T0 / 1000,
+                    traffic: t,
+                    web: &[],
+                    state: &state,
+                    net: Some(n),
+                },
+                &[][..],
+            )
+        })
+        .collect();
+    w.commit_batch(&batch).expect("batch");
+    run_id
+}
+
+#[test]
+fn bytes_on_another_network_than_the_ticks_are_stored_in_its_blob_and_its_rollups() {
+    let mut w = writer();
+    split_batch(&mut w);
+    let id = |key: &str| one(&w, &format!("SELECT id FROM networks WHERE key = '{key}'"));
+    let (a, b) = (id("gw:a"), id("gw:b"));
+    let pid = one(&w, "SELECT id FROM processes");
+    let blobs: Vec<Vec<u8>> = {
+        let mut st = w
+            .conn()
+            .prepare("SELECT net FROM ticks ORDER BY id")
+            .expect("sql");
+        st.query_map([], |r| r.get(0))
+            .expect("q")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let d: Vec<networks::Decoded> = blobs
+        .iter()
+        .map(|b| networks::decode(b).expect("decodes"))
+        .collect();
+    assert_eq!(
+        (d[0].app_network, d[0].split.clone()),
+        (a, vec![(pid, b, 300, 30)])
+    );
+    assert_eq!(
+        (d[1].app_network, d[1].split.clone()),
+        (b, vec![(pid, a, 200, 20)])
+    );
+    assert_eq!((d[2].app_network, d[2].split.clone()), (a, vec![]));
+    // The hour's and the day's primary network is A (the first tick's); curl's bytes on B are
+    // 300/30 (tick 1, per connection) + 300/30 (tick 2's rest, on its busiest network B).
+    for (table, col) in [("app_net_hourly", "hour"), ("app_net_daily", "day")] {
+        let rows: Vec<(i64, i64, i64)> = {
+            let mut st = w
+                .conn()
+                .prepare(&format!(
+                    "SELECT network_id, bytes_in, bytes_out FROM {table} ORDER BY {col}, network_id"
+                ))
+                .expect("sql");
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .expect("q")
+                .collect::<Result<_, _>>()
+                .expect("rows")
+        };
+        assert_eq!(rows, vec![(b, 600, 60)], "{table}");
+    }
+    assert_eq!(one(&w, "SELECT count(*) FROM net_primary"), 2);
+    assert_eq!(one(&w, "SELECT sum(bytes_in) FROM hourly"), 1600);
+    // Interface rows of the batch summed per bucket: en0 on A twice, on B once.
+    assert_eq!(
+        one(
+            &w,
+            &format!("SELECT bytes_in FROM net_hourly WHERE network_id = {a}")
+        ),
+        10_000
+    );
+    assert_eq!(
+        one(
+            &w,
+            &format!("SELECT bytes_in FROM net_daily WHERE network_id = {b}")
+        ),
+        5000
+    );
+}
+
+#[test]
+fn a_batch_upserts_each_network_rollup_row_once() {
+    // Count the statements that reach the rollup tables: a trigger counts each upsert.
+    let mut w = writer();
+    w.conn()
+        .execute_batch(
+            "CREATE TEMP TABLE hits(t TEXT);
+             CREATE TEMP TRIGGER nh AFTER UPDATE ON main.net_hourly BEGIN INSERT INTO hits VALUES ('nh'); END;
+             CREATE TEMP TRIGGER ah AFTER UPDATE ON main.app_net_hourly BEGIN INSERT INTO hits VALUES ('ah'); END;",
+        )
+        .expect("triggers");
+    split_batch(&mut w);
+    // Three ticks, two networks: summed first, each row inserted once and never updated.
+    assert_eq!(one(&w, "SELECT count(*) FROM hits"), 0);
+    assert_eq!(one(&w, "SELECT count(*) FROM net_hourly"), 2);
 }

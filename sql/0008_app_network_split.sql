@@ -1,0 +1,16 @@
+-- 0008: application bytes split by network per connection, where the source says which
+-- interface each connection used (nettop's `interface` column; issue 15).
+--
+-- No table changes: the split lives in the tick's existing `ticks.net` BLOB, so a machine on
+-- one network writes nothing more than before (issue 16 bounds what a day may write). After
+-- the interface rows, and only when some application bytes went over an interface of another
+-- network than the tick's app network (the BLOB's head), the BLOB holds the marker `0 0` (no
+-- interface has id 0) and then (process id, network id, bytes in, bytes out) per process and
+-- network, as unsigned LEB128 varints. A process's bytes on the app network are its sample
+-- less what these list. BLOBs written before this version have no marker and decode as they
+-- did. `app_net_hourly`/`app_net_daily` receive the split bytes like any other bytes off the
+-- bucket's primary network.
+--
+-- The version still changes: a netmon that knows only 0007 would read the marker and the
+-- split as interface rows, so it must refuse this database (`TooNew`) rather than misread it.
+SELECT 1;
