@@ -11,6 +11,12 @@
 -- did. `app_net_hourly`/`app_net_daily` receive the split bytes like any other bytes off the
 -- bucket's primary network.
 --
--- The version still changes: a netmon that knows only 0007 would read the marker and the
--- split as interface rows, so it must refuse this database (`TooNew`) rather than misread it.
-SELECT 1;
+-- The version changes too: a netmon that knows only 0007 would read the marker and the split
+-- as interface rows, so it must refuse this database (`TooNew`) rather than misread it.
+--
+-- `runs.network_split` says which rule put a run's application bytes on networks, so output
+-- can say which applied to a range: 'connection' (split per connection, by the interface the
+-- source names: nettop from this version on) or 'tick' (each tick's bytes on the network that
+-- carried the most; every run before this version, whatever its source).
+ALTER TABLE runs ADD COLUMN network_split TEXT NOT NULL DEFAULT 'tick'
+    CHECK (network_split IN ('connection', 'tick'));

@@ -710,9 +710,10 @@ fn rows_on(
     Ok(out)
 }
 
-/// Which rule put the applications' bytes on networks in a range, by the sources of the runs
-/// that recorded it: per connection where the source says which interface each connection used
-/// (nettop), else the network that carried the most bytes off the machine in each tick.
+/// Which rule put the applications' bytes on networks in a range, as the runs that recorded
+/// it say (`runs.network_split`, sql/0008): per connection where the source said which
+/// interface each connection used (nettop, from that version on), else the network that
+/// carried the most bytes off the machine in each tick.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SplitRules {
     /// Some of the range was recorded by a source that names each connection's interface.
@@ -724,12 +725,12 @@ pub struct SplitRules {
 /// The [`SplitRules`] of the runs that overlap `[a, b)`.
 pub fn split_rules(conn: &Connection, a: i64, b: i64) -> rusqlite::Result<SplitRules> {
     let mut st = conn.prepare_cached(
-        "SELECT DISTINCT source FROM runs WHERE started_at < ?2 \
+        "SELECT DISTINCT network_split FROM runs WHERE started_at < ?2 \
          AND coalesce(last_tick_at, stopped_at, started_at) >= ?1",
     )?;
     let mut rules = SplitRules::default();
-    for source in st.query_map(params![a, b], |r| r.get::<_, String>(0))? {
-        if source? == crate::source::SourceKind::Nettop.as_str() {
+    for rule in st.query_map(params![a, b], |r| r.get::<_, String>(0))? {
+        if rule? == "connection" {
             rules.per_connection = true;
         } else {
             rules.busiest_per_tick = true;
@@ -818,6 +819,62 @@ mod tests {
             .into_iter()
             .map(|s| (s.app_id, (s.bytes_in, s.bytes_out)))
             .collect()
+    }
+
+    #[test]
+    fn the_split_rule_is_the_one_each_run_recorded_with() {
+        let mut w = Writer::new(crate::store::open_in_memory().expect("db"));
+        let run = |w: &mut Writer, at: i64, source: &str| {
+            let id = w
+                .begin_run(&RunInfo {
+                    started_at_ms: at,
+                    source: source.into(),
+                    interval_ms: 5000,
+                    pid: 1,
+                    hostname: None,
+                    boot_id: None,
+                    notes: vec![],
+                })
+                .expect("run");
+            w.conn()
+                .execute(
+                    "UPDATE runs SET last_tick_at = ?1 + 1000, stopped_at = ?1 + 2000 WHERE id = ?2",
+                    params![at, id],
+                )
+                .expect("span");
+            id
+        };
+        let hour = 3_600_000;
+        let old = run(&mut w, T0, "nettop");
+        // A nettop run recorded before sql/0008 split by the busiest network per tick.
+        w.conn()
+            .execute(
+                "UPDATE runs SET network_split = 'tick' WHERE id = ?1",
+                [old],
+            )
+            .expect("old run");
+        run(&mut w, T0 + hour, "nettop");
+        run(&mut w, T0 + 2 * hour, "sockdiag");
+        let rules = |a: i64, b: i64| split_rules(w.conn(), a, b).expect("rules");
+        let busiest = SplitRules {
+            per_connection: false,
+            busiest_per_tick: true,
+        };
+        let connection = SplitRules {
+            per_connection: true,
+            busiest_per_tick: false,
+        };
+        assert_eq!(rules(T0, T0 + hour - 1), busiest, "the old nettop run");
+        assert_eq!(rules(T0 + hour, T0 + 2 * hour - 1), connection);
+        assert_eq!(rules(T0 + 2 * hour, T0 + 3 * hour), busiest, "sockdiag");
+        assert_eq!(
+            rules(T0, T0 + 3 * hour),
+            SplitRules {
+                per_connection: true,
+                busiest_per_tick: true
+            }
+        );
+        assert_eq!(rules(T0 + 5 * hour, T0 + 6 * hour), SplitRules::default());
     }
 
     #[test]

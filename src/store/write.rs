@@ -143,8 +143,8 @@ impl Writer {
             )
             .optional()?;
         tx.execute(
-            "INSERT INTO runs(started_at, source, interval_ms, pid, hostname, boot_id, version, notes) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO runs(started_at, source, interval_ms, pid, hostname, boot_id, version, notes, \
+             network_split) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 info.started_at_ms,
                 info.source,
@@ -154,6 +154,12 @@ impl Writer {
                 info.boot_id,
                 env!("CARGO_PKG_VERSION"),
                 (!info.notes.is_empty()).then(|| info.notes.join("\n")),
+                // nettop names each connection's interface; the Linux sources do not.
+                if info.source == crate::source::SourceKind::Nettop.as_str() {
+                    "connection"
+                } else {
+                    "tick"
+                },
             ],
         )?;
         let run_id = tx.last_insert_rowid();
