@@ -175,6 +175,18 @@ impl State {
     }
 }
 
+/// Bytes summed per (application, unattributed) as the view's rows.
+fn app_bytes(by: HashMap<(&str, bool), (u64, u64)>) -> Vec<AppBytes> {
+    by.into_iter()
+        .map(|((app, unattributed), (bytes_in, bytes_out))| AppBytes {
+            app: app.to_string(),
+            unattributed,
+            bytes_in,
+            bytes_out,
+        })
+        .collect()
+}
+
 fn sum(ticks: &[&LiveTick], day: i64) -> Sum {
     let mut by: HashMap<(&str, bool), (u64, u64)> = HashMap::new();
     for t in ticks {
@@ -184,15 +196,7 @@ fn sum(ticks: &[&LiveTick], day: i64) -> Sum {
             e.1 += a.bytes_out;
         }
     }
-    let mut apps: Vec<AppBytes> = by
-        .into_iter()
-        .map(|((app, unattributed), (bytes_in, bytes_out))| AppBytes {
-            app: app.to_string(),
-            unattributed,
-            bytes_in,
-            bytes_out,
-        })
-        .collect();
+    let mut apps = app_bytes(by);
     apps.sort_by(|a, b| a.app.cmp(&b.app));
     Sum {
         day,
@@ -295,15 +299,7 @@ impl Publisher {
             e.0 += p.bytes_in;
             e.1 += p.bytes_out;
         }
-        let apps = by
-            .into_iter()
-            .map(|((app, unattributed), (bytes_in, bytes_out))| AppBytes {
-                app: app.to_string(),
-                unattributed,
-                bytes_in,
-                bytes_out,
-            })
-            .collect();
+        let apps = app_bytes(by);
         let mut nets: Vec<(String, u64)> = Vec::new();
         for i in t.net.iter().flat_map(|n| &n.interfaces) {
             let Some(network) = i
