@@ -499,6 +499,9 @@ pub fn timeline(t: &Timeline, style: &Style) -> String {
             "some rows span several buckets: only hourly or daily totals are kept that far back\n",
         );
     }
+    if let Some(r) = t.split_rules {
+        let _ = writeln!(out, "on this network: {}", split_rule_text(r));
+    }
     let _ = writeln!(out, "{}", range_footer(&t.range, &t.requested, &t.coverage));
     out
 }

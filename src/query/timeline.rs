@@ -122,6 +122,8 @@ pub struct Timeline {
     pub buckets: Vec<Bucket>,
     /// Some buckets span several bucket lengths because the data there is coarser.
     pub merged: bool,
+    /// With `--network`: how the applications' bytes were put on networks in the range.
+    pub split_rules: Option<super::networks::SplitRules>,
 }
 
 /// Traffic per bucket over `range`.
@@ -258,6 +260,10 @@ pub fn timeline<Tz: TimeZone>(
         coverage: recorded.coverage(a, b),
         buckets,
         merged,
+        split_rules: match opts.network {
+            Some(_) => Some(super::networks::split_rules(&db.conn, a, b)?),
+            None => None,
+        },
     })
 }
 

@@ -753,6 +753,20 @@ fn issue_15_an_apps_connections_on_two_networks_are_split_per_connection_and_add
         text.contains("application bytes are split per connection"),
         "{text}"
     );
+    // So does the timeline's; without --network, neither says anything about networks.
+    for (args, says) in [
+        (vec!["timeline", "--network", &b, "--since", "1h"], true),
+        (vec!["timeline", "--since", "1h"], false),
+    ] {
+        let out = env.netmon().args(&args).output().expect("run");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {text}");
+        assert_eq!(
+            text.contains("on this network: application bytes are split per connection"),
+            says,
+            "{args:?}: {text}"
+        );
+    }
 }
 
 /// Issues 15 and 16: a cap crossed by ticks the recorder still holds in memory (`--write-every
