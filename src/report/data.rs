@@ -89,6 +89,8 @@ pub struct Report {
     /// The network the applications' bytes are limited to (`--network`), by name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// With `--network`: how the applications' bytes were put on networks in the range.
+    pub split_rules: Option<crate::query::networks::SplitRules>,
     /// Every application with traffic, as `netmon apps --json` lists it (largest first).
     pub apps: Vec<AppUsage>,
     pub timeline: StackedTimeline,
@@ -344,6 +346,7 @@ pub fn gather<Tz: TimeZone>(
             Some(id) => crate::query::networks::name_of(&db.conn, id)?,
             None => None,
         },
+        split_rules: opts.network.map(|_| apps.split_rules),
         apps: rows,
         timeline: stacked,
         days,

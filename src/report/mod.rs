@@ -257,15 +257,36 @@ where
             },
         },
     ];
+    // How the applications' bytes were put on networks, briefly (the card stays small) and in
+    // full on hover (`output::table::split_rule_text` says it under `apps --network`).
+    fn split_rule(r: crate::query::networks::SplitRules) -> (&'static str, &'static str) {
+        match (r.per_connection, r.busiest_per_tick) {
+            (true, false) => (
+                "split per connection",
+                "each connection's bytes count on the network of the interface it used",
+            ),
+            (true, true) => (
+                "per connection where known",
+                "per connection where the source named the interface (nettop), else each \
+                 tick's bytes on the network that carried the most",
+            ),
+            _ => (
+                "busiest network per tick",
+                "each tick's bytes count on the network that carried the most in it",
+            ),
+        }
+    }
     if let Some(n) = &r.network {
         cards.insert(
             0,
             Card {
                 label: "Network",
                 value: n.clone(),
-                detail: "applications' bytes on this network only; websites on every network"
-                    .into(),
-                exact: String::new(),
+                detail: format!(
+                    "applications' bytes here ({}); websites on every network",
+                    split_rule(r.split_rules.unwrap_or_default()).0
+                ),
+                exact: split_rule(r.split_rules.unwrap_or_default()).1.into(),
                 name: true,
             },
         );

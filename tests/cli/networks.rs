@@ -323,6 +323,11 @@ fn issue_15_apps_on_a_network_sum_to_what_was_attributed_there_and_name_works() 
         "the report does not name the network"
     );
     assert!(
+        page.contains("applications&#x27; bytes here (split per connection)")
+            || page.contains("applications' bytes here (split per connection)"),
+        "the report does not say how the applications' bytes were put on networks"
+    );
+    assert!(
         page.contains("Explained"),
         "the report's headline has no explained share"
     );
