@@ -397,13 +397,12 @@ pub fn notified(env: &Env) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn issue_15_a_cap_crossing_notifies_once_per_threshold_and_status_shows_it() {
-    let env = Env::new();
-    let path = fake_notifier(&env);
+/// The cap scenario: a 10 kB daily cap over all networks, a baseline tick recorded, and five
+/// steps to come that bring eth0 to 50%, 85% (80% crossed), 95%, 105% (100% crossed) and 115%.
+/// Returns the PATH with the fake notifier first.
+fn cap_scenario(env: &Env) -> String {
+    let path = fake_notifier(env);
     let ifs = |eth: u64| [("lo", 1, 0, 0), ("eth0", 2, eth, 0)];
-    // 1: baseline. Then +5000 (50%), +3500 (85%: 80% crossed), +1000, +1000 (105%: 100%
-    // crossed), +1000.
     for (n, eth) in [
         (1, 0),
         (2, 5000),
@@ -412,13 +411,20 @@ fn issue_15_a_cap_crossing_notifies_once_per_threshold_and_status_shows_it() {
         (5, 10_500),
         (6, 11_500),
     ] {
-        step(&env, n, (100 * n as u64, 0), &ifs(eth), GW_A);
+        step(env, n, (100 * n as u64, 0), &ifs(eth), GW_A);
     }
     env.netmon().args(record_nettop("1")).assert().success();
     env.netmon()
         .args(["networks", "cap", "all", "10kB", "--period", "day"])
         .assert()
         .success();
+    path
+}
+
+#[test]
+fn issue_15_a_cap_crossing_notifies_once_per_threshold_and_status_shows_it() {
+    let env = Env::new();
+    let path = cap_scenario(&env);
     // Ticks are ~100 ms apart, well within the recorder's minute between reloads: every
     // tick after the first adds to the running total.
     env.netmon()
@@ -782,24 +788,7 @@ fn issue_15_an_apps_connections_on_two_networks_are_split_per_connection_and_add
 #[test]
 fn issue_16_a_cap_crossed_by_unwritten_ticks_notifies_once_per_threshold_and_status_counts_them() {
     let env = Env::new();
-    let path = fake_notifier(&env);
-    let ifs = |eth: u64| [("lo", 1, 0, 0), ("eth0", 2, eth, 0)];
-    // As in the cap test above: 50%, 85% (80% crossed), 95%, 105% (100% crossed), 115%.
-    for (n, eth) in [
-        (1, 0),
-        (2, 5000),
-        (3, 8500),
-        (4, 9500),
-        (5, 10_500),
-        (6, 11_500),
-    ] {
-        step(&env, n, (100 * n as u64, 0), &ifs(eth), GW_A);
-    }
-    env.netmon().args(record_nettop("1")).assert().success();
-    env.netmon()
-        .args(["networks", "cap", "all", "10kB", "--period", "day"])
-        .assert()
-        .success();
+    let path = cap_scenario(&env);
     let written_before = env.one("SELECT count(*) FROM ticks");
     let recorder = env
         .std_netmon()
