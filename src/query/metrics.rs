@@ -314,6 +314,19 @@ pub fn caps(conn: &Connection, now_ms: i64) -> Result<Vec<CapGauge>, super::Erro
         .collect())
 }
 
+/// Add `(host_id, bytes_in, bytes_out)` rows to the per-host sums (a full read of `web_daily`,
+/// or the web samples of newer ticks).
+fn add_hosts(s: &mut Sums, mut rows: rusqlite::Rows<'_>) -> rusqlite::Result<()> {
+    while let Some(r) = rows.next()? {
+        s.any_web = true;
+        s.hosts
+            .entry(r.get(0)?)
+            .or_default()
+            .add(r.get(1)?, r.get(2)?);
+    }
+    Ok(())
+}
+
 fn newest_tick(conn: &Connection) -> rusqlite::Result<Option<(i64, i64)>> {
     conn.prepare_cached("SELECT id, at FROM ticks ORDER BY id DESC LIMIT 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -354,14 +367,7 @@ pub fn sums(conn: &Connection) -> rusqlite::Result<Sums> {
     }
     {
         let mut st = conn.prepare_cached("SELECT host_id, bytes_in, bytes_out FROM web_daily")?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            s.any_web = true;
-            s.hosts
-                .entry(r.get(0)?)
-                .or_default()
-                .add(r.get(1)?, r.get(2)?);
-        }
+        add_hosts(&mut s, st.query([])?)?;
     }
     let mut st =
         conn.prepare_cached("SELECT network_id, interface_id, bytes_in, bytes_out FROM net_daily")?;
@@ -415,14 +421,7 @@ pub fn sums_since(conn: &Connection, prev: &Sums) -> rusqlite::Result<Option<Sum
         let mut st = conn.prepare_cached(
             "SELECT host_id, bytes_in, bytes_out FROM web_samples WHERE tick_id > ?1",
         )?;
-        let mut rows = st.query([after])?;
-        while let Some(r) = rows.next()? {
-            s.any_web = true;
-            s.hosts
-                .entry(r.get(0)?)
-                .or_default()
-                .add(r.get(1)?, r.get(2)?);
-        }
+        add_hosts(&mut s, st.query([after])?)?;
     }
     // The tick's interface rows: the same (network, interface, bytes) `store::networks` adds
     // to `net_daily` in the tick's transaction. A blob that does not decode cannot be
