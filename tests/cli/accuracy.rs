@@ -650,12 +650,22 @@ impl Namespaces {
                 "veth0",
                 "nodad",
             ],
-            // No router solicitations from A: the link stays quiet when no workload runs, so
-            // the kernel's counters can be read at a moment the recorder's readings agree with.
+            // No router solicitations from either side: the link stays quiet when no workload
+            // runs, so the kernel's counters can be read at a moment the recorder's readings
+            // agree with. (B's solicitations back off 4 s, 8 s, 16 s, … for ever: one 70-byte
+            // solicitation, 14 + 40 + 16, once landed between the last tick and the stop.)
             vec![
                 "netns",
                 "exec",
                 a,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.veth0.router_solicitations=0",
+            ],
+            vec![
+                "netns",
+                "exec",
+                b,
                 "sysctl",
                 "-qw",
                 "net.ipv6.conf.veth0.router_solicitations=0",
