@@ -181,7 +181,8 @@ pub struct AppsArgs {
     ///
     /// Where the source says which interface each connection used (nettop), its bytes are on
     /// that interface's network; otherwise (sockdiag, ebpf, or an interface not read) on the
-    /// network that carried the most traffic in that tick. The table's footer says which.
+    /// network that carried the most traffic in that tick. The table's footer says which; JSON
+    /// and CSV rows carry `network` and `network_split` (connection, tick or mixed).
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
 
@@ -295,7 +296,8 @@ pub struct TimelineArgs {
     ///
     /// Where the source says which interface each connection used (nettop), its bytes are on
     /// that interface's network; otherwise on the network that carried the most traffic in
-    /// that tick.
+    /// that tick. JSON and CSV rows carry `network` and `network_split` (connection, tick or
+    /// mixed).
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
 

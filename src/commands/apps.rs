@@ -55,7 +55,13 @@ pub fn run(db_path: &Path, a: &AppsArgs) -> anyhow::Result<()> {
                     RangeRow::new(r, &result.range, &result.coverage)
                 })
                 .collect();
-            output::write_rows(&mut std::io::stdout().lock(), format, &rows)
+            let name = network.as_ref().map(|n| n.display());
+            output::write_rows_on(
+                &mut std::io::stdout().lock(),
+                format,
+                rows,
+                name.as_deref().map(|n| (n, result.split_rules)),
+            )
         }
     }
 }

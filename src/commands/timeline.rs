@@ -14,14 +14,14 @@ pub fn run(db_path: &Path, a: &TimelineArgs) -> anyhow::Result<()> {
     db.ensure_recorded()?;
     let (range, _) = super::resolve_range(&db, &a.range)?;
     let network = match &a.network {
-        Some(n) => Some(networks::resolve(&db, n)?.id),
+        Some(n) => Some(networks::resolve(&db, n)?),
         None => None,
     };
     let opts = timeline::Options {
         bucket: a.bucket.0,
         app: a.app.as_deref().map(Matcher::new),
         per_app: a.per_app,
-        network,
+        network: network.as_ref().map(|n| n.id),
     };
     let t = timeline::timeline(&db, &Local, range, &opts)?;
     match out.format {
@@ -35,7 +35,13 @@ pub fn run(db_path: &Path, a: &TimelineArgs) -> anyhow::Result<()> {
                     ..b.clone()
                 })
                 .collect();
-            output::write_rows(&mut std::io::stdout().lock(), format, &rows)
+            let name = network.as_ref().map(|n| n.display());
+            output::write_rows_on(
+                &mut std::io::stdout().lock(),
+                format,
+                rows,
+                name.as_deref().zip(t.split_rules),
+            )
         }
     }
 }

@@ -119,6 +119,43 @@ pub fn write_rows<T: Serialize + Default>(
     Ok(())
 }
 
+/// A row of a query limited to one network (`--network`), as printed in JSON and CSV: the
+/// row's own fields, then the network and the rule that put application bytes on it (the
+/// table says the same in words under the rows).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NetworkRow<T> {
+    #[serde(flatten)]
+    pub row: T,
+    /// The network's name, as the table's footer shows it.
+    pub network: String,
+    /// [`crate::query::networks::SplitRules::word`]: `connection`, `tick` or `mixed`.
+    pub network_split: &'static str,
+}
+
+/// [`write_rows`]; when the query was limited to one network, each row also names it and the
+/// rule that put application bytes on it ([`NetworkRow`]).
+pub fn write_rows_on<T: Serialize + Default>(
+    out: &mut impl Write,
+    format: Format,
+    rows: Vec<T>,
+    network: Option<(&str, crate::query::networks::SplitRules)>,
+) -> anyhow::Result<()> {
+    match network {
+        None => write_rows(out, format, &rows),
+        Some((name, rules)) => {
+            let rows: Vec<NetworkRow<T>> = rows
+                .into_iter()
+                .map(|row| NetworkRow {
+                    row,
+                    network: name.to_string(),
+                    network_split: rules.word(),
+                })
+                .collect();
+            write_rows(out, format, &rows)
+        }
+    }
+}
+
 /// Round a fraction for JSON (0.123456): enough for any display, no float noise.
 pub fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6

@@ -722,6 +722,19 @@ pub struct SplitRules {
     pub busiest_per_tick: bool,
 }
 
+impl SplitRules {
+    /// The rule as one word for JSON and CSV rows: `connection` (every connection on its own
+    /// interface's network), `tick` (each tick's bytes on its busiest network) or `mixed`
+    /// (both, from runs of different sources).
+    pub fn word(self) -> &'static str {
+        match (self.per_connection, self.busiest_per_tick) {
+            (true, false) => "connection",
+            (true, true) => "mixed",
+            _ => "tick",
+        }
+    }
+}
+
 /// The [`SplitRules`] of the runs that overlap `[a, b)`.
 pub fn split_rules(conn: &Connection, a: i64, b: i64) -> rusqlite::Result<SplitRules> {
     let mut st = conn.prepare_cached(
@@ -875,6 +888,10 @@ mod tests {
             }
         );
         assert_eq!(rules(T0 + 5 * hour, T0 + 6 * hour), SplitRules::default());
+        // The words JSON and CSV rows carry.
+        assert_eq!(rules(T0, T0 + hour - 1).word(), "tick");
+        assert_eq!(rules(T0 + hour, T0 + 2 * hour - 1).word(), "connection");
+        assert_eq!(rules(T0, T0 + 3 * hour).word(), "mixed");
     }
 
     #[test]

@@ -285,6 +285,40 @@ fn issue_15_apps_on_a_network_sum_to_what_was_attributed_there_and_name_works() 
         .assert()
         .success();
     assert_eq!(apps_sum(&env, &["--network", "phone HOTSPOT"]), (400, 40));
+    // JSON and CSV rows limited to a network say which, and how bytes were put on it (nettop
+    // names each connection's interface: per connection); unlimited rows do not.
+    for cmd in ["apps", "timeline"] {
+        let rows = json_array(
+            &mut env.netmon(),
+            &[cmd, "--json", "--network", "phone HOTSPOT", "--since", "1h"],
+        );
+        assert!(!rows.is_empty(), "{cmd}: no rows");
+        for r in &rows {
+            assert_eq!(r["network"], "Phone hotspot", "{cmd}: {r}");
+            assert_eq!(r["network_split"], "connection", "{cmd}: {r}");
+        }
+        let all = json_array(&mut env.netmon(), &[cmd, "--json", "--since", "1h"]);
+        assert!(
+            all.iter().all(|r| r.get("network").is_none()),
+            "{cmd}: {all:?}"
+        );
+        let csv = env
+            .netmon()
+            .args([cmd, "--csv", "--network", &b, "--since", "1h"])
+            .output()
+            .expect("csv");
+        let csv = String::from_utf8_lossy(&csv.stdout);
+        let mut lines = csv.lines();
+        let header = lines.next().unwrap_or_default();
+        assert!(
+            header.ends_with(",network,network_split"),
+            "{cmd}: {header}"
+        );
+        assert!(
+            lines.all(|l| l.ends_with(",Phone hotspot,connection")),
+            "{cmd}: {csv}"
+        );
+    }
     let table = env
         .netmon()
         .args(["networks", "--since", "1h"])
