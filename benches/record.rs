@@ -70,17 +70,7 @@ fn store_bytes_per_row(dir: &Path) {
     let path = dir.join("rows.db");
     let mut w = Writer::new(store::open(&path, Create::IfMissing).expect("open"));
     let t0: i64 = 1_795_000_000_000;
-    let run = w
-        .begin_run(&RunInfo {
-            started_at_ms: t0,
-            source: "bench".into(),
-            interval_ms: 5000,
-            pid: 1,
-            hostname: None,
-            boot_id: None,
-            notes: vec![],
-        })
-        .expect("run");
+    let run = w.begin_run(&RunInfo::new("bench", t0, 5000)).expect("run");
     let procs: Vec<ProcessRecord> = (0..300)
         .map(|i| ProcessRecord {
             pid: Some(1000 + i),

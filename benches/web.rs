@@ -75,17 +75,7 @@ fn ingest_week(conn: &mut rusqlite::Connection) {
 fn attribution_per_tick(conn: rusqlite::Connection) {
     const TICKS: i64 = 2000;
     let mut w = Writer::new(conn);
-    let run = w
-        .begin_run(&RunInfo {
-            started_at_ms: T0,
-            source: "bench".into(),
-            interval_ms: 5000,
-            pid: 1,
-            hostname: None,
-            boot_id: None,
-            notes: vec![],
-        })
-        .expect("run");
+    let run = w.begin_run(&RunInfo::new("bench", T0, 5000)).expect("run");
     let process = ProcessRecord {
         pid: Some(4242),
         name: "firefox".into(),

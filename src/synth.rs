@@ -90,13 +90,8 @@ impl Synth {
     /// Start a run at `at_ms` (its first tick will be the next `tick`).
     pub fn begin_run(&mut self, at_ms: i64, interval_ms: i64) -> Result<i64, Error> {
         let id = self.writer.begin_run(&RunInfo {
-            started_at_ms: at_ms,
-            source: "synthetic".into(),
-            interval_ms,
-            pid: std::process::id(),
-            hostname: None,
             boot_id: Some("synthetic-boot".into()),
-            notes: Vec::new(),
+            ..RunInfo::new("synthetic", at_ms, interval_ms)
         })?;
         self.run = Some(id);
         Ok(id)

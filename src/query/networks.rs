@@ -838,17 +838,7 @@ mod tests {
     fn the_split_rule_is_the_one_each_run_recorded_with() {
         let mut w = Writer::new(crate::store::open_in_memory().expect("db"));
         let run = |w: &mut Writer, at: i64, source: &str| {
-            let id = w
-                .begin_run(&RunInfo {
-                    started_at_ms: at,
-                    source: source.into(),
-                    interval_ms: 5000,
-                    pid: 1,
-                    hostname: None,
-                    boot_id: None,
-                    notes: vec![],
-                })
-                .expect("run");
+            let id = w.begin_run(&RunInfo::new(source, at, 5000)).expect("run");
             w.conn()
                 .execute(
                     "UPDATE runs SET last_tick_at = ?1 + 1000, stopped_at = ?1 + 2000 WHERE id = ?2",
@@ -897,17 +887,7 @@ mod tests {
     #[test]
     fn apps_on_each_network_add_up_to_their_totals_in_raw_hourly_and_daily_rows() {
         let mut w = Writer::new(crate::store::open_in_memory().expect("db"));
-        let run_id = w
-            .begin_run(&RunInfo {
-                started_at_ms: T0,
-                source: "nettop".into(),
-                interval_ms: 5000,
-                pid: 1,
-                hostname: None,
-                boot_id: None,
-                notes: vec![],
-            })
-            .expect("run");
+        let run_id = w.begin_run(&RunInfo::new("nettop", T0, 5000)).expect("run");
         let state = StateChanges::default();
         // curl: connections on A and B; ssh: only on the tick's busiest network; the busiest
         // network changes from A to B in the second hour.

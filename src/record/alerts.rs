@@ -388,15 +388,7 @@ mod tests {
     fn a_cap_crossing_is_announced_once_per_threshold_and_again_next_period() {
         let mut w = Writer::new(crate::store::open_in_memory().expect("db"));
         let run = w
-            .begin_run(&RunInfo {
-                started_at_ms: noon(1),
-                source: "test".into(),
-                interval_ms: 5000,
-                pid: 1,
-                hostname: None,
-                boot_id: None,
-                notes: vec![],
-            })
+            .begin_run(&RunInfo::new("test", noon(1), 5000))
             .expect("run");
         net_store::set_cap(w.conn(), "*", 1000, "day", 1).expect("cap");
         let mut alerts = Alerts::new(None);

@@ -908,15 +908,7 @@ mod tests {
         conn.busy_timeout(Duration::ZERO).expect("no waiting");
         let mut writer = Writer::new(conn);
         let run_id = writer
-            .begin_run(&RunInfo {
-                started_at_ms: Utc::now().timestamp_millis(),
-                source: "nettop".into(),
-                interval_ms: 1000,
-                pid: std::process::id(),
-                hostname: None,
-                boot_id: None,
-                notes: vec![],
-            })
+            .begin_run(&RunInfo::new("nettop", Utc::now().timestamp_millis(), 1000))
             .expect("run");
         let opts = Options {
             db: db.clone(),
@@ -1014,15 +1006,7 @@ mod tests {
         conn.busy_timeout(Duration::ZERO).expect("no waiting");
         let mut writer = Writer::new(conn);
         let run_id = writer
-            .begin_run(&RunInfo {
-                started_at_ms: Utc::now().timestamp_millis(),
-                source: "nettop".into(),
-                interval_ms: 1000,
-                pid: std::process::id(),
-                hostname: None,
-                boot_id: None,
-                notes: vec![],
-            })
+            .begin_run(&RunInfo::new("nettop", Utc::now().timestamp_millis(), 1000))
             .expect("run");
         let opts = Options {
             db: db.clone(),

@@ -70,6 +70,22 @@ pub struct RunInfo {
     pub notes: Vec<String>,
 }
 
+impl RunInfo {
+    /// A run of this process known by its source, start and interval alone (no hostname,
+    /// boot id or notes): tests, benchmarks and synthetic history.
+    pub fn new(source: &str, started_at_ms: i64, interval_ms: i64) -> Self {
+        RunInfo {
+            started_at_ms,
+            source: source.to_string(),
+            interval_ms,
+            pid: std::process::id(),
+            hostname: None,
+            boot_id: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// What tells applications apart: name, path, container ('' for none).
 type AppIdentity = (String, String, String);
 

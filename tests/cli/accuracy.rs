@@ -620,6 +620,16 @@ impl Namespaces {
             b: format!("{id}b"),
         };
         let (a, b) = (ns.a.as_str(), ns.b.as_str());
+        let no_solicitations = |side| {
+            vec![
+                "netns",
+                "exec",
+                side,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.veth0.router_solicitations=0",
+            ]
+        };
         let steps: Vec<Vec<&str>> = vec![
             vec!["netns", "add", a],
             vec!["netns", "add", b],
@@ -654,22 +664,8 @@ impl Namespaces {
             // runs, so the kernel's counters can be read at a moment the recorder's readings
             // agree with. (B's solicitations back off 4 s, 8 s, 16 s, … for ever: one 70-byte
             // solicitation, 14 + 40 + 16, once landed between the last tick and the stop.)
-            vec![
-                "netns",
-                "exec",
-                a,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.veth0.router_solicitations=0",
-            ],
-            vec![
-                "netns",
-                "exec",
-                b,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.veth0.router_solicitations=0",
-            ],
+            no_solicitations(a),
+            no_solicitations(b),
             vec!["-n", a, "link", "set", "lo", "up"],
             vec!["-n", b, "link", "set", "lo", "up"],
             vec!["-n", a, "link", "set", "veth0", "up"],
