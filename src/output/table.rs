@@ -331,7 +331,7 @@ pub fn networks(n: &Networks, style: &Style) -> String {
         None => {
             let _ = writeln!(
                 out,
-                "applications: {} (no interface counters recorded in this range)",
+                "applications: {} (the interfaces carried nothing in this range, or were not read then)",
                 bytes(style, n.explained.app_bytes)
             );
         }
