@@ -290,15 +290,22 @@ pub struct CapGauge {
     /// `day`, `week` or `month`.
     pub period: String,
     pub cap_bytes: u64,
-    /// What the counted interfaces carried in the current period, as committed.
+    /// What the counted interfaces carried in the current period, the running recorder's
+    /// unwritten ticks included.
     pub used_bytes: u64,
 }
 
-/// Every data cap, measured at `now_ms` in the local time zone (as the recorder's alerts and
-/// `netmon status` measure it).
-pub fn caps(conn: &Connection, now_ms: i64) -> Result<Vec<CapGauge>, super::Error> {
+/// Every data cap, measured at `now_ms` in the local time zone with the recorder's unwritten
+/// ticks ([`super::networks::unwritten`], asked before the database is read), as the
+/// recorder's alerts and `netmon status` measure it.
+pub fn caps(
+    conn: &Connection,
+    now_ms: i64,
+    unwritten: &[crate::live::NetBytes],
+) -> Result<Vec<CapGauge>, super::Error> {
     let infos = super::networks::infos(conn)?;
-    Ok(super::networks::caps(conn, &chrono::Local, now_ms)?
+    let caps = super::networks::caps_with(conn, &chrono::Local, now_ms, unwritten)?;
+    Ok(caps
         .into_iter()
         .map(|c| CapGauge {
             network: match c.network_id {
@@ -1137,7 +1144,7 @@ fn networks(families: &mut Vec<MetricFamily>, h: &History, tracked: &Tracked) {
         kind: MetricKind::Gauge,
         unit: Some("bytes"),
         help: "What the counted interfaces carried on a capped network in its current period, \
-               as committed to the database",
+               the recorder's ticks not yet written included (as netmon status counts it)",
         samples: cap(|c| c.used_bytes),
     });
 }

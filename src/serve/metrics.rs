@@ -58,6 +58,8 @@ impl Exporter {
         let format = negotiate(accept);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let started = Instant::now();
+        // The recorder's unwritten ticks, for the caps: asked before the database is read.
+        let unwritten = crate::query::networks::unwritten(&self.db);
         // Scrapes take turns on the connection; a poisoned lock is still a usable connection
         // (rusqlite rolls back an open transaction on drop).
         let mut guard = self
@@ -87,7 +89,7 @@ impl Exporter {
             };
             let mut history = history;
             // Caps are a few rows, measured now: read after any join's transaction too.
-            history.caps = q::caps(conn, now_ms).map_err(|e| match e {
+            history.caps = q::caps(conn, now_ms, &unwritten).map_err(|e| match e {
                 crate::query::Error::Sql(e) => sql(&e),
                 e => internal(&e),
             })?;

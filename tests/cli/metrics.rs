@@ -84,7 +84,7 @@ pub fn metrics_token(env: &Env) -> String {
 }
 
 /// `GET /metrics` with a token and an Accept header.
-fn get(serve: &Serve, token: Option<&str>, accept: Option<&str>) -> crate::util::HttpReply {
+pub fn get(serve: &Serve, token: Option<&str>, accept: Option<&str>) -> crate::util::HttpReply {
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();

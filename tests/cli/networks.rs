@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::util::{
-    Env, finish, json_array, place_script, proc_net_dev, record_nettop, signal, u, wait_until,
+    Env, Serve, finish, json_array, place_script, proc_net_dev, record_nettop, signal, u,
+    wait_until,
 };
 
 const H: &str = ",interface,state,bytes_in,bytes_out,\n";
@@ -855,6 +856,12 @@ fn issue_16_a_cap_crossed_by_unwritten_ticks_notifies_once_per_threshold_and_sta
         .args(["networks", "--since", "1h"])
         .output()
         .expect("networks");
+    // `/metrics` counts them in the cap's gauge too, as status does.
+    let scraped = {
+        let serve = Serve::start(&env, &[]);
+        let token = crate::metrics::metrics_token(&env);
+        crate::metrics::parse(&crate::metrics::get(&serve, Some(&token), None).body)
+    };
     let still_written = env.one("SELECT count(*) FROM ticks");
     signal(&recorder, libc::SIGTERM);
     let (code, stderr) = finish(recorder, Duration::from_secs(30));
@@ -881,6 +888,15 @@ fn issue_16_a_cap_crossed_by_unwritten_ticks_notifies_once_per_threshold_and_sta
     );
     assert_eq!(v["caps"][0]["used_bytes"], 11_500, "{v}");
     assert_eq!(v["caps"][0]["left_bytes"], 0, "{v}");
+    assert_eq!(
+        crate::metrics::value(
+            &scraped,
+            "netmon_network_cap_used_bytes",
+            &[("network", "(all)"), ("period", "day")]
+        ),
+        Some(11_500.0),
+        "{scraped:?}"
+    );
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(
         text.contains("cap on all networks: 11.5 kB of 10.0 kB used"),
