@@ -19,6 +19,8 @@
 //! - **First tick of a run** only sets baselines, except for counters found in state saved by
 //!   the previous run (same boot): those resume from the saved value, so a restart neither
 //!   loses nor double-counts their bytes.
+//!   An empty nettop sample is no reading at all ([`Config::empty_says_nothing`]): it is
+//!   skipped, so the first tick is the first sample with rows.
 //! - **A counter first seen later** counts from zero: everything it shows is new.
 //! - **A counter that goes down** (either direction) is a new counter under an old key (socket
 //!   tuple or pid reused, counter restarted): a row that continues no slot while a slot of its
@@ -64,6 +66,13 @@ pub struct Config {
     pub max_rate: u64,
     /// How long a vanished counter is remembered in case its key comes back.
     pub forget_after: Duration,
+    /// A snapshot with no counters says nothing about the counters (nettop inside a sandbox,
+    /// or still settling, prints its header and no rows: FORMAT.md §4, §8), rather than that
+    /// every socket closed: it is skipped, so the next snapshot with rows is compared with
+    /// the last one that had rows, and is only a baseline while none had. Without this, every
+    /// socket of the first full sample after an empty first one would count its lifetime
+    /// bytes as new. Off for the Linux sources, whose empty socket table is the truth.
+    pub empty_says_nothing: bool,
 }
 
 impl Default for Config {
@@ -72,6 +81,7 @@ impl Default for Config {
             // 100 Gbit/s: faster than any interface a laptop or desktop has, loopback included.
             max_rate: 12_500_000_000,
             forget_after: Duration::from_secs(3600),
+            empty_says_nothing: false,
         }
     }
 }
@@ -209,6 +219,9 @@ pub struct Engine {
     ticks: u64,
     /// Sum of the elapsed time of every tick: the engine's own clock.
     now: Duration,
+    /// Time covered by skipped empty snapshots ([`Config::empty_says_nothing`]) since the
+    /// last applied one: the next applied snapshot's counters grew over it too.
+    skipped: Duration,
 }
 
 impl Engine {
@@ -219,6 +232,7 @@ impl Engine {
             scratch: Scratch::default(),
             ticks: 0,
             now: Duration::ZERO,
+            skipped: Duration::ZERO,
         }
     }
 
@@ -245,9 +259,14 @@ impl Engine {
 
     /// Apply one snapshot that covers `elapsed` of monotonic time since the previous one.
     pub fn apply(&mut self, snap: &Snapshot, elapsed: Duration) -> Outcome {
+        self.now += elapsed;
+        if self.cfg.empty_says_nothing && snap.counters.is_empty() {
+            self.skipped += elapsed;
+            return Outcome::default();
+        }
+        let elapsed = elapsed + std::mem::take(&mut self.skipped);
         let first = self.ticks == 0;
         self.ticks += 1;
-        self.now += elapsed;
         let mut out = Outcome::default();
 
         // Rows grouped by key, in the order keys first appear, with no allocation per key:

@@ -44,6 +44,58 @@ fn first_sample_only_sets_baselines() {
     assert_eq!(o.deltas[0].cause, Cause::Growth);
 }
 
+/// An engine for nettop, whose empty sample says nothing (FORMAT.md §4, §8).
+fn nettop_engine(forget_after: Duration) -> Engine {
+    Engine::new(Config {
+        empty_says_nothing: true,
+        forget_after,
+        ..Config::default()
+    })
+}
+
+#[test]
+fn an_empty_first_nettop_sample_is_no_baseline_the_first_full_one_is() {
+    let mut e = nettop_engine(Duration::from_secs(3600));
+    for _ in 0..3 {
+        let o = e.apply(&snap(vec![]), TICK);
+        assert_eq!(o, Outcome::default());
+    }
+    // mDNSResponder's socket has moved 9.6 GB since boot: none of it is this tick's.
+    let o = e.apply(&snap(vec![counter("mdns", 9_631_465_568, 1000)]), TICK);
+    assert!(o.deltas.is_empty(), "{:?}", o.deltas);
+    assert_eq!(o.baselined, 1);
+    let o = e.apply(&snap(vec![counter("mdns", 9_631_465_600, 1010)]), TICK);
+    assert_eq!(totals(&o), (32, 10));
+}
+
+#[test]
+fn an_empty_nettop_sample_mid_run_is_skipped_not_a_close_of_every_socket() {
+    // Forgotten after 10 s: the empty samples below outlast that, and still nothing is
+    // forgotten or counted twice, since an empty sample is no reading at all.
+    let mut e = nettop_engine(Duration::from_secs(10));
+    e.apply(&snap(vec![counter("a", 1000, 100)]), TICK);
+    for _ in 0..4 {
+        e.apply(&snap(vec![]), TICK);
+    }
+    let o = e.apply(
+        &snap(vec![counter("a", 1500, 150), counter("b", 70, 7)]),
+        TICK,
+    );
+    // a grew 500/50 over the five ticks since its last reading; b is new since then.
+    assert_eq!(totals(&o), (570, 57));
+    let causes: Vec<Cause> = o.deltas.iter().map(|d| d.cause).collect();
+    assert_eq!(causes, vec![Cause::Growth, Cause::New]);
+}
+
+#[test]
+fn an_empty_linux_sample_is_the_truth_the_next_sockets_are_new() {
+    let mut e = engine();
+    e.apply(&snap(vec![]), TICK);
+    let o = e.apply(&snap(vec![counter("a", 70, 30)]), TICK);
+    assert_eq!(totals(&o), (70, 30));
+    assert_eq!(o.deltas[0].cause, Cause::New);
+}
+
 #[test]
 fn a_counter_first_seen_later_counts_from_zero() {
     let mut e = engine();

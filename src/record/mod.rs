@@ -152,6 +152,7 @@ impl<'a> Session<'a> {
         let resumed = saved.len();
         let mut engine = Engine::new(delta::Config {
             max_rate: opts.max_rate,
+            empty_says_nothing: kind == SourceKind::Nettop,
             ..delta::Config::default()
         });
         let mut interfaces = networks::open(opts.max_rate, opts.include_loopback);
