@@ -123,6 +123,8 @@ pub fn parse(text: &str) -> Result<Parsed<'_>, ParseError> {
     let lines: Vec<&str> = text.split('\n').collect();
     let last = lines.len().saturating_sub(1);
     let mut row_fields: Vec<&str> = Vec::new();
+    // The last process row could not be read: connection rows until the next one are skipped.
+    let mut owner_unread = false;
 
     for (idx, raw) in lines.iter().enumerate() {
         let number = idx + 1;
@@ -139,6 +141,7 @@ pub fn parse(text: &str) -> Result<Parsed<'_>, ParseError> {
             match Header::from_fields(&fields) {
                 Some(h) => {
                     header = Some(h);
+                    owner_unread = false;
                     parsed.blocks.push(Block {
                         header_line: number,
                         processes: Vec::new(),
@@ -158,10 +161,17 @@ pub fn parse(text: &str) -> Result<Parsed<'_>, ParseError> {
         };
         match parse_row(h, line, number, &mut row_fields) {
             Ok(Row::Process(p)) => {
+                owner_unread = false;
                 if let Some(block) = parsed.blocks.last_mut() {
                     block.processes.push(p);
                 }
             }
+            Ok(Row::Connection(_)) if owner_unread => skip(
+                &mut parsed,
+                number,
+                "connection row under a process row that could not be read",
+                line,
+            ),
             Ok(Row::Connection(c)) => {
                 let owner = parsed
                     .blocks
@@ -177,7 +187,15 @@ pub fn parse(text: &str) -> Result<Parsed<'_>, ParseError> {
                     ),
                 }
             }
-            Err(reason) => skip(&mut parsed, number, reason, line),
+            Err(reason) => {
+                // A row that is not a connection was (or meant) a process row: the connection
+                // rows under it are its own, not the previous process's, and cannot be
+                // attributed until the next process row.
+                if !line.contains("<->") {
+                    owner_unread = true;
+                }
+                skip(&mut parsed, number, reason, line);
+            }
         }
     }
 
@@ -418,6 +436,12 @@ fn ident_parts(ident: &str) -> Result<Ident<'_>, &'static str> {
             local,
             remote,
         });
+    }
+    // A connection row whose endpoints cannot be read is no process `NAME.PID`: read as one,
+    // `tcp6 2001:db8::1.99999<->2001:db8::2.443` would be a process "…<->2001:db8::2" of pid
+    // 443, and the real owner's connections after it would be counted under that.
+    if ident.contains("<->") {
+        return Err("connection row whose endpoints cannot be read");
     }
     let (name, pid) =
         split_process(ident).ok_or("identifier is neither name.pid nor a connection")?;

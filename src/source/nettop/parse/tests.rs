@@ -377,6 +377,58 @@ fn connection_row_before_any_process_is_skipped() {
 }
 
 #[test]
+fn connections_under_an_unreadable_process_row_are_not_given_to_the_one_above() {
+    let p = parse(
+        ",interface,state,bytes_in,bytes_out,\n\
+         Safari.10,,,5,5,\n\
+         tcp4 192.0.2.1:50000<->198.51.100.1:443,en0,Established,5,5,\n\
+         bad row no pid,,,1000,10,\n\
+         tcp4 192.0.2.1:50001<->198.51.100.2:443,en0,Established,1000,10,\n\
+         curl.11,,,7,7,\n\
+         tcp4 192.0.2.1:50002<->198.51.100.3:443,en0,Established,7,7,\n",
+    )
+    .expect("parse");
+    let owned: Vec<(&str, usize)> = p.blocks[0]
+        .processes
+        .iter()
+        .map(|p| (&*p.name, p.connections.len()))
+        .collect();
+    assert_eq!(owned, vec![("Safari", 1), ("curl", 1)]);
+    let skipped: Vec<(usize, &str)> = p.skipped.iter().map(|s| (s.line, s.reason)).collect();
+    assert_eq!(
+        skipped,
+        vec![
+            (4, "identifier is neither name.pid nor a connection"),
+            (
+                5,
+                "connection row under a process row that could not be read"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_connection_row_with_unreadable_endpoints_is_skipped_not_read_as_a_process() {
+    let p = parse(
+        ",interface,state,bytes_in,bytes_out,\n\
+         Safari.10,,,5,5,\n\
+         tcp6 2001:db8::1.99999<->2001:db8::2.443,en0,Established,5,5,\n\
+         tcp4 192.0.2.1:50000<->198.51.100.1:443,en0,Established,9,9,\n",
+    )
+    .expect("parse");
+    let owned: Vec<(&str, usize)> = p.blocks[0]
+        .processes
+        .iter()
+        .map(|p| (&*p.name, p.connections.len()))
+        .collect();
+    assert_eq!(owned, vec![("Safari", 1)]);
+    assert_eq!(
+        p.skipped[0].reason,
+        "connection row whose endpoints cannot be read"
+    );
+}
+
+#[test]
 fn delta_mode_blocks_parse_like_any_other() {
     let text = fixture("synthetic_P_d_L3_s1_J_time_bytes_in_bytes_out__delta_midnight.csv");
     let parsed = parse(&text).expect("parse");
