@@ -253,6 +253,17 @@ fn scripted_traffic_is_recorded_exactly() {
         .parse()
         .expect("pid");
     assert!(!alive(pid), "the hung nettop {pid} is still running");
+    // Every call is the one command FORMAT.md vouches for: one sample (-L 1), exact numbers
+    // (-x), no name lookups (-n), the columns netmon reads (the fake refuses others, and
+    // runs only with stdin an open pipe, as nettop needs).
+    let calls = std::fs::read_to_string(env.steps.join("calls")).expect("calls");
+    assert!(calls.lines().count() >= 7, "{calls}");
+    assert!(
+        calls
+            .lines()
+            .all(|l| l == "-L 1 -x -n -J interface,state,bytes_in,bytes_out"),
+        "{calls}"
+    );
 }
 
 #[test]
