@@ -146,6 +146,11 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
         .map(|p| p.connections.len().max(1))
         .sum();
     let mut counters = Vec::with_capacity(rows);
+    // A process row stands for its own counter only in output without connection rows (`-P`):
+    // in netmon's own, a process's total is the sum of the connections listed under it
+    // (FORMAT.md §6), so a process row with none is a lingering row of sockets already counted
+    // per connection (or of none), never new bytes.
+    let listed = block.processes.iter().any(|p| !p.connections.is_empty());
     // The process part of the keys is written once per process, and each connection key is
     // that prefix plus its own part: no `format!` per row (this runs for every nettop row).
     let mut process_key = String::new();
@@ -155,6 +160,9 @@ pub fn to_snapshot(block: &parse::Block) -> Snapshot {
         process_key.clear();
         push_process_key(&mut process_key, p.pid, &p.name);
         if p.connections.is_empty() {
+            if listed {
+                continue;
+            }
             counters.push(Counter {
                 key: CounterKey(process_key.clone()),
                 owner,
@@ -529,6 +537,30 @@ mod tests {
             (snap.counters[0].bytes_in, snap.counters[0].bytes_out),
             (5, 6)
         );
+    }
+
+    #[test]
+    fn a_process_row_without_connections_beside_others_with_them_is_no_counter() {
+        // Tunnel lingers with the totals of sockets that were counted per connection while
+        // they were listed (FORMAT.md §6: a process row is the sum of its listed connections);
+        // counted from its own row it would count all of them again.
+        let text = ",interface,state,bytes_in,bytes_out,\n\
+                    apsd.404,,,10,20,\n\
+                    tcp4 192.0.2.1:5000<->198.51.100.1:443,en0,Established,10,20,\n\
+                    Tunnel.41723,,,222989263,476998038,\n";
+        let keys: Vec<String> = to_snapshot(&block(text))
+            .counters
+            .into_iter()
+            .map(|c| c.key.0)
+            .collect();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert!(keys[0].starts_with("nettop/404/apsd/"), "{keys:?}");
+        let mut cache = rows::RowCache::default();
+        assert_eq!(cache.snapshot(text), Some(to_snapshot(&block(text))));
+        // Without any connection row (`-P`), process rows are all there is: each counts.
+        let p_style = ",bytes_in,bytes_out,\nlaunchd.1,5,6,\nTunnel.41723,7,8,\n";
+        assert_eq!(to_snapshot(&block(p_style)).counters.len(), 2);
+        assert_eq!(cache.snapshot(p_style), Some(to_snapshot(&block(p_style))));
     }
 
     #[test]

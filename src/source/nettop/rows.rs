@@ -77,6 +77,10 @@ struct Current {
 struct Build {
     counters: Vec<Counter>,
     current: Option<Current>,
+    /// Indices in `counters` of processes listed without connection rows, and whether any
+    /// connection row was listed: if one was, those are dropped (as `to_snapshot` does).
+    lone: Vec<usize>,
+    connections: bool,
 }
 
 impl RowCache {
@@ -117,6 +121,8 @@ impl RowCache {
         let mut build = Build {
             counters: Vec::with_capacity(self.rows.len() + self.rows.len() / 2),
             current: None,
+            lone: Vec::new(),
+            connections: false,
         };
         let mut interfaces: Vec<Arc<str>> = Vec::new();
         let mut fields: Vec<&str> = Vec::new();
@@ -183,8 +189,19 @@ impl RowCache {
         let Build {
             mut counters,
             current,
+            mut lone,
+            connections,
         } = build;
-        finish(current, &mut counters);
+        finish(current, &mut counters, &mut lone);
+        if connections && !lone.is_empty() {
+            let mut index = 0;
+            let mut lone = lone.iter().peekable();
+            counters.retain(|_| {
+                let drop = lone.next_if_eq(&&index).is_some();
+                index += 1;
+                !drop
+            });
+        }
         Some(Snapshot { counters })
     }
 }
@@ -195,7 +212,7 @@ impl Build {
     fn row(&mut self, entry: &Entry, bytes_in: Option<u64>, bytes_out: Option<u64>) -> Option<()> {
         match entry {
             Entry::Process { owner, key } => {
-                finish(self.current.take(), &mut self.counters);
+                finish(self.current.take(), &mut self.counters, &mut self.lone);
                 self.current = Some(Current {
                     owner: owner.clone(),
                     key: key.clone(),
@@ -213,6 +230,7 @@ impl Build {
             } => {
                 let p = self.current.as_mut()?;
                 p.rows += 1;
+                self.connections = true;
                 if bytes_in.is_none() && bytes_out.is_none() {
                     return Some(()); // listener or unbound socket: no counter
                 }
@@ -235,9 +253,11 @@ impl Build {
     }
 }
 
-/// A process listed without connection rows is counted by its own row.
-fn finish(p: Option<Current>, counters: &mut Vec<Counter>) {
+/// A process listed without connection rows is counted by its own row (noted in `lone`: kept
+/// only if the sample lists no connection row at all).
+fn finish(p: Option<Current>, counters: &mut Vec<Counter>, lone: &mut Vec<usize>) {
     if let Some(p) = p.filter(|p| p.rows == 0) {
+        lone.push(counters.len());
         counters.push(Counter {
             key: CounterKey(p.key),
             owner: p.owner,
