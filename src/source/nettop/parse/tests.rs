@@ -376,6 +376,19 @@ fn connection_row_before_any_process_is_skipped() {
     assert_eq!(p.skipped[0].reason, "connection row before any process");
 }
 
+/// Each process of the last block with how many connection rows it was given.
+fn owned(p: &Parsed) -> Vec<(String, usize)> {
+    p.blocks
+        .last()
+        .map(|b| {
+            b.processes
+                .iter()
+                .map(|p| (p.name.to_string(), p.connections.len()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn connections_under_an_unreadable_process_row_are_not_given_to_the_one_above() {
     let p = parse(
@@ -388,12 +401,10 @@ fn connections_under_an_unreadable_process_row_are_not_given_to_the_one_above() 
          tcp4 192.0.2.1:50002<->198.51.100.3:443,en0,Established,7,7,\n",
     )
     .expect("parse");
-    let owned: Vec<(&str, usize)> = p.blocks[0]
-        .processes
-        .iter()
-        .map(|p| (&*p.name, p.connections.len()))
-        .collect();
-    assert_eq!(owned, vec![("Safari", 1), ("curl", 1)]);
+    assert_eq!(
+        owned(&p),
+        vec![("Safari".to_string(), 1), ("curl".to_string(), 1)]
+    );
     let skipped: Vec<(usize, &str)> = p.skipped.iter().map(|s| (s.line, s.reason)).collect();
     assert_eq!(
         skipped,
@@ -416,12 +427,7 @@ fn a_connection_row_with_unreadable_endpoints_is_skipped_not_read_as_a_process()
          tcp4 192.0.2.1:50000<->198.51.100.1:443,en0,Established,9,9,\n",
     )
     .expect("parse");
-    let owned: Vec<(&str, usize)> = p.blocks[0]
-        .processes
-        .iter()
-        .map(|p| (&*p.name, p.connections.len()))
-        .collect();
-    assert_eq!(owned, vec![("Safari", 1)]);
+    assert_eq!(owned(&p), vec![("Safari".to_string(), 1)]);
     assert_eq!(
         p.skipped[0].reason,
         "connection row whose endpoints cannot be read"
