@@ -586,6 +586,18 @@ fn explained(
          JOIN interfaces i ON i.id = n.interface_id \
          WHERE n.day >= ?1 AND i.kind NOT IN ('loopback', 'vpn', 'bridge') GROUP BY n.day",
     )?;
+    // Days a VPN interface carried traffic: an app-based VPN or proxy (a Network Extension, a
+    // TUN-mode proxy) sends the applications' tunnelled bytes again from its own process over
+    // the physical interface, so both are counted (FORMAT.md §5), and the problem says so.
+    let vpn: std::collections::BTreeMap<i64, (i64, String)> = {
+        let mut st = conn.prepare(
+            "SELECT n.day, sum(n.bytes_in + n.bytes_out), group_concat(DISTINCT i.name) \
+             FROM net_daily n JOIN interfaces i ON i.id = n.interface_id \
+             WHERE n.day >= ?1 AND i.kind = 'vpn' GROUP BY n.day",
+        )?;
+        st.query_map([since], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+            .collect::<rusqlite::Result<_>>()?
+    };
     // The day interface counting began (an upgrade from before issue 15) is not judged: its
     // applications' bytes from before that moment have no interface bytes to compare with.
     let first_day: Option<i64> =
@@ -600,21 +612,28 @@ fn explained(
         interface_bytes += (*carried).max(0) as u64;
         if counted > *carried && *carried > 0 {
             let start = ms(Some(day * 1000)).unwrap_or(now);
+            let local_day = start.with_timezone(&chrono::Local).format("%Y-%m-%d");
+            let cause = match vpn.get(day).filter(|(bytes, _)| *bytes > 0) {
+                Some((bytes, names)) => format!(
+                    "a VPN was up that day ({names} carried {}): an app-based VPN or proxy \
+                     sends the applications' tunnelled traffic again from its own process over \
+                     the physical interface, and netmon counts both",
+                    units::bytes(*bytes as u64)
+                ),
+                None => "netmon counted bytes that never crossed an interface".to_string(),
+            };
             problems.push(Problem {
                 code: "explained_over_100",
                 message: format!(
                     "on the day from {} applications were counted for {} but the interfaces \
-                     carried only {} ({}): netmon counted bytes that never crossed an \
-                     interface; `netmon apps --from {} --until {}` and `netmon networks` over \
-                     that day show which",
+                     carried only {} ({}): {cause}; `netmon apps --from {local_day} --until \
+                     {local_day}` and `netmon networks` over that day show which",
                     start
                         .with_timezone(&chrono::Local)
                         .format("%Y-%m-%d %H:%M %:z"),
                     units::bytes(counted as u64),
                     units::bytes(*carried as u64),
                     units::share_percent(counted as f64 / *carried as f64),
-                    start.with_timezone(&chrono::Local).format("%Y-%m-%d"),
-                    start.with_timezone(&chrono::Local).format("%Y-%m-%d"),
                 ),
             });
         }

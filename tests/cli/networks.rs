@@ -71,6 +71,7 @@ pub fn interfaces(env: &Env, n: usize, ifaces: &[If<'_>], gw: &str) {
         match *name {
             "eth0" => write(&root, &format!("{sys}/device/vendor"), "0x8086\n"),
             "usb0" => write(&root, &format!("{sys}/uevent"), "DEVTYPE=wwan\n"),
+            "tun0" => write(&root, &format!("{sys}/tun_flags"), "0x1001\n"),
             _ => {}
         }
     }
@@ -571,11 +572,54 @@ fn issue_15_applications_counted_above_what_the_interfaces_carried_is_a_status_p
             .is_some_and(|m| m.contains("5.00 kB") && m.contains("100 B") && m.contains("5000.0%")),
         "{problem}"
     );
+    assert!(
+        problem["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("never crossed an interface") && !m.contains("VPN")),
+        "{problem}"
+    );
     let text = env.netmon().arg("status").output().expect("status");
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains("applications account for 5000.0% of the 100 B your interfaces carried"),
         "{text}"
+    );
+
+    // The same with a VPN interface up that day: the problem names the likely cause, an
+    // app-based VPN whose own process carries the tunnelled bytes again.
+    let env = Env::new();
+    step(
+        &env,
+        1,
+        (0, 0),
+        &[("eth0", 2, 0, 0), ("tun0", 3, 0, 0)],
+        GW_A,
+    );
+    step(
+        &env,
+        2,
+        (5000, 0),
+        &[("eth0", 2, 100, 0), ("tun0", 3, 2000, 0)],
+        GW_A,
+    );
+    env.netmon().args(record_nettop("2")).assert().success();
+    let out = env
+        .netmon()
+        .args(["status", "--json"])
+        .output()
+        .expect("status");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let problem = v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .find(|p| p["code"] == "explained_over_100")
+        .unwrap_or_else(|| panic!("no explained_over_100 problem in {v}"));
+    assert!(
+        problem["message"].as_str().is_some_and(|m| m
+            .contains("a VPN was up that day (tun0 carried 2.00 kB)")
+            && m.contains("counts both")),
+        "{problem}"
     );
 }
 
