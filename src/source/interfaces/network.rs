@@ -31,8 +31,8 @@ pub fn identify(
     }
     let ssid = ssid.map(str::trim).filter(|s| !s.is_empty());
     let mac = gateway_mac
-        .map(|m| m.trim().to_ascii_lowercase())
-        .filter(|m| !m.is_empty() && m != "00:00:00:00:00:00");
+        .and_then(canonical_mac)
+        .filter(|m| m != "00:00:00:00:00:00");
     Some(match (kind, ssid, mac) {
         (Kind::Wifi, Some(ssid), _) => NetworkId {
             key: format!("wifi:{ssid}"),
@@ -50,6 +50,29 @@ pub fn identify(
             key: format!("if:{ifname}"),
             label: format!("{ifname} ({})", kind.as_str()),
         },
+    })
+}
+
+/// A hardware address as six two-digit lowercase hex octets: macOS's `arp` prints octets
+/// without their leading zero (`0:1a:2b:3:4:5`), Linux's neighbour table with it, and one
+/// router must be one network on both. `None` for anything that is not six hex octets.
+pub fn canonical_mac(text: &str) -> Option<String> {
+    let octets: Vec<u8> = text
+        .trim()
+        .split(':')
+        .map(|o| {
+            (1..=2)
+                .contains(&o.len())
+                .then(|| u8::from_str_radix(o, 16).ok())
+                .flatten()
+        })
+        .collect::<Option<_>>()?;
+    (octets.len() == 6).then(|| {
+        octets
+            .iter()
+            .map(|o| format!("{o:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
     })
 }
 
@@ -94,6 +117,30 @@ pub fn parse_hardware_ports(text: &str) -> std::collections::HashMap<String, Kin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_router_is_one_network_whether_its_octets_are_padded_or_not() {
+        // macOS's arp prints `0:1a:2b:3:4:5`; Linux's /proc/net/arp `00:1a:2b:03:04:05`.
+        let mac = identify(Kind::Wifi, "en0", None, Some("0:1a:2B:3:4:5"));
+        let linux = identify(Kind::Wifi, "wlan0", None, Some("00:1a:2b:03:04:05"));
+        assert_eq!(mac.map(|n| n.key), Some("gw:00:1a:2b:03:04:05".to_string()));
+        assert_eq!(
+            linux.map(|n| n.key),
+            Some("gw:00:1a:2b:03:04:05".to_string())
+        );
+        // No gateway address: `0:0:0:0:0:0` (incomplete entry on macOS) as on Linux.
+        let none = identify(Kind::Ethernet, "en1", None, Some("0:0:0:0:0:0"));
+        assert_eq!(none.map(|n| n.key), Some("if:en1".to_string()));
+        for bad in [
+            "(incomplete)",
+            "aa:bb:cc:dd:ee",
+            "aa:bb:cc:dd:ee:ff:00",
+            "aaa:b:c:d:e:f",
+            "",
+        ] {
+            assert_eq!(canonical_mac(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn wifi_is_named_by_its_ssid_whatever_the_gateway() {
