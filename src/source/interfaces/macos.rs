@@ -1,7 +1,14 @@
-//! macOS interface counters from `sysctl(CTL_NET, PF_ROUTE, 0, 0, NET_RT_IFLIST2, 0)`: one
-//! `RTM_IFINFO2` message per interface whose `if_data64` holds 64-bit byte counters. (The
-//! `if_data` that `getifaddrs` returns has 32-bit `ifi_ibytes`/`ifi_obytes` that wrap at 4 GiB:
-//! vnStat's phantom "+4 GiB" on macOS.) Needs no privileges.
+//! macOS interface counters. The interfaces are listed with `sysctl(CTL_NET, PF_ROUTE, 0, 0,
+//! NET_RT_IFLIST2, 0)` (one `RTM_IFINFO2` message each: index, type), and each one's byte
+//! counters are read from the interface MIB, `sysctl(CTL_NET, PF_LINK, NETLINK_GENERIC,
+//! IFMIB_IFDATA, index, IFDATA_GENERAL)`, whose `ifmibdata` holds the full 64-bit counters.
+//! Not from the `if_data64` in the RTM_IFINFO2 messages: since macOS 11 the kernel hands
+//! those to any program Apple did not sign rounded down to 1 KiB and cut to 32 bits
+//! (`sysctl_iflist2` in xnu's bsd/net/rtsock.c: `ALIGN_BYTES`; node_exporter #3333, sysinfo
+//! #1378), so they wrap every 4 GiB; nor from `getifaddrs`, whose `if_data` is 32-bit too
+//! (vnStat's phantom "+4 GiB"). Should the MIB not answer at all, the RTM_IFINFO2 values are
+//! used as what they are for netmon, 32-bit counters whose wraps the delta rules handle.
+//! Needs no privileges.
 //!
 //! The kind comes from `networksetup -listallhardwareports` (read once: it names the Wi-Fi
 //! device and iPhone USB tethering) and the interface name (`utun`, `ipsec`, `ppp`: tunnels;
@@ -25,6 +32,9 @@ const GATEWAY_EVERY: Duration = Duration::from_secs(60);
 pub struct SysctlReader {
     /// Device name → kind, from `networksetup` (read once).
     ports: Option<HashMap<String, Kind>>,
+    /// Whether the interface MIB answers (decided at the first read, for the reader's life:
+    /// one interface's counters never switch between the MIB's 64 bits and RTM_IFINFO2's 32).
+    mib: Option<bool>,
     /// The default route's interface and its gateway's hardware address, and when read.
     gateway: Option<(Instant, Option<(String, String)>)>,
 }
@@ -45,23 +55,50 @@ impl InterfaceReader for SysctlReader {
             self.gateway = Some((Instant::now(), default_gateway()));
         }
         let gw = self.gateway.as_ref().and_then(|(_, g)| g.clone());
+        let mib = *self.mib.get_or_insert_with(|| {
+            let answers = raw.iter().any(|l| ifmib(l.1).is_some());
+            if !answers {
+                tracing::warn!(
+                    "the interface MIB (IFMIB_IFDATA) does not answer: interface counters are \
+                     read from NET_RT_IFLIST2, which macOS cuts to 32 bits for netmon (wraps \
+                     every 4 GiB are handled; bytes are counted in 1 KiB steps)"
+                );
+            }
+            answers
+        });
         Ok(raw
             .into_iter()
-            .map(|(name, index, ift, bytes_in, bytes_out)| {
+            .filter_map(|(name, index, ift, listed_in, listed_out)| {
+                let (width, bytes_in, bytes_out) = if mib {
+                    // A row the MIB lacks, or holds for another interface (an index reused
+                    // between the two reads), is no reading this tick: the delta rules keep
+                    // the interface's last reading.
+                    let (mib_name, bytes_in, bytes_out) = ifmib(index)?;
+                    if mib_name != name {
+                        return None;
+                    }
+                    (Width::Bits64, bytes_in, bytes_out)
+                } else {
+                    (
+                        Width::Bits32,
+                        listed_in & u64::from(u32::MAX),
+                        listed_out & u64::from(u32::MAX),
+                    )
+                };
                 let kind = kind_of(&name, ift, ports);
                 let mac = gw
                     .as_ref()
                     .filter(|(ifname, _)| *ifname == name)
                     .map(|(_, mac)| mac.as_str());
-                InterfaceCounters {
+                Some(InterfaceCounters {
                     network: network::identify(kind, &name, None, mac),
                     name,
                     index: Some(index),
                     kind,
-                    width: Width::Bits64,
+                    width,
                     bytes_in,
                     bytes_out,
-                }
+                })
             })
             .collect())
     }
@@ -94,7 +131,8 @@ fn kind_of(name: &str, ift: u8, ports: &HashMap<String, Kind>) -> Kind {
     }
 }
 
-/// An interface as NET_RT_IFLIST2 lists it: (name, index, ifi_type, bytes in, bytes out).
+/// An interface as NET_RT_IFLIST2 lists it: (name, index, ifi_type, bytes in, bytes out; the
+/// bytes cut to 32 bits and 1 KiB steps for netmon: see the module docs).
 type Listed = (String, u32, u8, u64, u64);
 
 /// Every interface.
@@ -171,6 +209,56 @@ fn walk(buf: &[u8]) -> Vec<Listed> {
         at += msglen;
     }
     out
+}
+
+// What xnu's bsd/net/if_mib.h lays out (if_data64 under `#pragma pack(4)`): the counters are
+// read where the kernel writes them, or this does not build.
+const _: () = assert!(std::mem::size_of::<libc::ifmibdata>() == 180);
+const _: () = assert!(std::mem::offset_of!(libc::ifmibdata, ifmd_data) == 52);
+
+/// Interface `index`'s name and 64-bit byte counters (in, out) from the interface MIB;
+/// `None` when the MIB has no such row (ENOENT: the index is free) or answers otherwise.
+fn ifmib(index: u32) -> Option<(String, u64, u64)> {
+    let mut mib = [
+        libc::CTL_NET,
+        libc::PF_LINK,
+        libc::NETLINK_GENERIC,
+        libc::IFMIB_IFDATA,
+        libc::c_int::try_from(index).ok()?,
+        libc::IFDATA_GENERAL,
+    ];
+    let size = std::mem::size_of::<libc::ifmibdata>();
+    // SAFETY: ifmibdata is plain integers and arrays: all zeroes is a valid value.
+    let mut data: libc::ifmibdata = unsafe { std::mem::zeroed() };
+    let mut len: libc::size_t = size;
+    // SAFETY: `data` is valid for `len` bytes; sysctl writes at most that and updates `len`.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            mib.len() as u32,
+            std::ptr::addr_of_mut!(data).cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 || len != size {
+        return None;
+    }
+    // The name may fill its array with no NUL.
+    let name: Vec<u8> = data
+        .ifmd_name
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    // Copied out of the packed if_data64 by value (no reference into it).
+    let (bytes_in, bytes_out) = (data.ifmd_data.ifi_ibytes, data.ifmd_data.ifi_obytes);
+    Some((
+        String::from_utf8_lossy(&name).into_owned(),
+        bytes_in,
+        bytes_out,
+    ))
 }
 
 fn index_name(index: u32) -> Option<String> {

@@ -5,9 +5,9 @@
 //! keeps them, its kind, and what identifies the network it is attached to. Two readers sit
 //! behind the trait: `linux` (`/proc/net/dev` through procfs, which the kernel fills from its
 //! 64-bit link statistics, plus sysfs, `/proc/net/route` and `/proc/net/arp`) and `macos`
-//! (`sysctl(NET_RT_IFLIST2)`, whose `if_data64` is 64-bit, unlike the `if_data` that
-//! `getifaddrs` hands out and that wraps at 4 GiB). Deltas are the pure step in
-//! `crate::delta::interfaces`.
+//! (the interface MIB, `IFMIB_IFDATA`, whose counters are 64-bit: the `if_data64` of
+//! `NET_RT_IFLIST2` is cut to 32 bits for programs Apple did not sign, and the `if_data` of
+//! `getifaddrs` is 32-bit). Deltas are the pure step in `crate::delta::interfaces`.
 
 #[cfg(target_os = "linux")]
 pub mod linux;
