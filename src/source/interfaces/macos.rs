@@ -13,7 +13,8 @@
 //! The kind comes from `networksetup -listallhardwareports` (read once: it names the Wi-Fi
 //! device and iPhone USB tethering) and the interface name (`utun`, `ipsec`, `ppp`: tunnels;
 //! `bridge`: bridges); the network from the default gateway's hardware address (`route -n get
-//! default`, `arp -n`), refreshed at most once a minute. The Wi-Fi name is not read: since
+//! default`, `arp -n`; each hardware port's scoped default while a full-tunnel VPN holds the
+//! default route), refreshed at most once a minute. The Wi-Fi name is not read: since
 //! macOS Sonoma (14.4) every interface that reveals the SSID (CoreWLAN, `ipconfig
 //! getsummary`, `networksetup -getairportnetwork`, the removed `airport` tool) needs Location
 //! Services permission for the calling app, which a background recorder does not have.
@@ -35,8 +36,9 @@ pub struct SysctlReader {
     /// Whether the interface MIB answers (decided at the first read, for the reader's life:
     /// one interface's counters never switch between the MIB's 64 bits and RTM_IFINFO2's 32).
     mib: Option<bool>,
-    /// The default route's interface and its gateway's hardware address, and when read.
-    gateway: Option<(Instant, Option<(String, String)>)>,
+    /// Each interface with a default gateway, and that gateway's hardware address, and when
+    /// they were read.
+    gateway: Option<(Instant, Vec<(String, String)>)>,
 }
 
 impl InterfaceReader for SysctlReader {
@@ -52,9 +54,9 @@ impl InterfaceReader for SysctlReader {
             .as_ref()
             .is_none_or(|(at, _)| at.elapsed() >= GATEWAY_EVERY);
         if stale {
-            self.gateway = Some((Instant::now(), default_gateway()));
+            self.gateway = Some((Instant::now(), gateways(ports)));
         }
-        let gw = self.gateway.as_ref().and_then(|(_, g)| g.clone());
+        let gw: &[(String, String)] = self.gateway.as_ref().map_or(&[], |(_, g)| g);
         let mib = *self.mib.get_or_insert_with(|| {
             let answers = raw.iter().any(|l| ifmib(l.1).is_some());
             if !answers {
@@ -87,8 +89,8 @@ impl InterfaceReader for SysctlReader {
                 };
                 let kind = kind_of(&name, ift, ports);
                 let mac = gw
-                    .as_ref()
-                    .filter(|(ifname, _)| *ifname == name)
+                    .iter()
+                    .find(|(ifname, _)| *ifname == name)
                     .map(|(_, mac)| mac.as_str());
                 Some(InterfaceCounters {
                     network: network::identify(kind, &name, None, mac),
@@ -117,12 +119,7 @@ fn kind_of(name: &str, ift: u8, ports: &HashMap<String, Kind>) -> Kind {
         IFT_LOOP => Kind::Loopback,
         IFT_CELLULAR => Kind::Cellular,
         IFT_BRIDGE => Kind::Bridge,
-        _ if ["utun", "ipsec", "ppp", "tun", "tap"]
-            .iter()
-            .any(|p| name.starts_with(p)) =>
-        {
-            Kind::Vpn
-        }
+        _ if network::is_tunnel_name(name) => Kind::Vpn,
         _ if name.starts_with("bridge") => Kind::Bridge,
         _ if name.starts_with("awdl") || name.starts_with("llw") || name.starts_with("anpi") => {
             Kind::Other
@@ -273,23 +270,41 @@ fn index_name(index: u32) -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
-/// The default route's interface and its gateway's hardware address.
-fn default_gateway() -> Option<(String, String)> {
-    let route = run("route", &["-n", "get", "default"])?;
-    let field = |k: &str| {
-        route
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_string()))
+/// Each interface with a default gateway and the gateway's hardware address: the default
+/// route's; and when that is a tunnel's (a full-tunnel VPN), each hardware port's own scoped
+/// default (`route -n get -ifscope en0 default`), so Wi-Fi and Ethernet keep naming their
+/// networks while the VPN is up.
+fn gateways(ports: &HashMap<String, Kind>) -> Vec<(String, String)> {
+    let lookup = |args: &[&str]| -> Option<(String, Option<String>)> {
+        let (gw, ifname) = network::parse_route_get(&run("route", args)?)?;
+        let mac = gw.and_then(|gw| network::parse_arp_mac(&run("arp", &["-n", &gw])?));
+        Some((ifname, mac))
     };
-    let (gw, ifname) = (field("gateway:")?, field("interface:")?);
-    let arp = run("arp", &["-n", &gw])?;
-    // "? (192.168.1.1) at aa:bb:cc:dd:ee:ff on en0 ifscope [ethernet]"
-    let mac = arp
-        .split_whitespace()
-        .skip_while(|w| *w != "at")
-        .nth(1)?
-        .to_string();
-    mac.contains(':').then_some((ifname, mac))
+    let mut out = Vec::new();
+    let default = lookup(&["-n", "get", "default"]);
+    let tunnelled = match &default {
+        Some((ifname, mac)) if !network::is_tunnel_name(ifname) => {
+            out.extend(mac.clone().map(|m| (ifname.clone(), m)));
+            false
+        }
+        _ => true,
+    };
+    if tunnelled {
+        let mut devices: Vec<&String> = ports
+            .iter()
+            .filter(|(_, k)| matches!(k, Kind::Wifi | Kind::Ethernet | Kind::Cellular))
+            .map(|(d, _)| d)
+            .collect();
+        devices.sort();
+        for dev in devices {
+            if let Some((ifname, Some(mac))) = lookup(&["-n", "get", "-ifscope", dev, "default"])
+                && ifname == *dev
+            {
+                out.push((ifname, mac));
+            }
+        }
+    }
+    out
 }
 
 /// A tool's stdout, or `None` if it is missing or fails.

@@ -76,6 +76,33 @@ pub fn canonical_mac(text: &str) -> Option<String> {
     })
 }
 
+/// The gateway and interface in the output of macOS's `route -n get [-ifscope IF] default`
+/// (`    gateway: 192.168.1.1` / `  interface: en0`); the gateway is `None` for a route with
+/// none (a tunnel's interface route). `None` without an interface line.
+pub fn parse_route_get(text: &str) -> Option<(Option<String>, String)> {
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(k).map(|v| v.trim().to_string()))
+            .filter(|v| !v.is_empty())
+    };
+    Some((field("gateway:"), field("interface:")?))
+}
+
+/// The hardware address in the output of macOS's `arp -n ADDRESS`
+/// (`? (192.168.1.1) at 0:1a:2b:3:4:5 on en0 ifscope [ethernet]`), canonical; `None` for
+/// `(incomplete)` or no entry.
+pub fn parse_arp_mac(text: &str) -> Option<String> {
+    let word = text.split_whitespace().skip_while(|w| *w != "at").nth(1)?;
+    canonical_mac(word)
+}
+
+/// A tunnel's interface name on macOS (the default route of a full-tunnel VPN is on one).
+pub fn is_tunnel_name(name: &str) -> bool {
+    ["utun", "ipsec", "ppp", "tun", "tap"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
 /// The SSID in the output of `iw dev IFNAME link` (`\tSSID: name`), which any user may run;
 /// `None` when not connected.
 pub fn parse_iw_link(text: &str) -> Option<String> {
@@ -117,6 +144,37 @@ pub fn parse_hardware_ports(text: &str) -> std::collections::HashMap<String, Kin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macos_route_and_arp_outputs_give_the_gateway_and_its_hardware_address() {
+        let route = "   route to: default\ndestination: default\n       mask: default\n    \
+                     gateway: 192.168.1.1\n  interface: en0\n      flags: \
+                     <UP,GATEWAY,DONE,STATIC,PRCLONING,GLOBAL>\n";
+        assert_eq!(
+            parse_route_get(route),
+            Some((Some("192.168.1.1".to_string()), "en0".to_string()))
+        );
+        // A full-tunnel VPN's default route: an interface route, no gateway.
+        let vpn = "   route to: default\ndestination: default\n  interface: utun4\n";
+        assert_eq!(parse_route_get(vpn), Some((None, "utun4".to_string())));
+        assert_eq!(
+            parse_route_get("route: writing to routing socket: not in table\n"),
+            None
+        );
+        assert_eq!(
+            parse_arp_mac("? (192.168.1.1) at 0:1a:2b:3:4:5 on en0 ifscope [ethernet]\n"),
+            Some("00:1a:2b:03:04:05".to_string())
+        );
+        assert_eq!(
+            parse_arp_mac("? (192.168.1.1) at (incomplete) on en0 ifscope [ethernet]\n"),
+            None
+        );
+        assert_eq!(
+            parse_arp_mac("192.168.1.1 (192.168.1.1) -- no entry\n"),
+            None
+        );
+        assert!(is_tunnel_name("utun4") && is_tunnel_name("ipsec0") && !is_tunnel_name("en0"));
+    }
 
     #[test]
     fn a_router_is_one_network_whether_its_octets_are_padded_or_not() {
