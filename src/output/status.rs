@@ -162,7 +162,9 @@ pub fn render(s: &Status, now: DateTime<Utc>, w: &mut dyn Write) -> std::io::Res
     } else {
         writeln!(w, "Problems:")?;
         for p in &s.problems {
-            writeln!(w, "  - {}", p.message)?;
+            // Messages quote names from outside (paths, interface names, tool output):
+            // escaped like every name a table prints.
+            writeln!(w, "  - {}", super::table::sanitize(&p.message))?;
         }
     }
     Ok(())

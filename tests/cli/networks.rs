@@ -71,7 +71,7 @@ pub fn interfaces(env: &Env, n: usize, ifaces: &[If<'_>], gw: &str) {
         match *name {
             "eth0" => write(&root, &format!("{sys}/device/vendor"), "0x8086\n"),
             "usb0" => write(&root, &format!("{sys}/uevent"), "DEVTYPE=wwan\n"),
-            "tun0" => write(&root, &format!("{sys}/tun_flags"), "0x1001\n"),
+            n if n.starts_with("tun") => write(&root, &format!("{sys}/tun_flags"), "0x1001\n"),
             _ => {}
         }
     }
@@ -603,6 +603,15 @@ fn issue_15_applications_counted_above_what_the_interfaces_carried_is_a_status_p
         message.contains("a VPN was up that day (tun0 carried 2.00 kB)")
             && message.contains("counts both"),
         "{message}"
+    );
+    // A name with a terminal escape in it is exact in JSON and escaped on the terminal.
+    let (env, _, message) = over_100("tun\u{1b}[2J", 2000);
+    assert!(message.contains("(tun\u{1b}[2J carried"), "{message}");
+    let text = env.netmon().arg("status").output().expect("status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("(tun\\x1b[2J carried") && !text.contains('\u{1b}'),
+        "{text}"
     );
 }
 
