@@ -57,8 +57,19 @@ impl InterfaceReader for SysctlReader {
             self.gateway = Some((Instant::now(), gateways(ports)));
         }
         let gw: &[(String, String)] = self.gateway.as_ref().map_or(&[], |(_, g)| g);
+        // Each interface's MIB row, read once a tick (none once the MIB is known not to answer).
+        let rows: Vec<Option<(String, u64, u64)>> = raw
+            .iter()
+            .map(|l| {
+                if self.mib == Some(false) {
+                    None
+                } else {
+                    ifmib(l.1)
+                }
+            })
+            .collect();
         let mib = *self.mib.get_or_insert_with(|| {
-            let answers = raw.iter().any(|l| ifmib(l.1).is_some());
+            let answers = rows.iter().any(Option::is_some);
             if !answers {
                 tracing::warn!(
                     "the interface MIB (IFMIB_IFDATA) does not answer: interface counters are \
@@ -70,12 +81,13 @@ impl InterfaceReader for SysctlReader {
         });
         Ok(raw
             .into_iter()
-            .filter_map(|(name, index, ift, listed_in, listed_out)| {
+            .zip(rows)
+            .filter_map(|((name, index, ift, listed_in, listed_out), row)| {
                 let (width, bytes_in, bytes_out) = if mib {
                     // A row the MIB lacks, or holds for another interface (an index reused
                     // between the two reads), is no reading this tick: the delta rules keep
                     // the interface's last reading.
-                    let (mib_name, bytes_in, bytes_out) = ifmib(index)?;
+                    let (mib_name, bytes_in, bytes_out) = row?;
                     if mib_name != name {
                         return None;
                     }

@@ -77,9 +77,10 @@ struct Current {
 struct Build {
     counters: Vec<Counter>,
     current: Option<Current>,
-    /// Indices in `counters` of processes listed without connection rows, and whether any
-    /// connection row was listed: if one was, those are dropped (as `to_snapshot` does).
-    lone: Vec<usize>,
+    /// Counters of processes listed without connection rows, and whether any connection row
+    /// was listed: they count only if none was (as in `to_snapshot`), and then they are the
+    /// only counters, in listing order.
+    lone: Vec<Counter>,
     connections: bool,
 }
 
@@ -192,15 +193,9 @@ impl RowCache {
             mut lone,
             connections,
         } = build;
-        finish(current, &mut counters, &mut lone);
-        if connections && !lone.is_empty() {
-            let mut index = 0;
-            let mut lone = lone.iter().peekable();
-            counters.retain(|_| {
-                let drop = lone.next_if_eq(&&index).is_some();
-                index += 1;
-                !drop
-            });
+        finish(current, &mut lone);
+        if !connections {
+            counters.append(&mut lone);
         }
         Some(Snapshot { counters })
     }
@@ -212,7 +207,7 @@ impl Build {
     fn row(&mut self, entry: &Entry, bytes_in: Option<u64>, bytes_out: Option<u64>) -> Option<()> {
         match entry {
             Entry::Process { owner, key } => {
-                finish(self.current.take(), &mut self.counters, &mut self.lone);
+                finish(self.current.take(), &mut self.lone);
                 self.current = Some(Current {
                     owner: owner.clone(),
                     key: key.clone(),
@@ -253,12 +248,11 @@ impl Build {
     }
 }
 
-/// A process listed without connection rows is counted by its own row (noted in `lone`: kept
+/// A process listed without connection rows is counted by its own row, kept in `lone` (used
 /// only if the sample lists no connection row at all).
-fn finish(p: Option<Current>, counters: &mut Vec<Counter>, lone: &mut Vec<usize>) {
+fn finish(p: Option<Current>, lone: &mut Vec<Counter>) {
     if let Some(p) = p.filter(|p| p.rows == 0) {
-        lone.push(counters.len());
-        counters.push(Counter {
+        lone.push(Counter {
             key: CounterKey(p.key),
             owner: p.owner,
             remote: None,
